@@ -1,0 +1,27 @@
+# The two commands of a fresh machine: `make run` (the quick benchmark) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint clean
+
+# Creates the virtual environment and installs digitbench (editable) with its test tools.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The quick preset on the embedded mnist-5k data; writes runs/quick/{results.csv,report.md}.
+run: $(STAMP)
+	$(BIN)/digitbench run --preset quick --resume
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check benchmark models reports tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

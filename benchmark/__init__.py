@@ -1,0 +1,1 @@
+"""digitbench's runner: CLI, datasets, timing, results store and the job loop."""

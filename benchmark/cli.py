@@ -1,0 +1,132 @@
+"""``digitbench``: run the benchmark, regenerate reports, list what is available.
+
+Heavy libraries (TensorFlow, scikit-learn, matplotlib) are imported inside the commands that need
+them, so ``digitbench --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from benchmark.errors import InputError
+
+PROG = "digitbench"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
+    run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), full (mnist)")
+    run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
+    run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
+    run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
+    run.add_argument("--seeds", type=int, help="number of seeds per model (0..N-1; default 1)")
+    run.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
+    run.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
+    run.add_argument("--resume", action="store_true", default=None,
+                     help="continue the run in --out, skipping finished jobs")
+    run.add_argument("--overwrite", action="store_true", default=None,
+                     help="discard the results already in --out and start again")
+    run.add_argument("--data-dir", type=Path, help="folder with the IDX files for mnist/fashion-mnist")
+    run.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
+    run.add_argument("--model-path", action="append", metavar="MODULE:CLASS",
+                     help="register an outside model class (repeatable)")
+    run.add_argument("--latency-batch", type=int, help="large batch size for latency (default 1000)")
+
+    report = commands.add_parser("report", help="regenerate report.md from a run folder")
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+
+    listing = commands.add_parser("list", help="list models, datasets and presets")
+    listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
+    listing.add_argument("--model-path", action="append", metavar="MODULE:CLASS", default=[])
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.config import build_config
+    from benchmark.timing import configure_threads
+
+    flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
+    flags["datasets"] = flags.pop("dataset")
+    flags["model_paths"] = flags.pop("model_path")
+    config = build_config(flags, args.config)
+    # Thread pools are sized before TensorFlow or BLAS run anything.
+    configure_threads(config.threads)
+    from benchmark.runner import run
+
+    command = shlex.join([PROG, *sys.argv[1:]]) if sys.argv else PROG
+    return run(config, command)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.markdown import write_report
+
+    for run_dir in args.run_dirs:
+        print(write_report(run_dir))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.config import PRESETS
+    from benchmark.data import DATASETS
+    from models import registry
+
+    for spec in args.model_path:
+        registry.load_model_path(spec)
+    console = Console()
+    if args.what in (None, "models"):
+        table = Table("model", "family", "class", "source", "defaults", title="models")
+        for name in registry.names():
+            entry = registry.get(name)
+            defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults().items())
+            table.add_row(name, entry.family, entry.cls.__name__, entry.source, defaults)
+        console.print(table)
+    if args.what in (None, "datasets"):
+        table = Table("spec", "what", title="datasets")
+        for spec, what in DATASETS.items():
+            table.add_row(spec, what)
+        console.print(table)
+    if args.what in (None, "presets"):
+        table = Table("preset", "settings", title="presets")
+        for name, settings in PRESETS.items():
+            table.add_row(name, ", ".join(f"{k}={_shown(v)}" for k, v in settings.items()))
+        console.print(table)
+    return 0
+
+
+def _shown(value: object) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow can be imported
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished jobs are saved, continue with --resume",
+              file=sys.stderr)
+        return 130

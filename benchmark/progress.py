@@ -1,0 +1,59 @@
+"""Progress of a run: rich bars on a terminal, plain lines when output goes to a pipe or file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class RunProgress:
+    """Shows jobs done out of the total, and the epochs of the job in progress."""
+
+    def __init__(self, total: int, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.total = total
+        self.done = 0
+        self.live = self.console.is_terminal
+        self._bar: Progress | None = None
+        if self.live:
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=self.console, transient=False,
+            )
+            self._jobs = self._bar.add_task("jobs", total=total)
+            self._epochs = self._bar.add_task("", total=None, visible=False)
+            self._bar.start()
+
+    def log(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(message, highlight=False)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def job_started(self, label: str, epochs: int | None) -> None:
+        if self._bar is not None:
+            self._bar.update(self._jobs, description=label)
+            self._bar.reset(self._epochs, total=epochs, visible=bool(epochs), description="epochs")
+        else:
+            self.log(f"[{self.done + 1}/{self.total}] {label} ...")
+
+    def epoch(self, epoch: int, epochs: int | None, metrics: dict[str, Any]) -> None:
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        if self._bar is not None:
+            self._bar.update(self._epochs, completed=epoch, description=f"epoch {shown}")
+        else:
+            self.log(f"    epoch {epoch}/{epochs or '?'} {shown}")
+
+    def job_finished(self, summary: str) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(self._jobs, completed=self.done)
+            self._bar.update(self._epochs, visible=False)
+        self.log(f"[{self.done}/{self.total}] {summary}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

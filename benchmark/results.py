@@ -1,0 +1,146 @@
+"""The results record: one CSV row per dataset x model x tuner x trial x seed, appended as jobs finish.
+
+``RUN_DIR/results.csv`` has a header row and is read directly by ``pandas.read_csv``. Each row is
+written with a single ``write`` and flushed to disk, so a killed run loses nothing that finished;
+a torn last line (killed mid-write) is cut off when the file is opened again.
+
+Per-image predictions of final models live beside it in ``RUN_DIR/predictions/*.npz`` (arrays
+``y_true`` and ``y_pred``, uint8), named by the row's ``predictions`` column (relative path).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.errors import InputError
+
+RESULTS_FILE = "results.csv"
+PREDICTIONS_DIR = "predictions"
+
+#: Column order of results.csv. JSON-valued columns: params, versions, machine.
+COLUMNS: tuple[str, ...] = (
+    "run_id",          # one id per `digitbench run` invocation
+    "utc",             # ISO-8601 UTC time the row was written
+    "dataset",         # dataset spec, e.g. "mnist-5k", "idx:/data/mnist"
+    "test_split",      # where the test set came from ("official test set", "stratified hold-out ...")
+    "n_train", "n_val", "n_test",
+    "model",           # registry name, e.g. "lenet-relu"
+    "family",          # "baseline" | "cnn" | a plug-in's family
+    "tuner",           # "none" | "optuna" | "keras-tuner"
+    "trial",           # trial number as text, or "final" for models evaluated on the test set
+    "seed",
+    "params",          # JSON of the full parameter set
+    "val_accuracy",    # empty where the model saw no validation set
+    "test_accuracy",   # final rows only
+    "fit_cpu_s", "fit_wall_s",
+    "predict_cpu_s", "predict_wall_s",  # predicting the whole test set
+    "latency_ms_b1",   # wall ms per image, one image per call
+    "latency_ms_bN",   # wall ms per image at batch size batch_N
+    "batch_N",
+    "n_params",        # trainable parameters (networks), else empty
+    "threads",         # thread count the job ran with
+    "status",          # "ok" | "error" (later: "pruned")
+    "error",           # one line, where status is "error"
+    "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
+    "versions",        # JSON: python and package versions
+    "machine",         # JSON: cpu model, cores, memory, platform
+    "git_rev",         # digitbench's git revision ("+dirty" when modified), or "unknown"
+    "command",         # the command line of the invocation
+)
+
+#: The fields that identify a job: a row with these values and status "ok" means the job is done.
+JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed")
+
+
+def job_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row[k]) for k in JOB_KEY)
+
+
+class ResultsStore:
+    """Append-only results.csv of one run folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / RESULTS_FILE
+
+    def exists(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def repair(self) -> None:
+        """Cut a torn last line (from a kill mid-write) and check the header is ours."""
+        if not self.exists():
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if not data.endswith(b"\n"):
+                cut = data.rfind(b"\n") + 1
+                f.truncate(cut)
+        header = self.path.read_text(encoding="utf-8").split("\n", 1)[0]
+        if header.split(",") != list(COLUMNS):
+            raise InputError(
+                f"{self.path}: row 1: header does not match this digitbench version's columns; "
+                "use another --out folder or --overwrite"
+            )
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Write one row (missing columns empty) and flush it to disk."""
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown result columns: {sorted(unknown)}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame([{c: row.get(c) for c in COLUMNS}], columns=list(COLUMNS))
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False, header=not self.exists(), lineterminator="\n")
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def load(self) -> pd.DataFrame:
+        return load_results(self.path)
+
+    def done_jobs(self) -> set[tuple[str, ...]]:
+        """Keys of the jobs that finished with status ok."""
+        if not self.exists():
+            return set()
+        frame = self.load()
+        ok = frame[frame["status"] == "ok"]
+        return {job_key(r) for r in ok[list(JOB_KEY)].to_dict("records")}
+
+    def save_predictions(self, name: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
+        """Store per-image predictions atomically; returns the path relative to the run folder."""
+        rel = Path(PREDICTIONS_DIR) / f"{name}.npz"
+        target = self.run_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, y_true=y_true.astype(np.uint8), y_pred=y_pred.astype(np.uint8))
+        os.replace(tmp, target)
+        return rel.as_posix()
+
+
+def load_results(path: Path | str) -> pd.DataFrame:
+    """Read a results.csv with the column types digitbench writes (trial and seed as text)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (is this a digitbench run folder?)")
+    return pd.read_csv(
+        path,
+        dtype={"trial": str, "seed": str, "run_id": str, "error": str, "git_rev": str},
+        keep_default_na=True,
+    )
+
+
+def load_predictions(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(Path(run_dir) / rel) as data:
+        return data["y_true"], data["y_pred"]
+
+
+def rows_of(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    return frame.to_dict("records")

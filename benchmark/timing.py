@@ -1,0 +1,87 @@
+"""CPU and wall timing, per-image latency, and the thread limits every job runs under."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Environment variables that size the thread pools of BLAS/OpenMP and TensorFlow. They must be set
+#: before those libraries start their pools; threadpoolctl also limits pools already running.
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+_limiter = None  # keeps the threadpoolctl limit alive for the life of the process
+
+
+def configure_threads(threads: int) -> None:
+    """Fix every thread pool of this process to ``threads``; call at process start."""
+    global _limiter
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    for var in THREAD_ENV:
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    _limiter = threadpool_limits(limits=threads)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its finished child processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Measured:
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+
+@contextmanager
+def measure() -> Iterator[Measured]:
+    """``with measure() as m: ...`` fills ``m.cpu_s`` and ``m.wall_s`` when the block ends."""
+    result = Measured()
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    try:
+        yield result
+    finally:
+        result.cpu_s = cpu_seconds() - cpu0
+        result.wall_s = time.perf_counter() - wall0
+
+
+def latency_ms(
+    predict: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    *,
+    batch: int,
+    singles: int = 50,
+    repeats: int = 3,
+) -> tuple[float, float]:
+    """Wall milliseconds per image at batch size 1 and at ``batch`` (medians of repeated calls).
+
+    The caller warms the model up first; this only times.
+    """
+    one = []
+    for i in range(min(singles, len(images))):
+        start = time.perf_counter()
+        predict(images[i : i + 1])
+        one.append(time.perf_counter() - start)
+    chunk = images[:batch]
+    big = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(chunk)
+        big.append((time.perf_counter() - start) / len(chunk))
+    return 1000 * statistics.median(one), 1000 * statistics.median(big)

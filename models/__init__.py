@@ -1,0 +1,1 @@
+"""The model contract, the registry and the built-in models."""

@@ -1,0 +1,83 @@
+"""The model contract every digitbench model follows, built-in or plug-in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple, Self
+
+import numpy as np
+
+#: ``report(epoch, metrics)``: called by iterative models after each epoch (1-based), with a dict
+#: such as ``{"loss": 0.3, "accuracy": 0.91, "val_accuracy": 0.9}``. Tuners use it for pruning;
+#: the runner uses it for progress.
+ReportCallback = Callable[[int, dict[str, float]], None]
+
+
+class Digits(NamedTuple):
+    """A set of digit images with their labels.
+
+    ``images`` is ``(n, 28, 28)`` uint8 (0 = background, 255 = ink); ``labels`` is ``(n,)`` int64
+    with values 0..9.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:  # number of images, not tuple arity
+        return int(self.images.shape[0])
+
+
+class DigitModel(ABC):
+    """Base class of the contract.
+
+    A subclass declares ``name``, ``family`` and ``defaults`` (every parameter it accepts, with its
+    default value). Like a scikit-learn estimator, ``__init__`` only stores the parameters; all work
+    happens in ``fit``. A variant (``lenet-relu``) is a registry entry with fixed parameters, not a
+    subclass.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no parameter(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    def get_params(self) -> dict[str, Any]:
+        """The full parameter set (defaults filled in), as stored."""
+        return dict(self.params)
+
+    @abstractmethod
+    def fit(
+        self,
+        train: Digits,
+        val: Digits | None = None,
+        *,
+        seed: int,
+        budget: float | None = None,
+        report: ReportCallback | None = None,
+    ) -> Self:
+        """Train on ``train``; ``val`` (if given) may be used for monitoring only. Returns self."""
+
+    @abstractmethod
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Labels 0..9 for ``(n, 28, 28)`` uint8 images."""
+
+    def warm_up(self, images: np.ndarray) -> None:
+        """Run whatever one-off work prediction needs (graph tracing, caches); not timed."""
+        self.predict(images[:1])
+
+    def n_params(self) -> int | None:
+        """Number of trainable parameters, where that means something (networks); else None."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"

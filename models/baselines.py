@@ -1,0 +1,88 @@
+"""Classic baselines on raw pixels scaled to 0..1: logistic regression, linear SVM, RBF SVM."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from models.base import DigitModel, Digits, ReportCallback
+from models.registry import register
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+    """``(n, 28, 28)`` uint8 -> ``(n, 784)`` float32 in 0..1."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+class SklearnModel(DigitModel):
+    """A scikit-learn classifier on flattened pixels; subclasses say how to build it."""
+
+    family: ClassVar[str] = "baseline"
+
+    @abstractmethod
+    def _estimator(self, seed: int) -> Any:
+        """A new, unfitted scikit-learn classifier built from ``self.params``."""
+
+    def fit(
+        self,
+        train: Digits,
+        val: Digits | None = None,
+        *,
+        seed: int,
+        budget: float | None = None,
+        report: ReportCallback | None = None,
+    ) -> Self:
+        self.estimator_ = self._estimator(seed).fit(pixels(train.images), train.labels)
+        return self
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict(pixels(images)).astype(np.int64)
+
+
+class LogisticRegressionModel(SklearnModel):
+    """Multinomial logistic regression (softmax regression), L2-regularised, lbfgs."""
+
+    name: ClassVar[str] = "logreg"
+    defaults: ClassVar[dict[str, Any]] = {"C": 0.1, "max_iter": 300, "tol": 1e-4}
+
+    def _estimator(self, seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        p = self.params
+        return LogisticRegression(C=p["C"], max_iter=p["max_iter"], tol=p["tol"], random_state=seed)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict_proba(pixels(images))
+
+
+class LinearSVMModel(SklearnModel):
+    """One-vs-rest linear SVM (liblinear, squared hinge loss)."""
+
+    name: ClassVar[str] = "linear-svm"
+    defaults: ClassVar[dict[str, Any]] = {"C": 0.01, "max_iter": 5000, "tol": 1e-4}
+
+    def _estimator(self, seed: int) -> Any:
+        from sklearn.svm import LinearSVC
+
+        p = self.params
+        return LinearSVC(C=p["C"], max_iter=p["max_iter"], tol=p["tol"], random_state=seed)
+
+
+class RBFSVMModel(SklearnModel):
+    """Kernel SVM with a Gaussian (RBF) kernel, one-vs-one (libsvm)."""
+
+    name: ClassVar[str] = "svm-rbf"
+    defaults: ClassVar[dict[str, Any]] = {"C": 5.0, "gamma": "scale", "cache_mb": 500}
+
+    def _estimator(self, seed: int) -> Any:
+        from sklearn.svm import SVC
+
+        p = self.params
+        return SVC(C=p["C"], gamma=p["gamma"], cache_size=p["cache_mb"], random_state=seed)
+
+
+register("logreg", LogisticRegressionModel)
+register("linear-svm", LinearSVMModel)
+register("svm-rbf", RBFSVMModel)

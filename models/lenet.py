@@ -1,0 +1,181 @@
+"""LeNet in Keras 3: INPUT => CONV => ACT => POOL => CONV => ACT => POOL => FC => ACT => FC (softmax).
+
+Two registry variants differ only in the fixed activation: ``lenet-relu`` and ``lenet-tanh`` (the
+original). Keras and TensorFlow are imported on first use, so listing models stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from models.base import DigitModel, Digits, ReportCallback
+from models.registry import register
+
+PREDICT_CHUNK = 2048
+
+
+def import_keras() -> Any:
+    """Import Keras with TensorFlow's C++ log noise silenced and its thread pools sized.
+
+    The thread counts come from ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (the
+    runner sets them at process start); they are applied before TensorFlow runs its first op.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" not in sys.modules:
+        with _c_stderr_silenced():  # absl's start-up lines ignore TF_CPP_MIN_LOG_LEVEL
+            import keras
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        threading = tf.config.threading
+        intra = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
+        inter = int(os.environ.get("TF_NUM_INTEROP_THREADS", "0"))
+        try:
+            if intra and threading.get_intra_op_parallelism_threads() != intra:
+                threading.set_intra_op_parallelism_threads(intra)
+            if inter and threading.get_inter_op_parallelism_threads() != inter:
+                threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError:  # already initialised by an earlier op: keep what is in force
+            pass
+    return keras
+
+
+@contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null (C++ logging); Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def as_input(images: np.ndarray) -> np.ndarray:
+    """``(n, 28, 28)`` uint8 -> ``(n, 28, 28, 1)`` float32 in 0..1."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+class LeNet(DigitModel):
+    """LeNet with a choice of activation, trained with Adam on cross-entropy.
+
+    Defaults (20 and 50 filters of 5x5, 500-wide dense layer) follow the modern LeNet recipe that
+    reaches about 97% on 5,000 training digits in 15 epochs.
+    """
+
+    name: ClassVar[str] = "lenet"
+    family: ClassVar[str] = "cnn"
+    defaults: ClassVar[dict[str, Any]] = {
+        "activation": "relu",
+        "filters1": 20,
+        "filters2": 50,
+        "kernel_size": 5,
+        "dense_units": 500,
+        "dropout": 0.0,
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "epochs": 15,
+    }
+
+    def build(self) -> Any:
+        """The uncompiled Keras model for the current parameters."""
+        keras = import_keras()
+        layers = keras.layers
+        p = self.params
+        act, k = p["activation"], p["kernel_size"]
+        return keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                layers.Conv2D(p["filters1"], k, padding="same", activation=act),
+                layers.MaxPooling2D(2),
+                layers.Conv2D(p["filters2"], k, padding="valid", activation=act),
+                layers.MaxPooling2D(2),
+                layers.Flatten(),
+                layers.Dense(p["dense_units"], activation=act),
+                layers.Dropout(p["dropout"]),
+                layers.Dense(10, activation="softmax"),
+            ],
+            name=f"lenet_{act}",
+        )
+
+    def fit(
+        self,
+        train: Digits,
+        val: Digits | None = None,
+        *,
+        seed: int,
+        budget: float | None = None,
+        report: ReportCallback | None = None,
+    ) -> Self:
+        keras = import_keras()
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        p = self.params
+        model = self.build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        callbacks = [_Reporter(report)] if report is not None else []
+        history = model.fit(
+            as_input(train.images),
+            train.labels,
+            batch_size=p["batch_size"],
+            epochs=p["epochs"],
+            validation_data=None if val is None else (as_input(val.images), val.labels),
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self.model_ = model
+        self.history_ = {k: [float(x) for x in v] for k, v in history.history.items()}
+        return self
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        # predict_on_batch skips Keras' per-call dataset set-up, which dominates at batch 1.
+        x = as_input(images)
+        chunks = [
+            np.asarray(self.model_.predict_on_batch(x[i : i + PREDICT_CHUNK]))
+            for i in range(0, len(x), PREDICT_CHUNK)
+        ]
+        return np.concatenate(chunks) if chunks else np.empty((0, 10), np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(axis=1).astype(np.int64)
+
+    def n_params(self) -> int | None:
+        model = getattr(self, "model_", None)
+        return None if model is None else int(model.count_params())
+
+
+def _reporter_class() -> type:
+    keras = import_keras()
+
+    class Reporter(keras.callbacks.Callback):
+        def __init__(self, report: ReportCallback) -> None:
+            super().__init__()
+            self.report = report
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+    return Reporter
+
+
+def _Reporter(report: ReportCallback) -> Any:  # noqa: N802 - reads like the class it builds
+    return _reporter_class()(report)
+
+
+register("lenet-relu", LeNet, activation="relu")
+register("lenet-tanh", LeNet, activation="tanh")

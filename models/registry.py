@@ -1,0 +1,133 @@
+"""The model registry: names -> (class, fixed parameters), built-ins and plug-ins alike.
+
+Plug-ins come in two ways and are then used exactly like the built-ins:
+
+* an installed package declaring an entry point in the group ``digitbench.models``
+  (``tiny = mypkg.models:TinyModel``), registered under the entry point's name;
+* ``--model-path package.module:Class``, registered under ``Class.name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from benchmark.errors import InputError
+from models.base import DigitModel
+
+ENTRY_POINT_GROUP = "digitbench.models"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry entry: a model class and the parameters fixed for this variant."""
+
+    name: str
+    cls: type[DigitModel]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "built-in"
+
+    @property
+    def family(self) -> str:
+        return self.cls.family
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter with the value this entry uses unless told otherwise."""
+        return {**self.cls.defaults, **self.fixed}
+
+    def create(self, **params: Any) -> DigitModel:
+        """A new, unfitted model; ``params`` override defaults but not the variant's fixed ones."""
+        clash = {k for k, v in params.items() if k in self.fixed and self.fixed[k] != v}
+        if clash:
+            raise ValueError(f"{self.name}: parameter(s) {sorted(clash)} are fixed by this variant")
+        return self.cls(**{**self.fixed, **params})
+
+
+_entries: dict[str, Entry] = {}
+_plugins_loaded = False
+
+
+def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> Entry:
+    """Register ``cls`` under ``name`` with ``fixed`` parameters; returns the entry."""
+    if not (isinstance(cls, type) and issubclass(cls, DigitModel)):
+        raise TypeError(f"{name}: {cls!r} is not a subclass of models.base.DigitModel")
+    if not cls.family:
+        raise TypeError(f"{name}: {cls.__name__} declares no family")
+    unknown = set(fixed) - set(cls.defaults)
+    if unknown:
+        raise TypeError(f"{name}: {cls.__name__} has no parameter(s) {sorted(unknown)}")
+    entry = Entry(name, cls, dict(fixed), source)
+    previous = _entries.get(name)
+    if previous is not None and (previous.cls, previous.fixed) != (entry.cls, entry.fixed):
+        raise ValueError(f"model name {name!r} is already registered ({previous.source})")
+    _entries[name] = entry
+    return entry
+
+
+def _load_builtins() -> None:
+    # Importing these modules registers the built-ins; neither imports TensorFlow at import time.
+    importlib.import_module("models.baselines")
+    importlib.import_module("models.lenet")
+
+
+def load_plugins() -> None:
+    """Register the models of every installed ``digitbench.models`` entry point (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            register(ep.name, cls, source=f"entry point {ep.value}")
+        except Exception as exc:  # a broken plug-in is the user's input, not our crash
+            raise InputError(
+                f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def load_model_path(spec: str) -> Entry:
+    """Import ``package.module:Class`` and register it under ``Class.name``."""
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise InputError(f"--model-path {spec!r}: expected the form package.module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InputError(
+            f"--model-path {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}"
+        ) from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise InputError(f"--model-path {spec}: module {module_name} has no {class_name}")
+    name = getattr(cls, "name", "") or class_name.lower()
+    try:
+        return register(name, cls, source=f"--model-path {spec}")
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--model-path {spec}: {exc}") from exc
+
+
+def names() -> list[str]:
+    """Registered model names: built-ins first (in registration order), then plug-ins."""
+    _load_builtins()
+    load_plugins()
+    return list(_entries)
+
+
+def builtin_names() -> list[str]:
+    _load_builtins()
+    return [n for n, e in _entries.items() if e.source == "built-in"]
+
+
+def get(name: str) -> Entry:
+    """The entry called ``name``; an unknown name is an InputError listing the known ones."""
+    _load_builtins()
+    if name not in _entries:
+        load_plugins()
+    if name not in _entries:
+        raise InputError(f"unknown model {name!r}; known models: {', '.join(names())}")
+    return _entries[name]

@@ -1,0 +1,343 @@
+"""``report.md`` of a run folder, regenerated from ``results.csv`` and ``predictions/*.npz`` alone.
+
+Entry point: :func:`write_report`. Figures are PNGs beside the report, linked relatively. Every
+file is written to a temp file in the run folder and moved into place, so a failure leaves the
+previous report intact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.errors import InputError
+from benchmark.results import COLUMNS, RESULTS_FILE, load_predictions, load_results
+from reports import plots
+from reports.machine import distinct, environment
+from reports.stats import confusion_counts, mean_interval, top_confusions
+
+REPORT_FILE = "report.md"
+DASH = "—"
+_MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
+                   "platform": "Platform", "python": "Python"}
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``RUN_DIR/report.md`` and its figures from the run folder's files; return its path."""
+    run_dir = Path(run_dir)
+    frame = read_results(run_dir)
+    lines = [
+        "# digitbench report",
+        "",
+        f"_Generated {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC from `{RESULTS_FILE}` "
+        f"({len(frame)} rows) in run folder `{run_dir.name}`._",
+        "",
+    ]
+    if frame.empty:
+        lines += ["No results yet: `results.csv` has no rows.", ""]
+    else:
+        lines += machine_section(frame)
+        for dataset, slug in dataset_slugs(frame["dataset"]).items():
+            lines += dataset_section(frame[frame["dataset"].fillna("?") == dataset], dataset,
+                                     run_dir, slug)
+        lines += failed_section(frame)
+    path = run_dir / REPORT_FILE
+    write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
+    return path
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    """Load results.csv, turning an empty file or missing columns into an InputError."""
+    path = run_dir / RESULTS_FILE
+    try:
+        frame = load_results(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file (no header row)") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: row 1: missing column(s) {', '.join(missing)}")
+    return frame
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, flush it to disk, then rename it over."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+             align: str | None = None) -> list[str]:
+    """A GitHub-flavoured markdown table; ``align`` has one 'l' or 'r' per column."""
+    align = align or "l" * len(headers)
+    cells = [[_cell(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        padded = [c.rjust(w) if a == "r" else c.ljust(w)
+                  for c, w, a in zip(row, widths, align, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = ["-" * (w - 1) + ":" if a == "r" else "-" * w
+            for w, a in zip(widths, align, strict=True)]
+    return [line(cells[0]), line(rule)] + [line(r) for r in cells[1:]]
+
+
+def _cell(value: Any) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def code(text: str) -> str:
+    """Inline code span that survives backticks in ``text``."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def num(value: Any) -> str:
+    """A measurement with about three significant digits; missing values as a dash."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return DASH
+    if not math.isfinite(x):
+        return DASH
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 1 or x == 0:
+        return f"{x:.2f}"
+    return f"{x:#.3g}" if abs(x) >= 0.001 else f"{x:.2e}"
+
+
+def count(value: Any) -> str:
+    try:
+        return f"{int(float(value)):,}"
+    except (TypeError, ValueError, OverflowError):
+        return DASH
+
+
+def pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def slugify(spec: str) -> str:
+    """A file-name-safe slug of a dataset spec: ``idx:/abs/dir`` -> ``idx-dir``."""
+    scheme, sep, rest = spec.partition(":")
+    if sep:
+        parts = [p for p in re.split(r"[\\/]+", rest) if p and p != "."]
+        spec = f"{scheme}-{parts[-1]}" if parts else scheme
+    slug = re.sub(r"[^a-z0-9._-]+", "-", spec.lower()).strip("-.")
+    return re.sub(r"-{2,}", "-", slug) or "dataset"
+
+
+def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
+    """Dataset spec -> unique slug, in order of first appearance."""
+    slugs: dict[str, str] = {}
+    for spec in datasets.fillna("?").astype(str).unique():
+        slug, n = slugify(spec), 2
+        while slug in slugs.values():
+            slug, n = f"{slugify(spec)}-{n}", n + 1
+        slugs[spec] = slug
+    return slugs
+
+
+def _seed_key(seed: Any) -> tuple[int, float, str]:
+    try:
+        return (0, float(seed), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(seed))
+
+
+# -- sections --------------------------------------------------------------------------------
+
+def machine_section(frame: pd.DataFrame) -> list[str]:
+    """Machine(s), threads, package versions, git revisions, command lines and run ids."""
+    env = environment(frame)
+    lines = ["## Machine and software", ""]
+    machines = env.machines or [{}]
+    keys = [k for k in _MACHINE_LABELS if any(k in m for m in machines)]
+    keys += [k for m in machines for k in m if k not in keys]
+    headers = ["", "value"] if len(machines) == 1 else ["", *(f"machine {i + 1}"
+                                                           for i in range(len(machines)))]
+    rows = [[_MACHINE_LABELS.get(k, k), *(_machine_value(k, m.get(k)) for m in machines)]
+            for k in keys]
+    rows.append(["Threads used", *([", ".join(env.threads) or DASH] * len(machines))])
+    lines += md_table(headers, rows) + [""]
+    if env.versions:
+        rows = [[p, ", ".join(v)] for p, v in env.versions.items()]
+        lines += md_table(["package", "version"], rows) + [""]
+    rows = [[code(inv.run_id), inv.started or DASH, inv.rows, ", ".join(inv.git_revs) or DASH,
+             "; ".join(code(c) for c in inv.commands) or DASH] for inv in env.invocations]
+    lines += ["Invocations (one run id each):", ""]
+    lines += md_table(["run id", "started (UTC)", "rows", "git revision", "command"], rows,
+                      "llrll") + [""]
+    return lines
+
+
+def _machine_value(key: str, value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    if key == "memory_gb":
+        return f"{num(value)} GB"
+    return str(value)
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Final ok rows with a test accuracy, the last row kept where a job was recorded twice."""
+    acc = pd.to_numeric(frame["test_accuracy"], errors="coerce")
+    ok = frame[(frame["trial"] == "final") & (frame["status"] == "ok") & acc.notna()].copy()
+    ok["test_accuracy"] = acc
+    for column in ("model", "tuner", "family", "seed"):
+        ok[column] = ok[column].fillna("?").astype(str)
+    return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
+
+
+def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, tuner): mean test accuracy with its 95% interval and mean costs."""
+    rows = []
+    for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
+        interval = mean_interval(group["test_accuracy"].to_numpy(dtype=float))
+        means = {c: pd.to_numeric(group[c], errors="coerce").mean()
+                 for c in ("fit_cpu_s", "fit_wall_s", "predict_cpu_s", "latency_ms_b1",
+                           "latency_ms_bN")}
+        params = sorted({int(v) for v in pd.to_numeric(group["n_params"], errors="coerce")
+                         .dropna()})
+        rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
+                     "seeds": interval.n, "accuracy": interval.mean,
+                     "half_width": interval.half_width, **means,
+                     "batch_N": distinct(group["batch_N"]), "params": params})
+    board = pd.DataFrame(rows)
+    return board.sort_values(["accuracy", "model", "tuner"], ascending=[False, True, True],
+                             kind="stable", ignore_index=True)
+
+
+def leaderboard_table(board: pd.DataFrame) -> list[str]:
+    """The leaderboard as markdown, best row in bold."""
+    batches = sorted({n for ns in board["batch_N"] for n in ns}, key=_seed_key)
+    batch = f"batch {batches[0]}" if len(batches) == 1 else "batch N"
+    headers = ["#", "model", "tuner", "family", "seeds", "test accuracy", "95% CI",
+               "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
+               f"ms/img, {batch}", "params"]
+    rows = []
+    for rank, r in board.iterrows():
+        ci = "n=1, no interval" if r["half_width"] is None or pd.isna(r["half_width"]) \
+            else f"± {100 * r['half_width']:.2f}"
+        bn = num(r["latency_ms_bN"])
+        if len(batches) > 1 and r["batch_N"]:
+            bn += f" (N={'/'.join(r['batch_N'])})"
+        params = _span(r["params"])
+        model, acc = r["model"], pct(r["accuracy"])
+        if rank == 0:
+            model, acc = f"**{model}**", f"**{acc}**"
+        rows.append([rank + 1, model, r["tuner"], r["family"], r["seeds"], acc, ci,
+                     num(r["fit_cpu_s"]), num(r["fit_wall_s"]), num(r["predict_cpu_s"]),
+                     num(r["latency_ms_b1"]), bn, params])
+    return md_table(headers, rows, "rlllrrrrrrrrr")
+
+
+def _span(values: list[int]) -> str:
+    if not values:
+        return DASH
+    return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}–{values[-1]:,}"
+
+
+def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
+    """Sizes, test-set origin, leaderboard and best model's confusion matrix of one dataset."""
+    lines = [f"## Dataset {code(dataset)}", ""]
+    final = final_rows(rows)
+    sized = final if not final.empty else rows
+    sizes = sized[["n_train", "n_val", "n_test"]].drop_duplicates()
+    for _, s in sizes.iterrows():
+        lines.append(f"- Images: {count(s['n_train'])} train, {count(s['n_val'])} validation, "
+                     f"{count(s['n_test'])} test.")
+    for split in distinct(sized["test_split"]):
+        lines.append(f"- Test set: {split}")
+    lines.append("")
+    if final.empty:
+        return lines + ["No model finished on this dataset (see Failed jobs).", ""]
+    board = leaderboard(final)
+    lines += ["### Leaderboard", ""] + leaderboard_table(board) + [""]
+    lines += [
+        "Test accuracy is the mean over seeds; 95% CI is the Student-t interval of that mean, "
+        "in percentage points. Times are means over seeds: fit and predict CPU-seconds "
+        "(predicting the whole test set), wall-clock milliseconds per image at batch size 1 "
+        "and at a large batch. Best model in bold.",
+        "",
+    ]
+    best = board.iloc[0]
+    group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
+    return lines + confusion_section(group, dataset, run_dir, slug)
+
+
+def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
+    """The best model's confusion matrix (its first seed with a predictions file) and caption."""
+    model, tuner = group["model"].iloc[0], group["tuner"].iloc[0]
+    lines = ["### Best model: confusion matrix", ""]
+    seeds = sorted(group.to_dict("records"), key=lambda r: _seed_key(r["seed"]))
+    with_file = [r for r in seeds if isinstance(r["predictions"], str) and r["predictions"]]
+    if not with_file:
+        return lines + [f"No predictions were recorded for {model}.", ""]
+    row = with_file[0]
+    try:
+        y_true, y_pred = load_predictions(run_dir, row["predictions"])
+        counts = confusion_counts(y_true, y_pred)
+    except (OSError, KeyError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return lines + [f"No confusion matrix: {code(row['predictions'])} could not be read "
+                        f"({why}).", ""]
+    name = f"confusion-{slug}.png"
+    title = f"{model} on {dataset} (seed {row['seed']})"
+    plots.confusion_matrix(y_true, y_pred, title, run_dir / name)
+    n, correct = int(counts.sum()), int(np.trace(counts))
+    which = (f"seed {row['seed']}, the first of {len(seeds)} seeds" if len(seeds) > 1
+             else f"seed {row['seed']}, its only seed")
+    lines += [f"![Confusion matrix of {model} on {dataset}]({name})", ""]
+    caption = (f"{model} (tuner {tuner}, {which}) on the {n:,} test images: "
+               f"{correct:,} correct ({pct(correct / n) if n else DASH}). "
+               "Rows are true digits, columns predicted digits; off-diagonal cells are mistakes.")
+    mistakes = top_confusions(counts)
+    if mistakes:
+        caption += " Most frequent mistakes: " + ", ".join(
+            f"{t} read as {p} ({k})" for t, p, k in mistakes) + "."
+    return lines + [caption, ""]
+
+
+def failed_section(frame: pd.DataFrame) -> list[str]:
+    """Error rows whose job has no ok row; nothing when there are none."""
+    key = ["dataset", "model", "tuner", "trial", "seed"]
+    keyed = frame[key].fillna("?").astype(str).agg("\x1f".join, axis=1)
+    done = set(keyed[frame["status"] == "ok"])
+    errors = frame[frame["status"] == "error"]
+    if errors.empty:
+        return []
+    open_errors = errors[~keyed[errors.index].isin(done)]
+    lines = ["## Failed jobs", ""]
+    if not open_errors.empty:
+        rows = [[code(str(r["dataset"])), r["model"], r["tuner"], r["trial"], r["seed"],
+                 r["error"]]
+                for r in open_errors[key + ["error"]].fillna(DASH).to_dict("records")]
+        lines += md_table(["dataset", "model", "tuner", "trial", "seed", "error"], rows) + [""]
+    retried = len(errors) - len(open_errors)
+    if retried:
+        lines += [f"{retried} earlier failure(s) succeeded when retried and are not listed.", ""]
+    return lines

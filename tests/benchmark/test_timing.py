@@ -1,0 +1,52 @@
+"""CPU/wall measurement and thread limits (behaviour, not speed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmark.timing import configure_threads, cpu_seconds, latency_ms, measure
+
+
+def test_measure_separates_cpu_from_waiting() -> None:
+    with measure() as busy:
+        end = time.process_time() + 0.2
+        while time.process_time() < end:
+            pass
+    with measure() as idle:
+        time.sleep(0.2)
+    assert busy.cpu_s >= 0.19 and busy.wall_s >= 0.19
+    assert idle.wall_s >= 0.19 and idle.cpu_s < 0.1
+
+
+def test_cpu_seconds_include_finished_child_processes() -> None:
+    before = cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert cpu_seconds() - before >= 0.1
+
+
+def test_latency_reports_per_image_milliseconds() -> None:
+    calls: list[int] = []
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        calls.append(len(images))
+        time.sleep(0.002)
+        return np.zeros(len(images), dtype=np.int64)
+
+    b1, bn = latency_ms(predict, np.zeros((100, 28, 28), np.uint8), batch=100, singles=5)
+    assert calls == [1] * 5 + [100] * 3
+    assert b1 >= 2.0 and bn < b1 / 10
+
+
+def test_configure_threads_sets_every_pool(monkeypatch) -> None:
+    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    configure_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    from threadpoolctl import threadpool_info
+
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info())

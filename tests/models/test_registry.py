@@ -1,0 +1,63 @@
+"""The registry: built-ins, variants with fixed parameters, and both ways of plugging in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.errors import InputError
+from models import registry
+
+BUILTINS = ["logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh"]
+
+
+def test_the_five_builtins_are_registered() -> None:
+    assert registry.builtin_names() == BUILTINS
+    assert {registry.get(n).family for n in BUILTINS} == {"baseline", "cnn"}
+
+
+def test_variants_share_a_class_and_differ_in_fixed_parameters() -> None:
+    relu, tanh = registry.get("lenet-relu"), registry.get("lenet-tanh")
+    assert relu.cls is tanh.cls
+    assert relu.defaults()["activation"] == "relu" and tanh.defaults()["activation"] == "tanh"
+    with pytest.raises(ValueError, match="fixed"):
+        relu.create(activation="tanh")
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(InputError, match="unknown model 'lenet-sigmoid'.*lenet-relu"):
+        registry.get("lenet-sigmoid")
+
+
+def test_register_refuses_what_is_not_a_model() -> None:
+    with pytest.raises(TypeError, match="DigitModel"):
+        registry.register("not-a-model", dict)
+
+
+def test_model_path_registers_an_outside_class(plugin_path: Path) -> None:
+    entry = registry.load_model_path("tinyplugin:NearestCentroid")
+    assert entry.name == "nearest-centroid" and registry.get("nearest-centroid") is entry
+    assert entry.source == "--model-path tinyplugin:NearestCentroid"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("tinyplugin", "expected the form package.module:Class"),
+        ("no_such_module_xyz:Model", "cannot import no_such_module_xyz"),
+        ("tinyplugin:Missing", "has no Missing"),
+        ("tinyplugin:np", "not a subclass"),
+    ],
+)
+def test_bad_model_paths_are_input_errors(plugin_path: Path, spec: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        registry.load_model_path(spec)
+
+
+def test_entry_point_plugins_are_registered_under_their_name(entry_point_site) -> None:
+    entry_point_site("centroid-ep", "tinyplugin:NearestCentroid")
+    entry = registry.get("centroid-ep")
+    assert entry.cls.__name__ == "NearestCentroid"
+    assert entry.source == "entry point tinyplugin:NearestCentroid"
+    assert "centroid-ep" in registry.names()

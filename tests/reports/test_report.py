@@ -1,0 +1,180 @@
+"""report.md from a fake run folder: content, figures, regeneration, atomicity, statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from benchmark.errors import InputError
+from benchmark.results import ResultsStore
+from reports import markdown, plots
+from reports.markdown import slugify, write_report
+from reports.stats import confusion_counts, mean_interval
+
+CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
+SPLIT = "stratified 20% hold-out of the 5,000 labelled images (split seed 0)"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+N_TEST = 100
+
+
+def _predictions(errors: int) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.tile(np.arange(10, dtype=np.uint8), N_TEST // 10)
+    y_pred = y_true.copy()
+    y_pred[:errors] = (y_true[:errors] + 1) % 10
+    return y_true, y_pred
+
+
+def _row(store: ResultsStore, dataset: str, model: str, family: str, seed: int, errors: int,
+         fit_cpu: float, run_id: str = "run-a", **extra: object) -> dict[str, object]:
+    name = f"{slugify(dataset)}__{model}__none__{seed}"
+    rel = store.save_predictions(name, *_predictions(errors))
+    row: dict[str, object] = {
+        "run_id": run_id, "utc": f"2025-01-01T00:00:{seed:02d}+00:00", "dataset": dataset,
+        "test_split": SPLIT, "n_train": 3200, "n_val": 800, "n_test": N_TEST,
+        "model": model, "family": family, "tuner": "none", "trial": "final", "seed": seed,
+        "params": json.dumps({"C": 1.0}), "val_accuracy": 0.9,
+        "test_accuracy": (N_TEST - errors) / N_TEST, "fit_cpu_s": fit_cpu, "fit_wall_s": 2.0,
+        "predict_cpu_s": 0.5, "predict_wall_s": 0.4, "latency_ms_b1": 0.8,
+        "latency_ms_bN": 0.02, "batch_N": 1000, "threads": 2, "status": "ok",
+        "predictions": rel,
+        "versions": json.dumps({"python": "3.11.7", "numpy": "2.4.6", "keras": "3.15.1"}),
+        "machine": json.dumps({"cpu": CPU, "cores": 2, "memory_gb": 23.4,
+                               "platform": "Linux-6.1-x86_64", "python": "3.11.7"}),
+        "git_rev": "abc1234", "command": f"digitbench run --out runs/x ({run_id})",
+    }
+    row.update(extra)
+    return row
+
+
+def make_run(run_dir: Path) -> Path:
+    """Three models x two seeds on mnist-5k, one model on an idx folder, two error rows."""
+    store = ResultsStore(run_dir)
+    plan = [("lenet-relu", "cnn", [3, 1], [120.0, 140.0]),      # 97%, 99% -> 98.00%
+            ("svm-rbf", "baseline", [5, 4], [10.0, 12.0]),      # 95%, 96% -> 95.50%
+            ("logreg", "baseline", [10, 8], [1.0, 1.5])]        # 90%, 92% -> 91.00%
+    for model, family, errors, cpus in plan:
+        for seed, (err, cpu) in enumerate(zip(errors, cpus, strict=True)):
+            extra = {"n_params": 431080} if family == "cnn" else {}
+            if model == "svm-rbf" and seed == 1:   # failed first, succeeded on --resume
+                failed = _row(store, "mnist-5k", model, family, seed, err, cpu, status="error",
+                              error="ValueError: transient", test_accuracy=None, predictions=None)
+                store.append(failed)
+                extra["run_id"] = "run-b"
+            store.append(_row(store, "mnist-5k", model, family, seed, err, cpu, **extra))
+    store.append(_row(store, "mnist-5k", "lenet-tanh", "cnn", 0, 0, 0.0, status="error",
+                      error="MemoryError: out of memory", test_accuracy=None, predictions=None))
+    store.append(_row(store, "idx:/abs/dir", "logreg", "baseline", 0, 6, 1.0,
+                      test_split="official test set"))
+    return run_dir
+
+
+def test_mean_interval_matches_hand_computation() -> None:
+    ci = mean_interval([0.90, 0.92, 0.94])
+    assert ci.n == 3
+    assert ci.mean == pytest.approx(0.92)
+    assert ci.half_width == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-6)
+    assert ci.half_width == pytest.approx(0.049683, abs=1e-6)
+    assert ci.low == pytest.approx(0.92 - 0.049683, abs=1e-6)
+    single = mean_interval([0.97])
+    assert single.half_width is None and single.low is None and single.mean == 0.97
+    with pytest.raises(ValueError):
+        mean_interval([])
+
+
+def test_confusion_counts_rows_are_true_labels() -> None:
+    counts = confusion_counts(np.array([4, 4, 7]), np.array([9, 4, 7]))
+    assert counts.shape == (10, 10) and counts.sum() == 3
+    assert counts[4, 9] == 1 and counts[4, 4] == 1 and counts[7, 7] == 1
+    with pytest.raises(ValueError):
+        confusion_counts(np.array([10]), np.array([0]))
+
+
+def test_slugify() -> None:
+    assert slugify("mnist-5k") == "mnist-5k"
+    assert slugify("idx:/abs/dir") == "idx-dir"
+    assert slugify("kaggle:C:\\Data\\Digit Recognizer\\") == "kaggle-digit-recognizer"
+    assert slugify(":::") == "dataset"
+
+
+def test_report_content(tmp_path: Path) -> None:
+    report = write_report(make_run(tmp_path))
+    assert report == tmp_path / "report.md"
+    text = report.read_text(encoding="utf-8")
+    # machine and software
+    assert "## Machine and software" in text
+    assert CPU in text and "23.4 GB" in text and "| Threads used | 2" in text
+    assert "| keras   | 3.15.1" in text and "abc1234" in text
+    assert "`run-a`" in text and "`run-b`" in text and "digitbench run --out runs/x" in text
+    # dataset facts
+    assert "## Dataset `mnist-5k`" in text and "## Dataset `idx:/abs/dir`" in text
+    assert "3,200 train, 800 validation, 100 test" in text
+    assert f"Test set: {SPLIT}" in text and "Test set: official test set" in text
+    # leaderboard: order, means, t intervals (t(0.975, 1) = 12.7062), costs
+    board = [ln for ln in text.splitlines() if ln.startswith("| ") and "none" in ln]
+    assert [m for ln in board[:3] for m in ("lenet-relu", "svm-rbf", "logreg") if m in ln] == [
+        "lenet-relu", "svm-rbf", "logreg"]
+    assert "**lenet-relu**" in board[0] and "**98.00%**" in board[0]
+    assert "± 12.71" in board[0] and "130" in board[0] and "431,080" in board[0]
+    assert "95.50%" in board[1] and "± 6.35" in board[1] and "11.0" in board[1]
+    assert "91.00%" in board[2] and "± 12.71" in board[2] and "1.25" in board[2]
+    assert "94.00%" in text and "n=1, no interval" in text and "ms/img, batch 1000" in text
+    # confusion matrix of the best model, first seed (3 mistakes)
+    assert "![Confusion matrix of lenet-relu on mnist-5k](confusion-mnist-5k.png)" in text
+    assert "seed 0, the first of 2 seeds" in text and "97 correct (97.00%)" in text
+    assert "0 read as 1 (1)" in text
+    assert "(confusion-idx-dir.png)" in text
+    # failed jobs: the open one listed, the retried one only counted
+    failed = text.split("## Failed jobs", 1)[1]
+    assert "lenet-tanh" in failed and "MemoryError: out of memory" in failed
+    assert "transient" not in failed and "1 earlier failure(s) succeeded" in failed
+
+
+def test_figures_are_valid_pngs(tmp_path: Path) -> None:
+    write_report(make_run(tmp_path))
+    for name in ("confusion-mnist-5k.png", "confusion-idx-dir.png"):
+        png = tmp_path / name
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        height, width, channels = matplotlib.image.imread(png).shape
+        assert height > 200 and width > 200 and channels in (3, 4)
+
+
+def test_regeneration_is_identical_apart_from_time(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path)
+    first = write_report(run_dir).read_text(encoding="utf-8")
+    (run_dir / "report.md").unlink()
+    (run_dir / "confusion-mnist-5k.png").unlink()
+    second = write_report(run_dir).read_text(encoding="utf-8")
+    assert (run_dir / "confusion-mnist-5k.png").exists()
+
+    def strip(text: str) -> list[str]:
+        return [ln for ln in text.splitlines() if not ln.startswith("_Generated ")]
+
+    assert strip(first) == strip(second)
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_failure_leaves_old_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = make_run(tmp_path)
+    before = write_report(run_dir).read_text(encoding="utf-8")
+
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(plots, "confusion_matrix", broken)
+    with pytest.raises(RuntimeError):
+        markdown.write_report(run_dir)
+    assert (run_dir / "report.md").read_text(encoding="utf-8") == before
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_results_is_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="results.csv"):
+        write_report(tmp_path)
+    (tmp_path / "results.csv").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        write_report(tmp_path)
