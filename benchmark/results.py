@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ COLUMNS: tuple[str, ...] = (
     "threads",         # thread count the job ran with
     "status",          # "ok" | "error" (later: "pruned")
     "error",           # one line, where status is "error"
+    "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined
     "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
     "versions",        # JSON: python and package versions
     "machine",         # JSON: cpu model, cores, memory, platform
@@ -132,7 +133,8 @@ def load_results(path: Path | str) -> pd.DataFrame:
         raise InputError(f"{path}: no such file (is this a digitbench run folder?)")
     return pd.read_csv(
         path,
-        dtype={"trial": str, "seed": str, "run_id": str, "error": str, "git_rev": str},
+        dtype={"trial": str, "seed": str, "run_id": str, "error": str, "warnings": str,
+               "git_rev": str},
         keep_default_na=True,
     )
 
@@ -140,7 +142,3 @@ def load_results(path: Path | str) -> pd.DataFrame:
 def load_predictions(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
     with np.load(Path(run_dir) / rel) as data:
         return data["y_true"], data["y_pred"]
-
-
-def rows_of(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    return frame.to_dict("records")

@@ -11,6 +11,7 @@ import json
 import shutil
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,9 +136,14 @@ def run_job(
     epochs = full_params.get("epochs")
     progress.job_started(job.label, epochs if isinstance(epochs, int) else None)
     try:
-        model = job.entry.create(**params)
-        row.update(_train_and_evaluate(job, model, config, store, progress))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = job.entry.create(**params)
+            row.update(_train_and_evaluate(job, model, config, store, progress))
         row["status"] = "ok"
+        row["warnings"] = _one_line_each(caught)
+        if row["warnings"]:
+            progress.log(f"    warning: {row['warnings']}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # one failing job must not end the run
@@ -185,6 +191,14 @@ def _train_and_evaluate(
         "n_params": model.n_params(),
         "predictions": store.save_predictions(job.file_stem, test.labels, predicted),
     }
+
+
+def _one_line_each(caught: list[warnings.WarningMessage]) -> str | None:
+    """Distinct warnings as ``Category: first line``, joined by "; " (None when there are none)."""
+    lines = dict.fromkeys(
+        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught
+    )
+    return "; ".join(lines) or None
 
 
 def _summary(job: Job, row: dict[str, Any]) -> str:

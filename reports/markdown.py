@@ -49,6 +49,7 @@ def write_report(run_dir: Path) -> Path:
             lines += dataset_section(frame[frame["dataset"].fillna("?") == dataset], dataset,
                                      run_dir, slug)
         lines += failed_section(frame)
+        lines += warnings_section(frame)
     path = run_dir / REPORT_FILE
     write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
     return path
@@ -268,8 +269,12 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     sized = final if not final.empty else rows
     sizes = sized[["n_train", "n_val", "n_test"]].drop_duplicates()
     for _, s in sizes.iterrows():
-        lines.append(f"- Images: {count(s['n_train'])} train, {count(s['n_val'])} validation, "
-                     f"{count(s['n_test'])} test.")
+        if s["n_val"] > 0:
+            lines.append(f"- Images: {count(s['n_train'])} train, {count(s['n_val'])} validation, "
+                         f"{count(s['n_test'])} test.")
+        else:  # final models train on the whole training part, validation included
+            lines.append(f"- Final models trained on {count(s['n_train'])} images "
+                         f"and tested once on {count(s['n_test'])}.")
     for split in distinct(sized["test_split"]):
         lines.append(f"- Test set: {split}")
     lines.append("")
@@ -341,3 +346,15 @@ def failed_section(frame: pd.DataFrame) -> list[str]:
     if retried:
         lines += [f"{retried} earlier failure(s) succeeded when retried and are not listed.", ""]
     return lines
+
+
+def warnings_section(frame: pd.DataFrame) -> list[str]:
+    """Finished jobs that raised warnings (a solver that did not converge, say)."""
+    warned = frame[(frame["status"] == "ok") & frame["warnings"].notna()]
+    if warned.empty:
+        return []
+    key = ["dataset", "model", "tuner", "trial", "seed"]
+    rows = [[code(str(r["dataset"])), r["model"], r["tuner"], r["trial"], r["seed"], r["warnings"]]
+            for r in warned[key + ["warnings"]].fillna(DASH).to_dict("records")]
+    return ["## Warnings", "", "These jobs finished but warned; their results stand as measured.",
+            ""] + md_table([*key, "warnings"], rows) + [""]

@@ -48,6 +48,7 @@ def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
         assert (out / rel).exists()
     report = (out / "report.md").read_text()
     assert "lenet-relu" in report and "official test set" in report
+    assert "Final models trained on 600 images and tested once on 200" in report
     assert list(out.glob("*.png")), "the confusion-matrix figure"
 
 
@@ -89,6 +90,19 @@ def test_a_failing_model_is_an_error_row_and_the_run_goes_on(
     assert "expected labels 0..9" in results.loc["broken", "error"]
     assert "Traceback" in (out / "errors.log").read_text()
     assert "expected labels 0..9" in (out / "report.md").read_text()
+
+
+def test_warnings_of_a_job_are_recorded_in_one_line(
+    tmp_path: Path, tiny_idx: Path, plugin_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert run_cli("--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:WarningCentroid",
+                   "--models", "warning-centroid", "--out", out, cache=tmp_path / "cache") == 0
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    assert row["status"] == "ok" and row["warnings"] == "RuntimeWarning: did not converge"
+    assert "warning: RuntimeWarning: did not converge" in capsys.readouterr().err
+    report = (out / "report.md").read_text()
+    assert "## Warnings" in report and "RuntimeWarning: did not converge" in report
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import data
+from benchmark import data, readers
 from benchmark.data import DATASETS, Split, default_cache_dir, load_kaggle_test, load_split
 from benchmark.errors import InputError
 
@@ -443,7 +443,7 @@ def test_cache_is_used_and_keyed_on_files(tmp_path, monkeypatch):
     def fail(*args):
         raise AssertionError("parsed again instead of reading the cache")
 
-    monkeypatch.setattr(data, "_read_idx_pair", fail)
+    monkeypatch.setattr(readers, "read_idx_pair", fail)
     cached = load_split(f"idx:{folder}", cache_dir=cache, val_fraction=0.2)
     np.testing.assert_array_equal(cached.test.images, first.test.images)
     assert len(cached.val) == 40 and len(list(cache.glob("*.npz"))) == 1  # split not cached

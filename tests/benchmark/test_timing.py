@@ -50,3 +50,18 @@ def test_configure_threads_sets_every_pool(monkeypatch) -> None:
     from threadpoolctl import threadpool_info
 
     assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+
+
+def test_tensorflow_gets_the_configured_thread_counts() -> None:
+    code = (
+        "from benchmark.timing import configure_threads\n"
+        "configure_threads(1)\n"
+        "from models.lenet import import_keras\n"
+        "import_keras()\n"
+        "import tensorflow as tf\n"
+        "t = tf.config.threading\n"
+        "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.split() == ["1", "1"]
+    assert "oneDNN" not in done.stderr, "TensorFlow's start-up log lines are silenced"

@@ -51,6 +51,18 @@ class SlowCentroid(NearestCentroid):
         return super().fit(train, val, seed=seed, **kw)
 
 
+class WarningCentroid(NearestCentroid):
+    """NearestCentroid whose fit warns, as a solver that did not converge would."""
+
+    name: ClassVar[str] = "warning-centroid"
+
+    def fit(self, train: Digits, val: Digits | None = None, *, seed: int, **kw: Any) -> Self:
+        import warnings
+
+        warnings.warn("did not converge\nsecond line of detail", RuntimeWarning, stacklevel=1)
+        return super().fit(train, val, seed=seed, **kw)
+
+
 class BrokenModel(NearestCentroid):
     """A model whose predictions are not digits: the runner must record an error row."""
 
