@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchmark.config import build_config
     from benchmark.timing import configure_threads
 
@@ -68,11 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_threads(config.threads)
     from benchmark.runner import run
 
-    command = shlex.join([PROG, *sys.argv[1:]]) if sys.argv else PROG
-    return run(config, command)
+    return run(config, shlex.join([PROG, *argv]))
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.markdown import write_report
 
     for run_dir in args.run_dirs:
@@ -80,7 +79,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -120,9 +119,10 @@ COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow can be imported
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args, argv)
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import InputError
+from benchmark.results import dataset_slug
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 
@@ -40,8 +41,7 @@ class RunConfig:
     def run_dir(self) -> Path:
         if self.out is not None:
             return self.out
-        name = self.preset or self.datasets[0]
-        return Path("runs") / "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+        return Path("runs") / (self.preset or dataset_slug(self.datasets[0]))
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -10,8 +10,10 @@ Per-image predictions of final models live beside it in ``RUN_DIR/predictions/*.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,23 @@ COLUMNS: tuple[str, ...] = (
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
 JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed")
+
+
+def dataset_slug(spec: str) -> str:
+    """A short file-name-safe name of a dataset spec: ``idx:/abs/dir`` -> ``idx-dir``."""
+    scheme, sep, rest = spec.partition(":")
+    if sep:
+        parts = [p for p in re.split(r"[\\/]+", rest) if p and p != "."]
+        spec = f"{scheme}-{parts[-1]}" if parts else scheme
+    slug = re.sub(r"[^a-z0-9._-]+", "-", spec.lower()).strip("-.")
+    return re.sub(r"-{2,}", "-", slug) or "dataset"
+
+
+def unique_slug(spec: str) -> str:
+    """:func:`dataset_slug`, plus a hash of the whole spec where it names a folder."""
+    if ":" not in spec:
+        return dataset_slug(spec)
+    return f"{dataset_slug(spec)}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
 
 
 def job_key(row: Mapping[str, Any]) -> tuple[str, ...]:

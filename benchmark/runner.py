@@ -23,7 +23,7 @@ from benchmark.config import RunConfig
 from benchmark.data import Split, load_split
 from benchmark.errors import InputError
 from benchmark.progress import RunProgress
-from benchmark.results import PREDICTIONS_DIR, ResultsStore
+from benchmark.results import PREDICTIONS_DIR, ResultsStore, unique_slug
 from benchmark.timing import latency_ms, measure
 from models import registry
 from models.base import DigitModel, Digits
@@ -48,8 +48,8 @@ class Job:
 
     @property
     def file_stem(self) -> str:
-        dataset = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.split.dataset)
-        return f"{dataset.strip('-')}__{self.entry.name}__{self.tuner}__{self.trial}__seed{self.seed}"
+        return "__".join((unique_slug(self.split.dataset), self.entry.name, self.tuner,
+                          self.trial, f"seed{self.seed}"))
 
 
 def resolve_models(config: RunConfig) -> list[Entry]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 
 from benchmark.errors import InputError
 from benchmark.results import COLUMNS, RESULTS_FILE, load_predictions, load_results
+from benchmark.results import dataset_slug as slugify
 from reports import plots
 from reports.machine import distinct, environment
 from reports.stats import confusion_counts, mean_interval, top_confusions
@@ -139,16 +139,6 @@ def count(value: Any) -> str:
 
 def pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
-
-
-def slugify(spec: str) -> str:
-    """A file-name-safe slug of a dataset spec: ``idx:/abs/dir`` -> ``idx-dir``."""
-    scheme, sep, rest = spec.partition(":")
-    if sep:
-        parts = [p for p in re.split(r"[\\/]+", rest) if p and p != "."]
-        spec = f"{scheme}-{parts[-1]}" if parts else scheme
-    slug = re.sub(r"[^a-z0-9._-]+", "-", spec.lower()).strip("-.")
-    return re.sub(r"-{2,}", "-", slug) or "dataset"
 
 
 def dataset_slugs(datasets: pd.Series) -> dict[str, str]:

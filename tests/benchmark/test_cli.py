@@ -39,6 +39,7 @@ def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
     assert (results["threads"] == 2).all() and (results["batch_N"] == 200).all()
     cnn = results[results["family"] == "cnn"]
     assert (cnn["n_params"] > 0).all() and results.loc[results["family"] != "cnn", "n_params"].isna().all()
+    assert results["command"].iloc[0].startswith(f"digitbench run --dataset idx:{tiny_idx} --epochs 1")
     params = json.loads(results.loc[results["model"] == "lenet-tanh", "params"].iloc[0])
     assert params["activation"] == "tanh" and params["epochs"] == 1
     assert "tensorflow-cpu" in json.loads(results["versions"].iloc[0]) or "tensorflow" in json.loads(

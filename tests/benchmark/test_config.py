@@ -31,7 +31,7 @@ def test_flags_take_comma_separated_lists() -> None:
     config = build_config({"datasets": "idx:/a,mnist-5k", "models": "logreg, lenet-relu"})
     assert config.datasets == ("idx:/a", "mnist-5k")
     assert config.models == ("logreg", "lenet-relu")
-    assert config.run_dir == Path("runs/idx--a")
+    assert config.run_dir == Path("runs/idx-a")
 
 
 @pytest.mark.parametrize(
