@@ -127,6 +127,9 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
 
 def _keras_load_data(module: str) -> tuple:
     """``keras.datasets.<module>.load_data()``: downloads on first use, imports TensorFlow."""
+    from models.lenet import import_keras
+
+    import_keras()  # quietly, with the run's thread counts
     return importlib.import_module(f"keras.datasets.{module}").load_data()
 
 

@@ -14,24 +14,22 @@ from models.base import Digits
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 
 
-def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
-    """Write ``array`` (uint8 images (n,28,28) or labels (n,)) as an IDX file."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(payload))
-    else:
-        path.write_bytes(payload)
+def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None,
+              extra: bytes = b"", cut: int = 0) -> Path:
+    """An IDX file of ``array`` (gzipped if the name ends in .gz); ``cut`` drops trailing bytes."""
+    magic = (0x800 | array.ndim) if magic is None else magic
+    raw = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+    raw = (raw[:-cut] if cut else raw) + extra
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
     return path
 
 
 def write_idx_folder(folder: Path, train: Digits, test: Digits) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_idx(folder / "train-images-idx3-ubyte", train.images)
-    write_idx(folder / "train-labels-idx1-ubyte", train.labels)
-    write_idx(folder / "t10k-images-idx3-ubyte", test.images)
-    write_idx(folder / "t10k-labels-idx1-ubyte", test.labels)
+    write_idx(folder / "train-images-idx3-ubyte.gz", train.images)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", train.labels)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test.images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", test.labels)
     return folder
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import struct
 import subprocess
 import sys
 import types
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_idx
 
 from benchmark import data, readers
 from benchmark.data import DATASETS, Split, default_cache_dir, load_kaggle_test, load_split
@@ -41,16 +41,6 @@ def make_images(n: int, offset: int = 0) -> np.ndarray:
 
 def image_ids(images: np.ndarray) -> set[int]:
     return set((images[:, 0, 0].astype(int) + 256 * images[:, 0, 1].astype(int)).tolist())
-
-
-def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None,
-              extra: bytes = b"", cut: int = 0) -> Path:
-    """An IDX file of ``array`` (gzipped if the name ends in .gz); ``cut`` drops trailing bytes."""
-    magic = (0x800 | array.ndim) if magic is None else magic
-    raw = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
-    raw = (raw[:-cut] if cut else raw) + extra
-    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
-    return path
 
 
 def make_idx_dir(folder: Path, *, n_train: int = 200, n_test: int = 50, gz: bool = True,
@@ -515,8 +505,23 @@ def test_keras_module_is_used(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras.datasets", types.ModuleType("keras.datasets"))
     monkeypatch.setitem(sys.modules, "keras.datasets.fashion_mnist", fake)
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", Path("/nonexistent/fashion"))
+    monkeypatch.setattr("models.lenet.import_keras", lambda: None)  # the fake keras has no backend
     split = load_split("fashion-mnist")
     assert split.source == "keras.datasets.fashion_mnist download" and len(split.test) == 30
+
+
+def test_real_keras_fashion_loader_on_files_the_test_makes(tmp_path):
+    """keras.datasets.fashion_mnist.load_data itself (no fake), fed from a local KERAS_HOME."""
+    make_idx_dir(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=200, n_test=20)
+    code = ("from pathlib import Path\nfrom benchmark import data\n"
+            "data.FASHION_MNIST_DIR = Path('/nonexistent')\n"
+            "s = data.load_split('fashion-mnist')\n"
+            "print(s.source, len(s.train) + len(s.val), len(s.test))\n")
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["download", "200", "20"]
+    assert "oneDNN" not in done.stderr
 
 
 def test_keras_download_failure(monkeypatch):
