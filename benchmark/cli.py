@@ -46,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-path", action="append", metavar="MODULE:CLASS",
                      help="register an outside model class (repeatable)")
     run.add_argument("--latency-batch", type=int, help="large batch size for latency (default 1000)")
+    tune = run.add_argument_group("tuning (the same budget for every contender)")
+    tune.add_argument("--tuner", help="none, optuna, keras-tuner, or several comma-separated")
+    tune.add_argument("--trials", type=int, help="trials per dataset x model x tuner (default 20)")
+    tune.add_argument("--budget", type=float, metavar="CPU_SECONDS",
+                      help="CPU-seconds per dataset x model x tuner; stops at a trial boundary")
+    tune.add_argument("--sampler", help="Optuna sampler: tpe (default) or random")
+    tune.add_argument("--pruner", help="Optuna pruner: median (default), hyperband or none")
+    tune.add_argument("--oracle", help="keras-tuner oracle: bayesian (default), random, hyperband")
+    tune.add_argument("--tune-subsample", type=int, metavar="N",
+                      help="tuning trials train on a stratified N-image subsample")
+    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/optuna.db)")
+    tune.add_argument("--params", help='fixed parameter values as JSON, e.g. \'{"epochs": 5}\'')
 
     report = commands.add_parser("report", help="regenerate report.md from a run folder")
     report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -63,6 +75,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
     flags["model_paths"] = flags.pop("model_path")
+    flags["tuners"] = flags.pop("tuner")
     config = build_config(flags, args.config)
     # Thread pools are sized before TensorFlow or BLAS run anything.
     configure_threads(config.threads)

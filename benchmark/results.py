@@ -26,7 +26,7 @@ from benchmark.errors import InputError
 RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"
 
-#: Column order of results.csv. JSON-valued columns: params, versions, machine.
+#: Column order of results.csv. JSON-valued columns: params, tuning, versions, machine.
 COLUMNS: tuple[str, ...] = (
     "run_id",          # one id per `digitbench run` invocation
     "utc",             # ISO-8601 UTC time the row was written
@@ -39,6 +39,7 @@ COLUMNS: tuple[str, ...] = (
     "trial",           # trial number as text, or "final" for models evaluated on the test set
     "seed",
     "params",          # JSON of the full parameter set
+    "tuning",          # JSON: tuner settings and budget; on final rows also what tuning used
     "val_accuracy",    # empty where the model saw no validation set
     "test_accuracy",   # final rows only
     "fit_cpu_s", "fit_wall_s",

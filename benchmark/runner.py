@@ -1,68 +1,44 @@
-"""The job loop: expand dataset x model x seed, skip finished jobs, run the rest, append rows.
+"""The job loop: for each dataset x model x tuner, tune (or take the defaults), then refit the chosen
+parameters for every seed on the whole training part and evaluate once on the test set.
 
-Each job trains a model with its default parameters (plus ``--epochs``) on the training part
-(train + validation: nothing is tuned yet), times fit and prediction, evaluates once on the test
-set, stores the per-image predictions and appends one ``trial = final`` row.
+Every trial and every final is one row of results.csv, appended as it finishes; a finished row is
+never redone, so ``--resume`` continues a killed run where it stopped.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import traceback
 import uuid
 import warnings
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from benchmark import provenance
 from benchmark.config import RunConfig
+from benchmark.context import RunContext, create, one_line
 from benchmark.data import Split, load_split
 from benchmark.errors import InputError
 from benchmark.progress import RunProgress
 from benchmark.results import PREDICTIONS_DIR, ResultsStore, unique_slug
+from benchmark.study import Study
 from benchmark.timing import latency_ms, measure
 from models import registry
-from models.base import DigitModel, Digits
+from models.base import Digits
 from models.registry import Entry
 
-
-@dataclass(frozen=True)
-class Job:
-    split: Split
-    entry: Entry
-    seed: int
-    tuner: str = "none"
-    trial: str = "final"
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        return (self.split.dataset, self.entry.name, self.tuner, self.trial, str(self.seed))
-
-    @property
-    def label(self) -> str:
-        return f"{self.split.dataset} {self.entry.name} seed {self.seed}"
-
-    @property
-    def file_stem(self) -> str:
-        return "__".join((unique_slug(self.split.dataset), self.entry.name, self.tuner,
-                          self.trial, f"seed{self.seed}"))
+#: What --overwrite removes from a run folder, besides results.csv.
+RUN_STATE = (PREDICTIONS_DIR, "optuna.db", "keras-tuner", "errors.log")
 
 
 def resolve_models(config: RunConfig) -> list[Entry]:
     for spec in config.model_paths:
         registry.load_model_path(spec)
-    return [registry.get(name) for name in config.models]
-
-
-def model_params(entry: Entry, config: RunConfig) -> dict[str, Any]:
-    """The parameters a job passes on top of the entry's defaults."""
-    if config.epochs is not None and "epochs" in entry.defaults():
-        return {"epochs": config.epochs}
-    return {}
+    entries = [registry.get(name) for name in config.models]
+    unused = set(config.params or {}) - {k for e in entries for k in e.defaults()}
+    if unused:
+        raise InputError(f"--params: no selected model has parameter(s) {', '.join(sorted(unused))}")
+    return entries
 
 
 def prepare_run_dir(config: RunConfig) -> ResultsStore:
@@ -71,7 +47,9 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
     if store.exists():
         if config.overwrite:
             store.path.unlink()
-            shutil.rmtree(store.run_dir / PREDICTIONS_DIR, ignore_errors=True)
+            for name in RUN_STATE:
+                path = store.run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         elif not config.resume:
             raise InputError(
                 f"{store.path} already exists: pass --resume to continue that run, "
@@ -84,7 +62,7 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
 
 
 def run(config: RunConfig, command: str) -> int:
-    """Run every unfinished job of ``config``; 0 when all succeeded, 1 when some failed."""
+    """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1."""
     entries = resolve_models(config)
     splits = [
         load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
@@ -93,22 +71,18 @@ def run(config: RunConfig, command: str) -> int:
     ]
     store = prepare_run_dir(config)
     done = store.done_jobs()
-    jobs = [
-        Job(split, entry, seed)
-        for split in splits for entry in entries for seed in range(config.seeds)
-    ]
-    todo = [job for job in jobs if job.key not in done]
-    progress = RunProgress(len(todo))
-    if len(todo) < len(jobs):
-        progress.log(f"resuming {store.path}: {len(jobs) - len(todo)} of {len(jobs)} jobs done")
-    context = {"run_id": uuid.uuid4().hex[:12], "command": command, "threads": config.threads}
+    studies = len(splits) * len(entries) * sum(t != "none" for t in config.tuners)
+    progress = RunProgress(studies * config.trials
+                           + len(splits) * len(entries) * len(config.tuners) * config.seeds)
+    if done:
+        progress.log(f"resuming {store.path}: {len(done)} rows already done")
+    ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command)
     failures = 0
     try:
-        for job in todo:
-            row = run_job(job, config, store, progress, context)
-            store.append(row)
-            failures += row["status"] != "ok"
-            progress.job_finished(_summary(job, row))
+        for split in splits:
+            for entry in entries:
+                for tuner in config.tuners:
+                    failures += run_contender(ctx, split, entry, tuner, done)
     finally:
         progress.close()
     from reports.markdown import write_report
@@ -118,61 +92,75 @@ def run(config: RunConfig, command: str) -> int:
     return 1 if failures else 0
 
 
-def run_job(
-    job: Job, config: RunConfig, store: ResultsStore, progress: RunProgress, context: dict
-) -> dict[str, Any]:
-    """Train, time and evaluate one job; any exception becomes an ``error`` row."""
-    params = model_params(job.entry, config)
-    full_params = {**job.entry.defaults(), **params}
-    row: dict[str, Any] = {
-        "run_id": context["run_id"], "dataset": job.split.dataset,
-        "test_split": job.split.test_split, "model": job.entry.name, "family": job.entry.family,
-        "tuner": job.tuner, "trial": job.trial, "seed": job.seed,
-        "params": json.dumps(full_params, sort_keys=True, default=str),
-        "threads": context["threads"], "versions": json.dumps(provenance.versions()),
-        "machine": json.dumps(provenance.machine()), "git_rev": provenance.git_rev(),
-        "command": context["command"],
-    }
-    epochs = full_params.get("epochs")
-    progress.job_started(job.label, epochs if isinstance(epochs, int) else None)
+def run_contender(ctx: RunContext, split: Split, entry: Entry, tuner: str, done: set) -> int:
+    """Tune one model with one tuner (unless tuner is "none"), then run its finals; failures."""
+    seeds = [s for s in range(ctx.config.seeds)
+             if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
+    if tuner == "none":
+        params, tuning = {**entry.defaults(), **ctx.pinned(entry)}, {"tuner": "none"}
+    else:
+        study = Study(ctx, split, entry, tuner)
+        ctx.progress.log(f"tuning {entry.name} on {split.dataset} with {tuner} "
+                         f"({_budget_text(ctx.config)})")
+        try:
+            params = study.run()
+        except RuntimeError as exc:  # no trial finished: the finals fail with that reason
+            params = None
+            ctx.progress.log(f"    {exc}")
+        tuning = study.summary()
+    failures = 0
+    for seed in seeds:
+        row = run_final(ctx, split, entry, tuner, seed, params, tuning)
+        failures += row["status"] != "ok"
+    return failures
+
+
+def run_final(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int,
+              params: dict[str, Any] | None, tuning: dict[str, Any]) -> dict[str, Any]:
+    """Refit ``params`` on train + validation with ``seed``, evaluate once on test, append the row."""
+    label = f"{split.dataset} {entry.name} {tuner} final seed {seed}"
+    row = ctx.row(split, entry, tuner=tuner, trial="final", seed=seed, params=params or {},
+                  tuning=tuning)
+    epochs = (params or {}).get("epochs")
+    ctx.progress.job_started(label, epochs if isinstance(epochs, int) else None)
     try:
+        if params is None:
+            raise RuntimeError(f"tuning with {tuner} finished no trial, so there is nothing to refit")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = job.entry.create(**params)
-            row.update(_train_and_evaluate(job, model, config, store, progress))
+            row.update(_train_and_evaluate(ctx, split, entry, tuner, seed, params))
         row["status"] = "ok"
         row["warnings"] = _one_line_each(caught)
         if row["warnings"]:
-            progress.log(f"    warning: {row['warnings']}")
+            ctx.progress.log(f"    warning: {row['warnings']}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # one failing job must not end the run
-        row["status"] = "error"
-        row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        with open(store.run_dir / "errors.log", "a", encoding="utf-8") as log:
-            log.write(f"--- {job.label} ({datetime.now(UTC).isoformat()})\n")
-            log.write(traceback.format_exc())
-    row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        row.update(status="error", error=one_line(exc))
+        with open(ctx.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
+            log.write(f"--- {label}\n{traceback.format_exc()}")
+    ctx.append(row)
+    ctx.progress.job_finished(_summary(label, row))
     return row
 
 
-def _train_and_evaluate(
-    job: Job, model: DigitModel, config: RunConfig, store: ResultsStore, progress: RunProgress
-) -> dict[str, Any]:
-    split, epochs = job.split, model.get_params().get("epochs")
+def _train_and_evaluate(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int,
+                        params: dict[str, Any]) -> dict[str, Any]:
     train = Digits(
         np.concatenate([split.train.images, split.val.images]),
         np.concatenate([split.train.labels, split.val.labels]),
     )
-    test = split.test
+    test, epochs = split.test, params.get("epochs")
+    model = create(entry, params)
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
-        progress.epoch(epoch, epochs, metrics)
+        ctx.progress.epoch(epoch, epochs, metrics)
 
     with measure() as fit_time:
-        model.fit(train, None, seed=job.seed, report=report)
-    batch = min(config.latency_batch, len(test))
-    model.warm_up(test.images[:batch])  # graph tracing and caches: not timed
+        model.fit(train, None, seed=seed, report=report)
+    batch = min(ctx.config.latency_batch, len(test))
+    for sample in (test.images, test.images[:batch]):  # tracing and set-up per shape: not timed
+        model.warm_up(sample)
     with measure() as predict_time:
         predicted = np.asarray(model.predict(test.images))
     if predicted.shape != test.labels.shape or not np.isin(predicted, np.arange(10)).all():
@@ -181,6 +169,7 @@ def _train_and_evaluate(
             f"of shape {test.labels.shape}"
         )
     b1, bn = latency_ms(model.predict, test.images, batch=batch)
+    stem = "__".join((unique_slug(split.dataset), entry.name, tuner, "final", f"seed{seed}"))
     return {
         "n_train": len(train), "n_val": 0, "n_test": len(test),
         "test_accuracy": float(np.mean(predicted == test.labels)),
@@ -189,8 +178,17 @@ def _train_and_evaluate(
         "predict_wall_s": round(predict_time.wall_s, 4),
         "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
         "n_params": model.n_params(),
-        "predictions": store.save_predictions(job.file_stem, test.labels, predicted),
+        "predictions": ctx.store.save_predictions(stem, test.labels, predicted),
     }
+
+
+def _budget_text(config: RunConfig) -> str:
+    parts = [f"at most {config.trials} trials"]
+    if config.budget is not None:
+        parts.append(f"{config.budget:g} CPU-s")
+    if config.tune_subsample is not None:
+        parts.append(f"trials on {config.tune_subsample:,} training images")
+    return ", ".join(parts)
 
 
 def _one_line_each(caught: list[warnings.WarningMessage]) -> str | None:
@@ -201,10 +199,10 @@ def _one_line_each(caught: list[warnings.WarningMessage]) -> str | None:
     return "; ".join(lines) or None
 
 
-def _summary(job: Job, row: dict[str, Any]) -> str:
+def _summary(label: str, row: dict[str, Any]) -> str:
     if row["status"] != "ok":
-        return f"{job.label}: FAILED {row['error']}"
+        return f"{label}: FAILED {row['error']}"
     return (
-        f"{job.label}: test accuracy {100 * row['test_accuracy']:.2f}%, "
+        f"{label}: test accuracy {100 * row['test_accuracy']:.2f}%, "
         f"fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)"
     )

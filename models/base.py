@@ -50,6 +50,16 @@ class DigitModel(ABC):
             )
         self.params: dict[str, Any] = {**self.defaults, **params}
 
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        """Declare the tunable parameters once, define-by-run (see ``benchmark.space``)::
+
+            return {"C": space.float("C", 1e-3, 10.0, log=True)}
+
+        A model that declares nothing has nothing to tune: it is trained with its defaults.
+        """
+        return {}
+
     def get_params(self) -> dict[str, Any]:
         """The full parameter set (defaults filled in), as stored."""
         return dict(self.params)
@@ -71,7 +81,8 @@ class DigitModel(ABC):
         """Labels 0..9 for ``(n, 28, 28)`` uint8 images."""
 
     def warm_up(self, images: np.ndarray) -> None:
-        """Run whatever one-off work prediction needs (graph tracing, caches); not timed."""
+        """Run the one-off work that predicting ``images`` needs (graph tracing, per-shape set-up,
+        caches), so that it stays out of the timed prediction. The runner calls it untimed."""
         self.predict(images[:1])
 
     def n_params(self) -> int | None:

@@ -50,6 +50,10 @@ class LogisticRegressionModel(SklearnModel):
     name: ClassVar[str] = "logreg"
     defaults: ClassVar[dict[str, Any]] = {"C": 0.1, "max_iter": 300, "tol": 1e-4}
 
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {"C": space.float("C", 1e-4, 10.0, log=True)}
+
     def _estimator(self, seed: int) -> Any:
         from sklearn.linear_model import LogisticRegression
 
@@ -69,6 +73,10 @@ class LinearSVMModel(SklearnModel):
     name: ClassVar[str] = "linear-svm"
     defaults: ClassVar[dict[str, Any]] = {"C": 0.01, "max_iter": 5000, "tol": 1e-4}
 
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {"C": space.float("C", 1e-5, 1.0, log=True)}
+
     def _estimator(self, seed: int) -> Any:
         from sklearn.svm import LinearSVC
 
@@ -85,6 +93,13 @@ class RBFSVMModel(SklearnModel):
 
     name: ClassVar[str] = "svm-rbf"
     defaults: ClassVar[dict[str, Any]] = {"C": 5.0, "gamma": 0.03, "cache_mb": 500}
+
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {
+            "C": space.float("C", 0.1, 100.0, log=True),
+            "gamma": space.float("gamma", 1e-3, 0.3, log=True),
+        }
 
     def _estimator(self, seed: int) -> Any:
         from sklearn.svm import SVC

@@ -18,6 +18,10 @@ class NearestCentroid(DigitModel):
     family: ClassVar[str] = "plug-in"
     defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0}
 
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {"shrink": space.float("shrink", 0.0, 0.9)}
+
     def fit(
         self,
         train: Digits,
@@ -48,6 +52,46 @@ class SlowCentroid(NearestCentroid):
         with open(os.environ["TINYPLUGIN_LOG"], "a") as log:
             log.write(f"{seed}\n")
         time.sleep(self.params["seconds"])
+        return super().fit(train, val, seed=seed, **kw)
+
+
+class BusyCentroid(NearestCentroid):
+    """NearestCentroid that burns ``cpu_seconds`` of CPU in fit: for budget tests."""
+
+    name: ClassVar[str] = "busy-centroid"
+    defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0, "cpu_seconds": 0.2}
+
+    def fit(self, train: Digits, val: Digits | None = None, *, seed: int, **kw: Any) -> Self:
+        end = time.process_time() + self.params["cpu_seconds"]
+        while time.process_time() < end:
+            pass
+        return super().fit(train, val, seed=seed, **kw)
+
+
+class EpochModel(NearestCentroid):
+    """Trains in epochs and reports a validation accuracy that grows with ``quality``: for pruning.
+
+    Each epoch reports ``val_accuracy = quality * epoch / epochs``; the final predictions are the
+    centroid model's. Logs ``trial-start <quality>`` lines to $TINYPLUGIN_LOG when set.
+    """
+
+    name: ClassVar[str] = "epoch-model"
+    defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0, "quality": 0.5, "epochs": 6,
+                                          "seconds_per_epoch": 0.0}
+
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {"quality": space.float("quality", 0.0, 1.0), "epochs": space.int("epochs", 2, 6)}
+
+    def fit(self, train: Digits, val: Digits | None = None, *, seed: int,
+            report: ReportCallback | None = None, **kw: Any) -> Self:
+        if os.environ.get("TINYPLUGIN_LOG"):
+            with open(os.environ["TINYPLUGIN_LOG"], "a") as log:
+                log.write(f"trial-start {self.params['quality']}\n")
+        for epoch in range(1, self.params["epochs"] + 1):
+            time.sleep(self.params["seconds_per_epoch"])
+            if report is not None:
+                report(epoch, {"val_accuracy": self.params["quality"] * epoch / self.params["epochs"]})
         return super().fit(train, val, seed=seed, **kw)
 
 

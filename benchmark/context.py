@@ -1,0 +1,59 @@
+"""What every job of one ``digitbench run`` shares: settings, results store, progress, provenance."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmark import provenance
+from benchmark.config import RunConfig
+from benchmark.data import Split
+from benchmark.progress import RunProgress
+from benchmark.results import ResultsStore
+from models.base import DigitModel
+from models.registry import Entry
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    store: ResultsStore
+    progress: RunProgress
+    run_id: str
+    command: str
+
+    def pinned(self, entry: Entry) -> dict[str, Any]:
+        """Parameters no tuner may change: the variant's fixed ones, then the user's overrides."""
+        defaults = entry.defaults()
+        chosen = {k: v for k, v in (self.config.params or {}).items() if k in defaults}
+        if self.config.epochs is not None and "epochs" in defaults:
+            chosen["epochs"] = self.config.epochs
+        return {**chosen, **entry.fixed}
+
+    def row(self, split: Split, entry: Entry, *, tuner: str, trial: str, seed: int,
+            params: dict[str, Any], tuning: dict[str, Any]) -> dict[str, Any]:
+        """The fields every result row of this job carries; the caller adds the measurements."""
+        return {
+            "run_id": self.run_id, "dataset": split.dataset, "test_split": split.test_split,
+            "model": entry.name, "family": entry.family, "tuner": tuner, "trial": trial,
+            "seed": seed, "params": json.dumps(params, sort_keys=True, default=str),
+            "tuning": json.dumps(tuning, sort_keys=True), "threads": self.config.threads,
+            "versions": json.dumps(provenance.versions()),
+            "machine": json.dumps(provenance.machine()), "git_rev": provenance.git_rev(),
+            "command": self.command,
+        }
+
+    def append(self, row: dict[str, Any]) -> None:
+        row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.store.append(row)
+
+
+def create(entry: Entry, params: dict[str, Any]) -> DigitModel:
+    """A model of ``entry`` with the full parameter set ``params`` (fixed ones included)."""
+    return entry.create(**{k: v for k, v in params.items() if k not in entry.fixed})
+
+
+def one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

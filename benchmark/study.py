@@ -1,0 +1,212 @@
+"""One tuning study: a (dataset, model, tuner) triple, its trial function, budget and best parameters.
+
+Trials train on the training part (or a stated stratified subsample of it) and are scored on the
+validation part; the test set is never touched. Every trial is a row of results.csv, and a trial
+number already there is never trained again, which makes a killed study resumable.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import traceback
+from typing import Any
+
+import numpy as np
+
+from benchmark.context import RunContext, create, one_line
+from benchmark.data import Split
+from benchmark.results import unique_slug
+from benchmark.space import Int, PinnedSpace, Space, dimensions
+from benchmark.timing import Measured, measure
+from benchmark.tuning import TrialFailed, TrialPruned
+from models.base import Digits, ReportCallback
+from models.registry import Entry
+
+
+def subsample(digits: Digits, size: int | None, seed: int = 0) -> Digits:
+    """A stratified subsample of ``size`` images (all of them when size is None or larger)."""
+    if size is None or size >= len(digits):
+        return digits
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(digits)), train_size=size, stratify=digits.labels,
+                               random_state=seed)
+    keep = np.sort(keep)
+    return Digits(digits.images[keep], digits.labels[keep])
+
+
+class Study:
+    TRIAL_SEED = 0  # every trial trains with this seed; finals use seeds 0..N-1
+
+    def __init__(self, ctx: RunContext, split: Split, entry: Entry, tuner: str) -> None:
+        self.ctx, self.split, self.entry, self.tuner = ctx, split, entry, tuner
+        config = ctx.config
+        self.train = subsample(split.train, config.tune_subsample)
+        self.pinned = ctx.pinned(entry)
+        self.max_epochs = self._max_epochs()
+        self.oracle = config.oracle
+        if tuner == "keras-tuner" and self.oracle == "hyperband" and self.max_epochs is None:
+            self.oracle = "bayesian"  # Hyperband allocates epochs; this model has none
+        self.settings = {
+            "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
+            "tune_images": len(self.train), "val_images": len(split.val),
+            "trial_seed": self.TRIAL_SEED,
+            **({"sampler": config.sampler, "pruner": config.pruner} if tuner == "optuna" else {}),
+            **({"oracle": self.oracle} if tuner == "keras-tuner" else {}),
+        }
+        self.previous: dict[int, dict[str, Any]] = self._recorded_trials()
+
+    @property
+    def name(self) -> str:
+        return f"{unique_slug(self.split.dataset)}__{self.entry.name}"
+
+    def _max_epochs(self) -> int | None:
+        if "epochs" in self.pinned:
+            return int(self.pinned["epochs"])
+        epochs = dimensions(self.entry.cls).get("epochs")
+        return epochs.high if isinstance(epochs, Int) else None
+
+    def _recorded_trials(self) -> dict[int, dict[str, Any]]:
+        """Trial rows of this study already in results.csv (the last row of each number)."""
+        if not self.ctx.store.exists():
+            return {}
+        frame = self.ctx.store.load()
+        mine = frame[(frame["dataset"] == self.split.dataset) & (frame["model"] == self.entry.name)
+                     & (frame["tuner"] == self.tuner) & (frame["trial"] != "final")]
+        return {
+            int(r["trial"]): {"status": r["status"], "val_accuracy": _number(r["val_accuracy"]),
+                              "cpu_s": (_number(r["fit_cpu_s"]) or 0) + (_number(r["predict_cpu_s"]) or 0),
+                              "params": json.loads(r["params"])}
+            for r in mine.to_dict("records")
+        }
+
+    # -- what the drivers call ----------------------------------------------------------------
+
+    def search_space(self, space: Space) -> dict[str, Any]:
+        return self.entry.cls.search_space(PinnedSpace(space, self.pinned))
+
+    @property
+    def cpu_used(self) -> float:
+        return sum(t["cpu_s"] for t in self.previous.values())
+
+    def out_of_budget(self) -> bool:
+        return self.ctx.config.budget is not None and self.cpu_used >= self.ctx.config.budget
+
+    def recorded(self, number: int) -> tuple[str, float | None] | None:
+        trial = self.previous.get(number)
+        return None if trial is None else (trial["status"], trial["val_accuracy"])
+
+    def evaluate(self, number: int, params: dict[str, Any], report: ReportCallback | None) -> float:
+        """Train trial ``number`` on the tuning part, score it on validation, append its row."""
+        if number in self.previous:
+            return _replay(self.previous[number])
+        full = {**self.entry.defaults(), **params, **self.pinned}
+        row = self.ctx.row(self.split, self.entry, tuner=self.tuner, trial=str(number),
+                           seed=self.TRIAL_SEED, params=full, tuning=self.settings)
+        row.update(n_train=len(self.train), n_val=len(self.split.val), n_test=len(self.split.test))
+        progress = self.ctx.progress
+        progress.job_started(f"{self.split.dataset} {self.entry.name} {self.tuner} trial {number}",
+                             full.get("epochs") if isinstance(full.get("epochs"), int) else None)
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            progress.epoch(epoch, full.get("epochs"), metrics)
+            if report is not None:
+                report(epoch, metrics)
+
+        fit_time, predict_time = Measured(), Measured()
+        model = None
+        try:
+            model = create(self.entry, full)
+            with measure() as fit_time:  # filled in even when a pruning report ends the fit
+                model.fit(self.train, self.split.val, seed=self.TRIAL_SEED, report=on_epoch)
+            with measure() as predict_time:
+                predicted = np.asarray(model.predict(self.split.val.images))
+            row.update(status="ok", val_accuracy=float(np.mean(predicted == self.split.val.labels)))
+        except TrialPruned as pruned:
+            row.update(status="pruned", val_accuracy=pruned.value)
+        except Exception as exc:  # a failing trial is a row, not the end of the study
+            row.update(status="error", error=one_line(exc))
+            with open(self.ctx.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
+                log.write(f"--- {self.name} {self.tuner} trial {number}\n{traceback.format_exc()}")
+        finally:
+            del model
+            gc.collect()
+        row.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
+                   predict_cpu_s=round(predict_time.cpu_s, 4))
+        self.ctx.append(row)
+        self.previous[number] = {"status": row["status"], "val_accuracy": row.get("val_accuracy"),
+                                 "cpu_s": row["fit_cpu_s"] + row["predict_cpu_s"],
+                                 "params": full}
+        progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))
+        return _replay(self.previous[number])
+
+    # -- running and summing up ---------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Tune to the asked number of trials (or the budget); returns the best full parameters."""
+        config = self.ctx.config
+        if self.tuner == "optuna":
+            from benchmark.tune_optuna import tune_optuna
+
+            tune_optuna(search_space=self.search_space, evaluate=self.evaluate,
+                        recorded=self.recorded, study_name=self.name, storage=config.storage_url,
+                        sampler=config.sampler, pruner=config.pruner, max_trials=config.trials,
+                        out_of_budget=self.out_of_budget, seed=self.TRIAL_SEED,
+                        max_epochs=self.max_epochs)
+        else:
+            from benchmark.tune_kerastuner import tune_kerastuner
+
+            tune_kerastuner(search_space=self.search_space, evaluate=self.evaluate,
+                            oracle=self.oracle, max_trials=config.trials,
+                            out_of_budget=self.out_of_budget,
+                            directory=self.ctx.store.run_dir / "keras-tuner", project=self.name,
+                            seed=self.TRIAL_SEED, max_epochs=self.max_epochs)
+        return self.best()[1]
+
+    def best(self) -> tuple[int, dict[str, Any]]:
+        """(trial number, full parameters) of the best finished trial: highest validation
+        accuracy, the earlier trial on a tie."""
+        ok = [(n, t) for n, t in self.previous.items()
+              if t["status"] == "ok" and t["val_accuracy"] is not None]
+        if not ok:
+            raise RuntimeError(f"{self.name}: tuning with {self.tuner} finished no trial")
+        number, trial = min(ok, key=lambda item: (-item[1]["val_accuracy"], item[0]))
+        return number, trial["params"]
+
+    def summary(self) -> dict[str, Any]:
+        """Settings plus what was used: the ``tuning`` column of the final rows."""
+        statuses = [t["status"] for t in self.previous.values()]
+        used = {
+            "trials_run": len(statuses), "pruned": statuses.count("pruned"),
+            "failed": statuses.count("error"), "cpu_s_used": round(self.cpu_used, 2),
+            "stopped_by": "budget" if self.out_of_budget() else "trials",
+        }
+        try:
+            number, _ = self.best()
+            used.update(best_trial=number, best_val_accuracy=self.previous[number]["val_accuracy"])
+        except RuntimeError:
+            pass
+        return {**self.settings, **used}
+
+
+def _replay(trial: dict[str, Any]) -> float:
+    """A recorded trial's outcome, as ``evaluate`` reports it to a driver."""
+    if trial["status"] == "pruned":
+        raise TrialPruned(trial["val_accuracy"])
+    if trial["status"] != "ok" or trial["val_accuracy"] is None:
+        raise TrialFailed(f"trial failed: {trial['status']}")
+    return float(trial["val_accuracy"])
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(number) else number
+
+
+def _trial_summary(model: str, tuner: str, number: int, row: dict[str, Any], used: float) -> str:
+    status, value = row["status"], row.get("val_accuracy")
+    shown = f"val {100 * value:.2f}%" if value is not None else row.get("error") or status
+    return f"{model} {tuner} trial {number}: {status}, {shown} ({used:.0f} CPU-s used)"

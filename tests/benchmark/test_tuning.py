@@ -1,0 +1,175 @@
+"""Tuning: the search-space language and its adapters, Optuna studies through the CLI, equal
+budgets, pruning, finals refit from the best trial, and resuming a killed study."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.space import Choice, FixedSpace, Float, Int, OptunaSpace, PinnedSpace, dimensions
+from models import registry
+
+LENET_DIMENSIONS = {"filters1", "filters2", "kernel_size", "dense_units", "dropout",
+                    "learning_rate", "batch_size", "epochs"}
+
+
+def run_cli(tmp_path: Path, tiny_idx: Path, *args: str) -> int:
+    return main(["run", "--dataset", f"idx:{tiny_idx}", "--out", str(tmp_path / "run"),
+                 "--cache-dir", str(tmp_path / "cache"), *args])
+
+
+def results(tmp_path: Path) -> pd.DataFrame:
+    return pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str})
+
+
+# -- the language --------------------------------------------------------------------------------
+
+def test_every_builtin_declares_its_space_once() -> None:
+    assert set(dimensions(registry.get("logreg").cls)) == {"C"}
+    assert set(dimensions(registry.get("linear-svm").cls)) == {"C"}
+    assert set(dimensions(registry.get("svm-rbf").cls)) == {"C", "gamma"}
+    for name in ("lenet-relu", "lenet-tanh"):
+        declared = dimensions(registry.get(name).cls)
+        assert set(declared) == LENET_DIMENSIONS, "the activation stays fixed per variant"
+        assert isinstance(declared["learning_rate"], Float) and declared["learning_rate"].log
+        assert isinstance(declared["kernel_size"], Choice)
+
+
+def test_optuna_adapter_suggests_within_the_declared_ranges() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    cls = registry.get("lenet-relu").cls
+    for _ in range(20):
+        values = cls.search_space(OptunaSpace(study.ask()))
+        for name, dim in dimensions(cls).items():
+            if isinstance(dim, Choice):
+                assert values[name] in dim.options
+            else:
+                assert dim.low <= values[name] <= dim.high
+                assert isinstance(values[name], int) == isinstance(dim, Int)
+
+
+def test_keras_tuner_adapter_registers_the_same_dimensions() -> None:
+    from keras_tuner import HyperParameters
+
+    from benchmark.space import KerasTunerSpace
+
+    hp = HyperParameters()
+    values = registry.get("svm-rbf").cls.search_space(KerasTunerSpace(hp))
+    assert set(values) == {"C", "gamma"} == {p.name for p in hp.space}
+    assert {p.name: p.sampling for p in hp.space} == {"C": "log", "gamma": "log"}
+
+
+def test_fixed_and_pinned_spaces() -> None:
+    cls = registry.get("lenet-tanh").cls
+    defaults = registry.get("lenet-tanh").defaults()
+    assert cls.search_space(FixedSpace({"epochs": 3}, defaults))["epochs"] == 3
+    assert cls.search_space(FixedSpace({}, defaults))["dense_units"] == defaults["dense_units"]
+    study = optuna.create_study()
+    trial = study.ask()
+    values = cls.search_space(PinnedSpace(OptunaSpace(trial), {"epochs": 2, "batch_size": 16}))
+    assert values["epochs"] == 2 and values["batch_size"] == 16
+    assert "epochs" not in trial.params and "batch_size" not in trial.params
+
+
+# -- Optuna through the CLI ----------------------------------------------------------------------
+
+def test_optuna_tunes_then_refits_the_best_trial(tmp_path: Path, tiny_idx: Path,
+                                                 plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:NearestCentroid",
+                   "--models", "nearest-centroid", "--tuner", "optuna", "--trials", "5",
+                   "--seeds", "2") == 0
+    frame = results(tmp_path)
+    trials = frame[frame["trial"] != "final"]
+    finals = frame[frame["trial"] == "final"]
+    assert sorted(trials["trial"].astype(int)) == [0, 1, 2, 3, 4]
+    assert (trials["status"] == "ok").all() and trials["test_accuracy"].isna().all()
+    assert (trials["n_train"] == 540).all() and (trials["n_val"] == 60).all()
+    assert len(finals) == 2 and (finals["n_train"] == 600).all() and (finals["tuner"] == "optuna").all()
+    best = trials.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
+    assert json.loads(finals["params"].iloc[0]) == json.loads(best["params"])
+    tuning = json.loads(finals["tuning"].iloc[0])
+    assert tuning["trials_run"] == 5 and tuning["best_trial"] == int(best["trial"])
+    assert tuning["sampler"] == "tpe" and tuning["stopped_by"] == "trials"
+    shrinks = {json.loads(p)["shrink"] for p in trials["params"]}
+    assert len(shrinks) == 5 and all(0 <= s <= 0.9 for s in shrinks)
+
+
+def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path,
+                                                plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:BusyCentroid",
+                   "--models", "busy-centroid", "--tuner", "optuna", "--trials", "20",
+                   "--budget", "0.5") == 0
+    frame = results(tmp_path)
+    trials = frame[frame["trial"] != "final"]
+    used = (trials["fit_cpu_s"] + trials["predict_cpu_s"]).sum()
+    assert 3 <= len(trials) <= 4, "0.2 CPU-s trials: the third or fourth crosses 0.5"
+    assert used >= 0.5 and (used - trials["fit_cpu_s"].iloc[-1]) < 0.5
+    tuning = json.loads(frame[frame["trial"] == "final"]["tuning"].iloc[0])
+    assert tuning["stopped_by"] == "budget" and tuning["budget_cpu_s"] == 0.5
+    assert tuning["cpu_s_used"] == pytest.approx(used, abs=0.01)
+
+
+def test_pruned_trials_are_rows_and_count_toward_the_trials(tmp_path: Path, tiny_idx: Path,
+                                                            plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:EpochModel",
+                   "--models", "epoch-model", "--tuner", "optuna", "--sampler", "random",
+                   "--pruner", "median", "--trials", "12") == 0
+    trials = results(tmp_path).query("trial != 'final'")
+    assert len(trials) == 12 and set(trials["status"]) == {"ok", "pruned"}
+    pruned = trials[trials["status"] == "pruned"]
+    assert pruned["val_accuracy"].notna().all() and (pruned["fit_cpu_s"] >= 0).all()
+
+
+def test_params_pin_values_and_unknown_params_are_refused(tmp_path: Path, tiny_idx: Path,
+                                                          plugin_path: Path, capsys) -> None:
+    args = ["--model-path", "tinyplugin:NearestCentroid", "--models", "nearest-centroid",
+            "--tuner", "optuna", "--trials", "3"]
+    assert run_cli(tmp_path, tiny_idx, *args, "--params", '{"colour": 1}') == 2
+    assert "--params: no selected model has parameter(s) colour" in capsys.readouterr().err
+    assert run_cli(tmp_path, tiny_idx, *args, "--params", '{"shrink": 0.25}') == 0
+    assert {json.loads(p)["shrink"] for p in results(tmp_path)["params"]} == {0.25}
+
+
+def test_a_killed_study_resumes_to_exactly_the_asked_trials(tmp_path: Path, tiny_idx: Path,
+                                                            plugin_path: Path) -> None:
+    log = tmp_path / "fits.log"
+    env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
+    command = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
+               "--model-path", "tinyplugin:EpochModel", "--models", "epoch-model",
+               "--tuner", "optuna", "--pruner", "none", "--trials", "6",
+               "--params", '{"seconds_per_epoch": 0.15}',
+               "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    csv = tmp_path / "run" / "results.csv"
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # two trials finished and a third one running
+        if csv.exists() and len(csv.read_text().splitlines()) >= 3 and \
+                log.read_text().count("trial-start") >= 3:
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = pd.read_csv(csv, dtype={"trial": str})
+    assert 2 <= len(before) < 6
+
+    log.write_text("")
+    subprocess.run([*command, "--resume"], env=env, check=True, capture_output=True)
+    after = pd.read_csv(csv, dtype={"trial": str})
+    trials = after[after["trial"] != "final"]
+    assert len(trials) == 6 and trials["trial"].is_unique and (trials["status"] == "ok").all()
+    assert log.read_text().count("trial-start") == 6 - len(before) + 1, "finals fit once more"
+    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 6 and states.count("RUNNING") == 0
