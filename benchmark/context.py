@@ -12,6 +12,7 @@ from benchmark.config import RunConfig
 from benchmark.data import Split
 from benchmark.progress import RunProgress
 from benchmark.results import ResultsStore
+from benchmark.timing import rss_mb
 from models.base import DigitModel
 from models.registry import Entry
 
@@ -47,6 +48,7 @@ class RunContext:
 
     def append(self, row: dict[str, Any]) -> None:
         row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        row["rss_mb"] = rss_mb()
         self.store.append(row)
 
 

@@ -49,6 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "batch_N",
     "n_params",        # trainable parameters (networks), else empty
     "threads",         # thread count the job ran with
+    "rss_mb",          # resident memory of the process when the row was written (MiB)
     "status",          # "ok" | "error" (later: "pruned")
     "error",           # one line, where status is "error"
     "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined

@@ -7,6 +7,7 @@ never redone, so ``--resume`` continues a killed run where it stopped.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import traceback
 import uuid
@@ -70,6 +71,7 @@ def run(config: RunConfig, command: str) -> int:
         for spec in config.datasets
     ]
     store = prepare_run_dir(config)
+    gc.freeze()  # the datasets stay for the whole run: keep the per-trial collections cheap
     done = store.done_jobs()
     studies = len(splits) * len(entries) * sum(t != "none" for t in config.tuners)
     progress = RunProgress(studies * config.trials

@@ -17,7 +17,7 @@ import numpy as np
 from benchmark.context import RunContext, create, one_line
 from benchmark.data import Split
 from benchmark.results import unique_slug
-from benchmark.space import Int, PinnedSpace, Space, dimensions
+from benchmark.space import Choice, Int, PinnedSpace, Space, dimensions
 from benchmark.timing import Measured, measure
 from benchmark.tuning import TrialFailed, TrialPruned
 from models.base import Digits, ReportCallback
@@ -52,7 +52,8 @@ class Study:
             "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
             "tune_images": len(self.train), "val_images": len(split.val),
             "trial_seed": self.TRIAL_SEED,
-            **({"sampler": config.sampler, "pruner": config.pruner} if tuner == "optuna" else {}),
+            **({"sampler": config.sampler, "pruner": config.pruner, "first_trial": "defaults"}
+               if tuner == "optuna" else {}),
             **({"oracle": self.oracle} if tuner == "keras-tuner" else {}),
         }
         self.previous: dict[int, dict[str, Any]] = self._recorded_trials()
@@ -82,6 +83,18 @@ class Study:
         }
 
     # -- what the drivers call ----------------------------------------------------------------
+
+    def defaults_in_space(self) -> dict[str, Any]:
+        """The model's defaults for the tuned dimensions that lie inside their declared range."""
+        defaults, chosen = self.entry.defaults(), {}
+        for name, dim in dimensions(self.entry.cls).items():
+            value = defaults.get(name)
+            if name in self.pinned or value is None:
+                continue
+            inside = value in dim.options if isinstance(dim, Choice) else dim.low <= value <= dim.high
+            if inside:
+                chosen[name] = value
+        return chosen
 
     def search_space(self, space: Space) -> dict[str, Any]:
         return self.entry.cls.search_space(PinnedSpace(space, self.pinned))
@@ -152,14 +165,15 @@ class Study:
                         recorded=self.recorded, study_name=self.name, storage=config.storage_url,
                         sampler=config.sampler, pruner=config.pruner, max_trials=config.trials,
                         out_of_budget=self.out_of_budget, seed=self.TRIAL_SEED,
-                        max_epochs=self.max_epochs)
+                        max_epochs=self.max_epochs, first_trial=self.defaults_in_space())
         else:
             from benchmark.tune_kerastuner import tune_kerastuner
 
             tune_kerastuner(search_space=self.search_space, evaluate=self.evaluate,
                             oracle=self.oracle, max_trials=config.trials,
                             out_of_budget=self.out_of_budget,
-                            directory=self.ctx.store.run_dir / "keras-tuner", project=self.name,
+                            directory=self.ctx.store.run_dir / "keras-tuner",
+                            project=f"{self.name}__{self.oracle}",
                             seed=self.TRIAL_SEED, max_epochs=self.max_epochs)
         return self.best()[1]
 

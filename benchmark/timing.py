@@ -43,6 +43,15 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def rss_mb() -> float | None:
+    """Resident memory of this process now, in MiB (Linux), else None."""
+    try:
+        pages = int(open("/proc/self/statm").read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 @dataclass
 class Measured:
     cpu_s: float = 0.0

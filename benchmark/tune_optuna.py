@@ -13,11 +13,12 @@ from benchmark.tuning import Evaluate, TrialFailed, TrialPruned
 Recorded = Callable[[int], tuple[str, float | None] | None]
 
 
-def _sampler(name: str, seed: int) -> Any:
+def _sampler(name: str, seed: int, max_trials: int) -> Any:
     import optuna
 
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe":  # random start-up trials: a third of a small budget, at most Optuna's 10
+        startup = max(3, min(10, max_trials // 3))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown Optuna sampler {name!r}")
@@ -48,20 +49,25 @@ def tune_optuna(
     out_of_budget: Callable[[], bool],
     seed: int,
     max_epochs: int | None,
+    first_trial: dict[str, Any] | None = None,
 ) -> int:
     """Run the study until it has ``max_trials`` complete-or-pruned trials or the budget is spent.
 
     Returns the number of finished (complete or pruned) trials, earlier runs included. Trials left
     RUNNING by a killed process are settled first: told the value their row recorded if the row was
     written before the kill, else marked failed (so they do not count, and a new trial replaces them).
+    A new study starts with ``first_trial`` (the model's defaults), so tuning never ends below them
+    on the validation set.
     """
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=_sampler(sampler, seed), pruner=_pruner(pruner, max_epochs),
+        sampler=_sampler(sampler, seed, max_trials), pruner=_pruner(pruner, max_epochs),
     )
+    if first_trial and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(first_trial)
     _settle_interrupted(study, recorded)
     while _finished(study) < max_trials and not out_of_budget():
         trial = study.ask()

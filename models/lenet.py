@@ -63,6 +63,32 @@ def _c_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+@contextmanager
+def _traced_gradients_released() -> Iterator[None]:
+    """Drop the gradient registrations that tracing a training step adds to TensorFlow's global
+    registry, once the step is traced.
+
+    Under TensorFlow 2.21, each Keras training function traces ``tf.distribute``'s all-reduce, whose
+    ``custom_gradient`` registers a new ``CustomGradient-N`` entry holding the traced graph; entries
+    are never removed, so every model trained in a process leaked about 15 MB (30 tuning trials:
+    +450 MB RSS). Gradients are looked up only while tracing, so entries added during a finished
+    ``fit`` are no longer needed.
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry  # private: guarded below
+    except (ImportError, AttributeError):
+        yield
+        return
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in [n for n in registry if n not in before and n.startswith("CustomGradient")]:
+            registry.pop(name, None)
+
+
 def as_input(images: np.ndarray) -> np.ndarray:
     """``(n, 28, 28)`` uint8 -> ``(n, 28, 28, 1)`` float32 in 0..1."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
@@ -144,15 +170,16 @@ class LeNet(DigitModel):
             metrics=["accuracy"],
         )
         callbacks = [_Reporter(report)] if report is not None else []
-        history = model.fit(
-            as_input(train.images),
-            train.labels,
-            batch_size=p["batch_size"],
-            epochs=p["epochs"],
-            validation_data=None if val is None else (as_input(val.images), val.labels),
-            callbacks=callbacks,
-            verbose=0,
-        )
+        with _traced_gradients_released():
+            history = model.fit(
+                as_input(train.images),
+                train.labels,
+                batch_size=p["batch_size"],
+                epochs=p["epochs"],
+                validation_data=None if val is None else (as_input(val.images), val.labels),
+                callbacks=callbacks,
+                verbose=0,
+            )
         self.model_ = model
         self.predict_fn_ = None
         self.history_ = {k: [float(x) for x in v] for k, v in history.history.items()}

@@ -67,10 +67,22 @@ def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> En
     return entry
 
 
+#: Importing these modules registers the built-ins (neither imports TensorFlow at import time);
+#: listings show the built-ins in this order, whatever order the modules were imported in.
+BUILTIN_MODULES = ("models.baselines", "models.lenet")
+
+
 def _load_builtins() -> None:
-    # Importing these modules registers the built-ins; neither imports TensorFlow at import time.
-    importlib.import_module("models.baselines")
-    importlib.import_module("models.lenet")
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def _listing_order(item: tuple[int, Entry]) -> tuple[int, int]:
+    position, entry = item
+    module = entry.cls.__module__
+    rank = BUILTIN_MODULES.index(module) if entry.source == "built-in" and module in BUILTIN_MODULES \
+        else len(BUILTIN_MODULES)
+    return rank, position
 
 
 def load_plugins() -> None:
@@ -112,15 +124,14 @@ def load_model_path(spec: str) -> Entry:
 
 
 def names() -> list[str]:
-    """Registered model names: built-ins first (in registration order), then plug-ins."""
+    """Registered model names: built-ins first (baselines, then networks), then plug-ins."""
     _load_builtins()
     load_plugins()
-    return list(_entries)
+    return [entry.name for _, entry in sorted(enumerate(_entries.values()), key=_listing_order)]
 
 
 def builtin_names() -> list[str]:
-    _load_builtins()
-    return [n for n, e in _entries.items() if e.source == "built-in"]
+    return [name for name in names() if _entries[name].source == "built-in"]
 
 
 def get(name: str) -> Entry:

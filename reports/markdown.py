@@ -7,9 +7,7 @@ previous report intact.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,11 @@ from benchmark.errors import InputError
 from benchmark.results import COLUMNS, RESULTS_FILE, load_predictions, load_results
 from benchmark.results import dataset_slug as slugify
 from reports import plots
-from reports.machine import distinct, environment
+from reports.format import DASH, code, count, md_table, num, pct
+from reports.machine import distinct, environment, parse_json
 from reports.stats import confusion_counts, mean_interval, top_confusions
 
 REPORT_FILE = "report.md"
-DASH = "—"
 _MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
                    "platform": "Platform", "python": "Python"}
 
@@ -81,64 +79,6 @@ def write_text_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-# -- formatting ------------------------------------------------------------------------------
-
-def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-             align: str | None = None) -> list[str]:
-    """A GitHub-flavoured markdown table; ``align`` has one 'l' or 'r' per column."""
-    align = align or "l" * len(headers)
-    cells = [[_cell(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        padded = [c.rjust(w) if a == "r" else c.ljust(w)
-                  for c, w, a in zip(row, widths, align, strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = ["-" * (w - 1) + ":" if a == "r" else "-" * w
-            for w, a in zip(widths, align, strict=True)]
-    return [line(cells[0]), line(rule)] + [line(r) for r in cells[1:]]
-
-
-def _cell(value: Any) -> str:
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
-def code(text: str) -> str:
-    """Inline code span that survives backticks in ``text``."""
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def num(value: Any) -> str:
-    """A measurement with about three significant digits; missing values as a dash."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return DASH
-    if not math.isfinite(x):
-        return DASH
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    if abs(x) >= 1 or x == 0:
-        return f"{x:.2f}"
-    return f"{x:#.3g}" if abs(x) >= 0.001 else f"{x:.2e}"
-
-
-def count(value: Any) -> str:
-    try:
-        return f"{int(float(value)):,}"
-    except (TypeError, ValueError, OverflowError):
-        return DASH
-
-
-def pct(fraction: float) -> str:
-    return f"{100 * fraction:.2f}%"
 
 
 def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
@@ -279,9 +219,43 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "and at a large batch. Best model in bold.",
         "",
     ]
+    lines += tuning_section(final)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
     return lines + confusion_section(group, dataset, run_dir, slug)
+
+
+def tuning_section(final: pd.DataFrame) -> list[str]:
+    """The budget every tuned contender shared, then what each study used (from ``tuning``)."""
+    studies = {(r["model"], r["tuner"]): parse_json(r["tuning"]) for r in final.to_dict("records")
+               if r["tuner"] != "none"}
+    if not studies:
+        return ["All models trained with their default parameters (no tuning).", ""]
+    budgets = {(t.get("trials"), t.get("budget_cpu_s"), t.get("tune_images"), t.get("val_images"))
+               for t in studies.values()}
+    lines = ["### Tuning", ""]
+    if len(budgets) == 1:
+        trials, cpu, images, val = next(iter(budgets))
+        cpu_text = f" and {num(cpu)} CPU-seconds" if cpu else ""
+        lines.append(f"Every tuned contender had the same budget: at most {trials} trials{cpu_text} "
+                     f"per model and tuner; trials trained on {count(images)} images and were "
+                     f"scored on {count(val)} validation images. The test set was not used in "
+                     "tuning; the finals refit the best trial on the whole training part.")
+    else:
+        lines.append("**Budgets differ between contenders** (see the table): their comparison is "
+                     "not on equal terms.")
+    rows = []
+    for (model, tuner), t in studies.items():
+        method = t.get("sampler") and f"{t['sampler']}, {t.get('pruner')} pruner" or t.get("oracle")
+        budget = f"{t.get('trials')} trials" + (f", {num(t['budget_cpu_s'])} CPU-s"
+                                                 if t.get("budget_cpu_s") else "")
+        rows.append([model, tuner, method or DASH, budget, t.get("trials_run", DASH),
+                     t.get("pruned", DASH), t.get("failed", DASH), num(t.get("cpu_s_used")),
+                     t.get("stopped_by", DASH), t.get("best_trial", DASH),
+                     pct(t["best_val_accuracy"]) if t.get("best_val_accuracy") is not None else DASH])
+    headers = ["model", "tuner", "method", "budget", "trials run", "pruned", "failed",
+               "tuning CPU-s", "stopped by", "best trial", "best val accuracy"]
+    return lines + [""] + md_table(headers, rows, "llllrrrrlrr") + [""]
 
 
 def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:

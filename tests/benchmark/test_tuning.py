@@ -173,3 +173,39 @@ def test_a_killed_study_resumes_to_exactly_the_asked_trials(tmp_path: Path, tiny
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 6 and states.count("RUNNING") == 0
+
+
+# -- keras-tuner through the CLI -------------------------------------------------------------------
+
+def test_keras_tuner_and_optuna_tune_the_same_model_side_by_side(tmp_path: Path, tiny_idx: Path,
+                                                                 plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:NearestCentroid",
+                   "--models", "nearest-centroid", "--tuner", "optuna,keras-tuner",
+                   "--oracle", "random", "--trials", "4") == 0
+    frame = results(tmp_path)
+    for tuner in ("optuna", "keras-tuner"):
+        mine = frame[frame["tuner"] == tuner]
+        assert sorted(mine["trial"]) == ["0", "1", "2", "3", "final"]
+        assert (mine["status"] == "ok").all()
+    tuning = json.loads(frame.query("tuner == 'keras-tuner' and trial == 'final'")["tuning"].iloc[0])
+    assert tuning["oracle"] == "random" and tuning["trials_run"] == 4
+    assert (tmp_path / "run" / "keras-tuner").is_dir()
+
+
+def test_keras_tuner_hyperband_sets_the_epochs(tmp_path: Path, tiny_idx: Path,
+                                               plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:EpochModel",
+                   "--models", "epoch-model", "--tuner", "keras-tuner", "--oracle", "hyperband",
+                   "--trials", "6") == 0
+    trials = results(tmp_path).query("trial != 'final'")
+    epochs = [json.loads(p)["epochs"] for p in trials["params"]]
+    assert len(trials) == 6 and all(1 <= e <= 6 for e in epochs) and len(set(epochs)) > 1
+
+
+def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx: Path,
+                                                        plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:NearestCentroid",
+                   "--models", "nearest-centroid", "--tuner", "keras-tuner", "--oracle",
+                   "hyperband", "--trials", "3") == 0
+    final = results(tmp_path).query("trial == 'final'")
+    assert json.loads(final["tuning"].iloc[0])["oracle"] == "bayesian"
