@@ -104,11 +104,15 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
         registry.load_model_path(spec)
     console = Console()
     if args.what in (None, "models"):
-        table = Table("model", "family", "class", "source", "defaults", title="models")
+        from benchmark.space import dimensions
+
+        table = Table("model", "family", "source", "defaults", "tuned", title="models")
         for name in registry.names():
             entry = registry.get(name)
             defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults().items())
-            table.add_row(name, entry.family, entry.cls.__name__, entry.source, defaults)
+            tuned = ", ".join(f"{k}: {d.describe()}" for k, d in dimensions(entry.cls).items()
+                              if k not in entry.fixed)
+            table.add_row(name, entry.family, entry.source, defaults, tuned or "nothing")
         console.print(table)
     if args.what in (None, "datasets"):
         table = Table("spec", "what", title="datasets")

@@ -75,12 +75,7 @@ class Study:
         frame = self.ctx.store.load()
         mine = frame[(frame["dataset"] == self.split.dataset) & (frame["model"] == self.entry.name)
                      & (frame["tuner"] == self.tuner) & (frame["trial"] != "final")]
-        return {
-            int(r["trial"]): {"status": r["status"], "val_accuracy": _number(r["val_accuracy"]),
-                              "cpu_s": (_number(r["fit_cpu_s"]) or 0) + (_number(r["predict_cpu_s"]) or 0),
-                              "params": json.loads(r["params"])}
-            for r in mine.to_dict("records")
-        }
+        return {int(r["trial"]): _record(r) for r in mine.to_dict("records")}
 
     # -- what the drivers call ----------------------------------------------------------------
 
@@ -147,9 +142,7 @@ class Study:
         row.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
                    predict_cpu_s=round(predict_time.cpu_s, 4))
         self.ctx.append(row)
-        self.previous[number] = {"status": row["status"], "val_accuracy": row.get("val_accuracy"),
-                                 "cpu_s": row["fit_cpu_s"] + row["predict_cpu_s"],
-                                 "params": full}
+        self.previous[number] = _record(row)
         progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))
         return _replay(self.previous[number])
 
@@ -201,6 +194,14 @@ class Study:
         except RuntimeError:
             pass
         return {**self.settings, **used}
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    """What a study keeps of a trial row: status, validation accuracy, CPU spent, parameters."""
+    params = row["params"]
+    return {"status": row["status"], "val_accuracy": _number(row.get("val_accuracy")),
+            "cpu_s": (_number(row.get("fit_cpu_s")) or 0) + (_number(row.get("predict_cpu_s")) or 0),
+            "params": json.loads(params) if isinstance(params, str) else params}
 
 
 def _replay(trial: dict[str, Any]) -> float:

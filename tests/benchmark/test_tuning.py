@@ -119,11 +119,12 @@ def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path,
     assert tuning["cpu_s_used"] == pytest.approx(used, abs=0.01)
 
 
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_pruned_trials_are_rows_and_count_toward_the_trials(tmp_path: Path, tiny_idx: Path,
-                                                            plugin_path: Path) -> None:
+                                                            plugin_path: Path, pruner: str) -> None:
     assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:EpochModel",
                    "--models", "epoch-model", "--tuner", "optuna", "--sampler", "random",
-                   "--pruner", "median", "--trials", "12") == 0
+                   "--pruner", pruner, "--trials", "12") == 0
     trials = results(tmp_path).query("trial != 'final'")
     assert len(trials) == 12 and set(trials["status"]) == {"ok", "pruned"}
     pruned = trials[trials["status"] == "pruned"]
