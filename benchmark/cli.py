@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--oracle", help="keras-tuner oracle: bayesian (default), random, hyperband")
     tune.add_argument("--tune-subsample", type=int, metavar="N",
                       help="tuning trials train on a stratified N-image subsample")
+    tune.add_argument("--cv", type=int, metavar="K",
+                      help="folds scoring trials of models without epochs (default 5; 1: hold-out)")
     tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/optuna.db)")
     tune.add_argument("--params", help='fixed parameter values as JSON, e.g. \'{"epochs": 5}\'')
 

@@ -46,6 +46,7 @@ class RunConfig:
     trials: int = 20
     budget: float | None = None      # CPU-seconds per study; stops at a trial boundary
     tune_subsample: int | None = None  # tuning trials train on this many images (finals on all)
+    cv: int = 5                      # folds scoring trials of models without epochs (1: hold-out)
     storage: str | None = None       # Optuna RDB URL; default sqlite:///RUN_DIR/optuna.db
     params: dict | None = None       # fixed parameter values for every model that has them
 
@@ -165,7 +166,7 @@ _CHECKS = {
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
     "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
-    "tune_subsample": _positive_int, "storage": _storage, "params": _params,
+    "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": _params,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

@@ -1,7 +1,8 @@
 """One tuning study: a (dataset, model, tuner) triple, its trial function, budget and best parameters.
 
 Trials train on the training part (or a stated stratified subsample of it) and are scored on the
-validation part; the test set is never touched. Every trial is a row of results.csv, and a trial
+validation part, or, for models that train in one go, by k-fold cross-validation over the whole
+training part; the test set is never touched. Every trial is a row of results.csv, and a trial
 number already there is never trained again, which makes a killed study resumable.
 """
 
@@ -18,7 +19,7 @@ from benchmark.context import RunContext, create, one_line
 from benchmark.data import Split
 from benchmark.results import unique_slug
 from benchmark.space import Choice, Int, PinnedSpace, Space, dimensions
-from benchmark.timing import Measured, measure
+from benchmark.timing import measure
 from benchmark.tuning import TrialFailed, TrialPruned
 from models.base import Digits, ReportCallback
 from models.registry import Entry
@@ -42,15 +43,17 @@ class Study:
     def __init__(self, ctx: RunContext, split: Split, entry: Entry, tuner: str) -> None:
         self.ctx, self.split, self.entry, self.tuner = ctx, split, entry, tuner
         config = ctx.config
-        self.train = subsample(split.train, config.tune_subsample)
         self.pinned = ctx.pinned(entry)
         self.max_epochs = self._max_epochs()
+        self.folds = self._folds(config.cv if self.max_epochs is None else 1)
         self.oracle = config.oracle
         if tuner == "keras-tuner" and self.oracle == "hyperband" and self.max_epochs is None:
             self.oracle = "bayesian"  # Hyperband allocates epochs; this model has none
         self.settings = {
             "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
-            "tune_images": len(self.train), "val_images": len(split.val),
+            "scoring": (f"{len(self.folds)}-fold cross-validation on the training part"
+                        if len(self.folds) > 1 else "the validation part"),
+            "tune_images": len(self.folds[0][0]), "val_images": len(self.folds[0][1]),
             "trial_seed": self.TRIAL_SEED,
             **({"sampler": config.sampler, "pruner": config.pruner, "first_trial": "defaults"}
                if tuner == "optuna" else {}),
@@ -61,6 +64,22 @@ class Study:
     @property
     def name(self) -> str:
         return f"{unique_slug(self.split.dataset)}__{self.entry.name}"
+
+    def _folds(self, k: int) -> list[tuple[Digits, Digits]]:
+        """(train, validation) pairs a trial is scored on: the validation part (iterative models,
+        which prune on it epoch by epoch), or k stratified folds of the whole training part
+        (models that train in one go: every training image is scored, so choosing between close
+        settings is far less noisy)."""
+        if k <= 1:
+            return [(subsample(self.split.train, self.ctx.config.tune_subsample), self.split.val)]
+        from sklearn.model_selection import StratifiedKFold
+
+        whole = subsample(Digits(np.concatenate([self.split.train.images, self.split.val.images]),
+                                 np.concatenate([self.split.train.labels, self.split.val.labels])),
+                          self.ctx.config.tune_subsample)
+        folds = StratifiedKFold(k, shuffle=True, random_state=self.TRIAL_SEED)
+        return [(Digits(whole.images[a], whole.labels[a]), Digits(whole.images[b], whole.labels[b]))
+                for a, b in folds.split(whole.images, whole.labels)]
 
     def _max_epochs(self) -> int | None:
         if "epochs" in self.pinned:
@@ -112,24 +131,33 @@ class Study:
         full = {**self.entry.defaults(), **params, **self.pinned}
         row = self.ctx.row(self.split, self.entry, tuner=self.tuner, trial=str(number),
                            seed=self.TRIAL_SEED, params=full, tuning=self.settings)
-        row.update(n_train=len(self.train), n_val=len(self.split.val), n_test=len(self.split.test))
+        row.update(n_train=len(self.folds[0][0]), n_val=len(self.folds[0][1]),
+                   n_test=len(self.split.test))
         progress = self.ctx.progress
         progress.job_started(f"{self.split.dataset} {self.entry.name} {self.tuner} trial {number}",
                              full.get("epochs") if isinstance(full.get("epochs"), int) else None)
+
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             progress.epoch(epoch, full.get("epochs"), metrics)
             if report is not None:
                 report(epoch, metrics)
 
-        fit_time, predict_time = Measured(), Measured()
+        fit_cpu = fit_wall = predict_cpu = 0.0
+        correct = scored = 0
         model = None
         try:
-            model = create(self.entry, full)
-            with measure() as fit_time:  # filled in even when a pruning report ends the fit
-                model.fit(self.train, self.split.val, seed=self.TRIAL_SEED, report=on_epoch)
-            with measure() as predict_time:
-                predicted = np.asarray(model.predict(self.split.val.images))
-            row.update(status="ok", val_accuracy=float(np.mean(predicted == self.split.val.labels)))
+            for train, val in self.folds:
+                model = create(self.entry, full)
+                try:
+                    with measure() as fit_time:
+                        model.fit(train, val, seed=self.TRIAL_SEED, report=on_epoch)
+                finally:  # counted even when a pruning report ends the fit
+                    fit_cpu, fit_wall = fit_cpu + fit_time.cpu_s, fit_wall + fit_time.wall_s
+                with measure() as predict_time:
+                    predicted = np.asarray(model.predict(val.images))
+                predict_cpu += predict_time.cpu_s
+                correct, scored = correct + int(np.sum(predicted == val.labels)), scored + len(val)
+            row.update(status="ok", val_accuracy=correct / scored)
         except TrialPruned as pruned:
             row.update(status="pruned", val_accuracy=pruned.value)
         except Exception as exc:  # a failing trial is a row, not the end of the study
@@ -139,8 +167,8 @@ class Study:
         finally:
             del model
             gc.collect()
-        row.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
-                   predict_cpu_s=round(predict_time.cpu_s, 4))
+        row.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
+                   predict_cpu_s=round(predict_cpu, 4))
         self.ctx.append(row)
         self.previous[number] = _record(row)
         progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))

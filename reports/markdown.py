@@ -231,16 +231,14 @@ def tuning_section(final: pd.DataFrame) -> list[str]:
                if r["tuner"] != "none"}
     if not studies:
         return ["All models trained with their default parameters (no tuning).", ""]
-    budgets = {(t.get("trials"), t.get("budget_cpu_s"), t.get("tune_images"), t.get("val_images"))
-               for t in studies.values()}
+    budgets = {(t.get("trials"), t.get("budget_cpu_s")) for t in studies.values()}
     lines = ["### Tuning", ""]
     if len(budgets) == 1:
-        trials, cpu, images, val = next(iter(budgets))
+        trials, cpu = next(iter(budgets))
         cpu_text = f" and {num(cpu)} CPU-seconds" if cpu else ""
         lines.append(f"Every tuned contender had the same budget: at most {trials} trials{cpu_text} "
-                     f"per model and tuner; trials trained on {count(images)} images and were "
-                     f"scored on {count(val)} validation images. The test set was not used in "
-                     "tuning; the finals refit the best trial on the whole training part.")
+                     "per model and tuner. The test set was not used in tuning; the finals refit "
+                     "the best trial on the whole training part.")
     else:
         lines.append("**Budgets differ between contenders** (see the table): their comparison is "
                      "not on equal terms.")
@@ -249,13 +247,15 @@ def tuning_section(final: pd.DataFrame) -> list[str]:
         method = t.get("sampler") and f"{t['sampler']}, {t.get('pruner')} pruner" or t.get("oracle")
         budget = f"{t.get('trials')} trials" + (f", {num(t['budget_cpu_s'])} CPU-s"
                                                  if t.get("budget_cpu_s") else "")
-        rows.append([model, tuner, method or DASH, budget, t.get("trials_run", DASH),
+        scoring = (f"{t.get('scoring', DASH)}: trained on {count(t.get('tune_images'))}, "
+                   f"scored on {count(t.get('val_images'))}")
+        rows.append([model, tuner, method or DASH, budget, scoring, t.get("trials_run", DASH),
                      t.get("pruned", DASH), t.get("failed", DASH), num(t.get("cpu_s_used")),
                      t.get("stopped_by", DASH), t.get("best_trial", DASH),
                      pct(t["best_val_accuracy"]) if t.get("best_val_accuracy") is not None else DASH])
-    headers = ["model", "tuner", "method", "budget", "trials run", "pruned", "failed",
+    headers = ["model", "tuner", "method", "budget", "trials scored by", "trials run", "pruned", "failed",
                "tuning CPU-s", "stopped by", "best trial", "best val accuracy"]
-    return lines + [""] + md_table(headers, rows, "llllrrrrlrr") + [""]
+    return lines + [""] + md_table(headers, rows, "lllllrrrrlrr") + [""]
 
 
 def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:

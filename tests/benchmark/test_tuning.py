@@ -93,22 +93,36 @@ def test_optuna_tunes_then_refits_the_best_trial(tmp_path: Path, tiny_idx: Path,
     finals = frame[frame["trial"] == "final"]
     assert sorted(trials["trial"].astype(int)) == [0, 1, 2, 3, 4]
     assert (trials["status"] == "ok").all() and trials["test_accuracy"].isna().all()
-    assert (trials["n_train"] == 540).all() and (trials["n_val"] == 60).all()
+    assert (trials["n_train"] == 480).all() and (trials["n_val"] == 120).all(), "5 folds of 600"
     assert len(finals) == 2 and (finals["n_train"] == 600).all() and (finals["tuner"] == "optuna").all()
     best = trials.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
     assert json.loads(finals["params"].iloc[0]) == json.loads(best["params"])
     tuning = json.loads(finals["tuning"].iloc[0])
     assert tuning["trials_run"] == 5 and tuning["best_trial"] == int(best["trial"])
     assert tuning["sampler"] == "tpe" and tuning["stopped_by"] == "trials"
+    assert tuning["scoring"] == "5-fold cross-validation on the training part"
     shrinks = {json.loads(p)["shrink"] for p in trials["params"]}
     assert len(shrinks) == 5 and all(0 <= s <= 0.9 for s in shrinks)
+
+
+def test_hold_out_scoring_with_cv_1_and_for_models_with_epochs(tmp_path: Path, tiny_idx: Path,
+                                                              plugin_path: Path) -> None:
+    assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:NearestCentroid",
+                   "--model-path", "tinyplugin:EpochModel", "--models", "nearest-centroid,epoch-model",
+                   "--tuner", "optuna", "--trials", "2", "--cv", "1") == 0
+    trials = results(tmp_path).query("trial != 'final'")
+    assert (trials["n_train"] == 540).all() and (trials["n_val"] == 60).all()
+    assert run_cli(tmp_path, tiny_idx, "--models", "epoch-model", "--tuner", "optuna",
+                   "--trials", "2", "--out", str(tmp_path / "run2")) == 0
+    epoch_trials = pd.read_csv(tmp_path / "run2" / "results.csv", dtype={"trial": str})
+    assert (epoch_trials.query("trial != 'final'")["n_val"] == 60).all(), "prunes on validation"
 
 
 def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path,
                                                 plugin_path: Path) -> None:
     assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:BusyCentroid",
                    "--models", "busy-centroid", "--tuner", "optuna", "--trials", "20",
-                   "--budget", "0.5") == 0
+                   "--budget", "0.5", "--cv", "1") == 0
     frame = results(tmp_path)
     trials = frame[frame["trial"] != "final"]
     used = (trials["fit_cpu_s"] + trials["predict_cpu_s"]).sum()
