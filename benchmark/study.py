@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import traceback
 from typing import Any
 
@@ -199,14 +200,36 @@ class Study:
         return self.best()[1]
 
     def best(self) -> tuple[int, dict[str, Any]]:
-        """(trial number, full parameters) of the best finished trial: highest validation
-        accuracy, the earlier trial on a tie."""
-        ok = [(n, t) for n, t in self.previous.items()
-              if t["status"] == "ok" and t["val_accuracy"] is not None]
+        """(trial number, full parameters) of the trial the finals refit: see :meth:`choice`."""
+        number, _ = self.choice()
+        return number, self.previous[number]["params"]
+
+    def choice(self) -> tuple[int, str]:
+        """The trial to refit, and why.
+
+        The best trial has the highest validation accuracy (the earlier on a tie). When trial 0 is
+        the model's defaults (Optuna), they are kept unless the best trial beats them by more than
+        one standard error of the validation estimate, sqrt(p(1-p)/n) over the n scored images:
+        smaller gains are noise, and refitting them loses as often as it wins on the test set.
+        """
+        ok = {n: t for n, t in self.previous.items()
+              if t["status"] == "ok" and t["val_accuracy"] is not None}
         if not ok:
             raise RuntimeError(f"{self.name}: tuning with {self.tuner} finished no trial")
-        number, trial = min(ok, key=lambda item: (-item[1]["val_accuracy"], item[0]))
-        return number, trial["params"]
+        best = min(ok, key=lambda n: (-ok[n]["val_accuracy"], n))
+        if best == 0 or self.settings.get("first_trial") != "defaults" or 0 not in ok:
+            return best, f"best trial {best}"
+        gain, p = ok[best]["val_accuracy"] - ok[0]["val_accuracy"], ok[0]["val_accuracy"]
+        se = math.sqrt(p * (1 - p) / self.scored_images)
+        if gain > se:
+            return best, (f"best trial {best}: beats the defaults by {100 * gain:.2f} points, "
+                          f"more than one standard error ({100 * se:.2f})")
+        return 0, (f"defaults (trial 0) kept: the best trial, {best}, beats them by only "
+                   f"{100 * gain:.2f} points, within one standard error ({100 * se:.2f})")
+
+    @property
+    def scored_images(self) -> int:
+        return sum(len(val) for _, val in self.folds)
 
     def summary(self) -> dict[str, Any]:
         """Settings plus what was used: the ``tuning`` column of the final rows."""
@@ -217,8 +240,11 @@ class Study:
             "stopped_by": "budget" if self.out_of_budget() else "trials",
         }
         try:
-            number, _ = self.best()
-            used.update(best_trial=number, best_val_accuracy=self.previous[number]["val_accuracy"])
+            number, why = self.choice()
+            used.update(chosen_trial=number, chosen_because=why,
+                        chosen_val_accuracy=self.previous[number]["val_accuracy"],
+                        best_val_accuracy=max(t["val_accuracy"] for t in self.previous.values()
+                                              if t["status"] == "ok" and t["val_accuracy"] is not None))
         except RuntimeError:
             pass
         return {**self.settings, **used}

@@ -238,7 +238,9 @@ def tuning_section(final: pd.DataFrame) -> list[str]:
         cpu_text = f" and {num(cpu)} CPU-seconds" if cpu else ""
         lines.append(f"Every tuned contender had the same budget: at most {trials} trials{cpu_text} "
                      "per model and tuner. The test set was not used in tuning; the finals refit "
-                     "the best trial on the whole training part.")
+                     "the chosen trial on the whole training part. Where the first trial was the "
+                     "model's defaults, a better trial replaced them only if it beat them by more "
+                     "than one standard error of the validation estimate.")
     else:
         lines.append("**Budgets differ between contenders** (see the table): their comparison is "
                      "not on equal terms.")
@@ -251,11 +253,12 @@ def tuning_section(final: pd.DataFrame) -> list[str]:
                    f"scored on {count(t.get('val_images'))}")
         rows.append([model, tuner, method or DASH, budget, scoring, t.get("trials_run", DASH),
                      t.get("pruned", DASH), t.get("failed", DASH), num(t.get("cpu_s_used")),
-                     t.get("stopped_by", DASH), t.get("best_trial", DASH),
-                     pct(t["best_val_accuracy"]) if t.get("best_val_accuracy") is not None else DASH])
+                     t.get("stopped_by", DASH),
+                     pct(t["best_val_accuracy"]) if t.get("best_val_accuracy") is not None else DASH,
+                     t.get("chosen_because", DASH)])
     headers = ["model", "tuner", "method", "budget", "trials scored by", "trials run", "pruned", "failed",
-               "tuning CPU-s", "stopped by", "best trial", "best val accuracy"]
-    return lines + [""] + md_table(headers, rows, "lllllrrrrlrr") + [""]
+               "tuning CPU-s", "stopped by", "best val accuracy", "refit"]
+    return lines + [""] + md_table(headers, rows, "lllllrrrrlrl") + [""]
 
 
 def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:

@@ -95,10 +95,15 @@ def test_optuna_tunes_then_refits_the_best_trial(tmp_path: Path, tiny_idx: Path,
     assert (trials["status"] == "ok").all() and trials["test_accuracy"].isna().all()
     assert (trials["n_train"] == 480).all() and (trials["n_val"] == 120).all(), "5 folds of 600"
     assert len(finals) == 2 and (finals["n_train"] == 600).all() and (finals["tuner"] == "optuna").all()
-    best = trials.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
-    assert json.loads(finals["params"].iloc[0]) == json.loads(best["params"])
     tuning = json.loads(finals["tuning"].iloc[0])
-    assert tuning["trials_run"] == 5 and tuning["best_trial"] == int(best["trial"])
+    chosen = trials[trials["trial"] == str(tuning["chosen_trial"])].iloc[0]
+    assert json.loads(finals["params"].iloc[0]) == json.loads(chosen["params"])
+    assert tuning["trials_run"] == 5 and tuning["best_val_accuracy"] == trials["val_accuracy"].max()
+    assert json.loads(trials[trials["trial"] == "0"]["params"].iloc[0])["shrink"] == 0.0, "defaults"
+    gain = trials["val_accuracy"].max() - chosen["val_accuracy"]
+    assert gain >= 0
+    if "kept" in tuning["chosen_because"]:  # the defaults stayed although a trial scored higher
+        assert tuning["chosen_trial"] == 0 and gain > 0
     assert tuning["sampler"] == "tpe" and tuning["stopped_by"] == "trials"
     assert tuning["scoring"] == "5-fold cross-validation on the training part"
     shrinks = {json.loads(p)["shrink"] for p in trials["params"]}
@@ -204,6 +209,7 @@ def test_keras_tuner_and_optuna_tune_the_same_model_side_by_side(tmp_path: Path,
         assert (mine["status"] == "ok").all()
     tuning = json.loads(frame.query("tuner == 'keras-tuner' and trial == 'final'")["tuning"].iloc[0])
     assert tuning["oracle"] == "random" and tuning["trials_run"] == 4
+    assert tuning["chosen_because"].startswith("best trial"), "keras-tuner has no defaults trial"
     assert (tmp_path / "run" / "keras-tuner").is_dir()
 
 
@@ -224,3 +230,32 @@ def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx
                    "hyperband", "--trials", "3") == 0
     final = results(tmp_path).query("trial == 'final'")
     assert json.loads(final["tuning"].iloc[0])["oracle"] == "bayesian"
+
+
+def _study_with(scores: dict[int, float], scored: int, first_trial: str | None = "defaults"):
+    """A Study holding only recorded trials, to test the choice of the trial to refit."""
+    import numpy as np
+
+    from benchmark.study import Study
+    from models.base import Digits
+
+    study = Study.__new__(Study)
+    study.previous = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
+                      for n, v in scores.items()}
+    study.settings = {"first_trial": first_trial} if first_trial else {}
+    study.folds = [(None, Digits(np.zeros((scored, 28, 28), np.uint8), np.zeros(scored, np.int64)))]
+    study.tuner = "optuna"
+    return study
+
+
+def test_defaults_are_kept_unless_beaten_by_more_than_one_standard_error() -> None:
+    # p = 0.9775 over 400 images: se = sqrt(0.9775 * 0.0225 / 400) = 0.007416 (0.74 points)
+    number, why = _study_with({0: 0.9775, 1: 0.97, 2: 0.98}, 400).choice()
+    assert number == 0 and "within one standard error (0.74)" in why and "only 0.25 points" in why
+    number, why = _study_with({0: 0.9775, 1: 0.99}, 400).choice()
+    assert number == 1 and "by 1.25 points, more than one standard error (0.74)" in why
+    # with 4,000 scored images one standard error is 0.23 points: the same 0.25-point gain counts
+    number, _ = _study_with({0: 0.9775, 2: 0.98}, 4000).choice()
+    assert number == 2
+    # keras-tuner has no defaults trial: plain best, the earlier trial on a tie
+    assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, first_trial=None).choice()[0] == 1
