@@ -63,3 +63,11 @@ def count(value: Any) -> str:
 
 def pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
+
+
+def natural_key(value: Any) -> tuple[int, float, str]:
+    """Sort key putting numbers (seeds, batch sizes, also as text) first by value, then other text."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))

@@ -19,7 +19,8 @@ from benchmark.errors import InputError
 from benchmark.results import COLUMNS, RESULTS_FILE, load_predictions, load_results
 from benchmark.results import dataset_slug as slugify
 from reports import plots
-from reports.format import DASH, code, count, md_table, num, pct
+from reports.comparisons import comparisons_section
+from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
 from reports.stats import confusion_counts, mean_interval, top_confusions
 
@@ -92,13 +93,6 @@ def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
     return slugs
 
 
-def _seed_key(seed: Any) -> tuple[int, float, str]:
-    try:
-        return (0, float(seed), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(seed))
-
-
 # -- sections --------------------------------------------------------------------------------
 
 def machine_section(frame: pd.DataFrame) -> list[str]:
@@ -164,7 +158,7 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard_table(board: pd.DataFrame) -> list[str]:
     """The leaderboard as markdown, best row in bold."""
-    batches = sorted({n for ns in board["batch_N"] for n in ns}, key=_seed_key)
+    batches = sorted({n for ns in board["batch_N"] for n in ns}, key=natural_key)
     batch = f"batch {batches[0]}" if len(batches) == 1 else "batch N"
     headers = ["#", "model", "tuner", "family", "seeds", "test accuracy", "95% CI",
                "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
@@ -219,6 +213,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "and at a large batch. Best model in bold.",
         "",
     ]
+    lines += comparisons_section(final, board, run_dir)
     lines += tuning_section(final)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
@@ -265,7 +260,7 @@ def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: st
     """The best model's confusion matrix (its first seed with a predictions file) and caption."""
     model, tuner = group["model"].iloc[0], group["tuner"].iloc[0]
     lines = ["### Best model: confusion matrix", ""]
-    seeds = sorted(group.to_dict("records"), key=lambda r: _seed_key(r["seed"]))
+    seeds = sorted(group.to_dict("records"), key=lambda r: natural_key(r["seed"]))
     with_file = [r for r in seeds if isinstance(r["predictions"], str) and r["predictions"]]
     if not with_file:
         return lines + [f"No predictions were recorded for {model}.", ""]

@@ -132,6 +132,65 @@ def test_report_content(tmp_path: Path) -> None:
     failed = text.split("## Failed jobs", 1)[1]
     assert "lenet-tanh" in failed and "MemoryError: out of memory" in failed
     assert "transient" not in failed and "1 earlier failure(s) succeeded" in failed
+    # paired comparisons: lenet-tanh only failed; lenet-relu (best CNN) vs svm-rbf (best baseline)
+    paired = _section(text, "mnist-5k")
+    assert "- ReLU vs tanh: not compared, lenet-tanh has no finished final model here." in paired
+    # seed 0: relu misses images 0-2, svm-rbf 0-4 -> b = 2, c = 0, n = 100, difference 2/100;
+    # Wald se = sqrt(2 - 2^2/100) / 100 = sqrt(1.96) / 100 = 0.014, half-width 1.96 * 0.014 = 0.0274
+    # McNemar exact p = 2 * P(X <= 0 | Bin(2, 1/2)) = 2 * 1/4 = 0.5
+    assert ("- Best CNN vs best baseline: lenet-relu vs svm-rbf, seed 0: lenet-relu − svm-rbf = "
+            "+2.00 points (95% CI -0.74 to +4.74), McNemar exact p = 0.500 (b = 2 images only "
+            "lenet-relu got right, c = 0 only svm-rbf got right, n = 100): **not significant** at "
+            "5%: the data do not show a difference.") in paired
+    # seed 1: b = 3, c = 0 -> +3.00, p = 2/8; mean of 2 and 3 points, t(0.975, 1) * 0.7071 / sqrt(2)
+    assert ("Over the 2 seeds both share: mean lenet-relu − svm-rbf = +2.50 points (95% t-interval "
+            "-3.85 to +8.85); per seed: seed 0 +2.00 (p = 0.500), seed 1 +3.00 (p = 0.250).") in paired
+    idx = _section(text, "idx:/abs/dir")
+    assert "- ReLU vs tanh: not compared, lenet-relu and lenet-tanh have no finished final" in idx
+    assert "- Best CNN vs best baseline: not compared, no finished final model of family `cnn`" in idx
+    assert text.index("### Leaderboard") < text.index("### Paired comparisons")
+
+
+def _section(text: str, dataset: str) -> str:
+    """The paired-comparisons section of one dataset."""
+    part = text.split(f"## Dataset `{dataset}`", 1)[1].split("\n## ", 1)[0]
+    return part.split("### Paired comparisons", 1)[1].split("\n### ", 1)[0]
+
+
+def _add_tanh(run_dir: Path, errors: list[int]) -> None:
+    store = ResultsStore(run_dir)
+    for seed, err in enumerate(errors):
+        store.append(_row(store, "mnist-5k", "lenet-tanh", "cnn", seed, err, 90.0))
+
+
+def test_paired_comparison_significant(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path)
+    _add_tanh(run_dir, [13, 9])
+    paired = _section(write_report(run_dir).read_text(encoding="utf-8"), "mnist-5k")
+    # seed 0: relu misses 3 images, tanh 13 (a superset) -> b = 10, c = 0, n = 100;
+    # se = sqrt(10 - 10^2/100) / 100 = 0.03, half-width 1.96 * 0.03 = 0.0588; p = 2 / 2^10
+    line = next(ln for ln in paired.splitlines() if ln.startswith("- ReLU vs tanh"))
+    assert line == ("- ReLU vs tanh (tuner none): lenet-relu vs lenet-tanh, seed 0: lenet-relu − "
+                    "lenet-tanh = +10.00 points (95% CI +4.12 to +15.88), McNemar exact p = 0.002 "
+                    "(b = 10 images only lenet-relu got right, c = 0 only lenet-tanh got right, "
+                    "n = 100): significant at 5%.")
+    # seed 1: 1 vs 9 errors -> +8.00, p = 2 / 2^8; mean 9 +- 12.7062 * 1.4142 / sqrt(2)
+    assert ("mean lenet-relu − lenet-tanh = +9.00 points (95% t-interval -3.71 to +21.71); "
+            "per seed: seed 0 +10.00 (p = 0.002), seed 1 +8.00 (p = 0.008).") in paired
+    assert "- Best CNN vs best baseline: lenet-relu vs svm-rbf, seed 0:" in paired
+
+
+def test_paired_comparison_skips(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path)
+    (run_dir / "predictions" / "mnist-5k__svm-rbf__none__0.npz").unlink()
+    store = ResultsStore(run_dir)
+    rel = store.save_predictions("short", *(a[:50] for a in _predictions(0)))
+    store.append(_row(store, "mnist-5k", "lenet-tanh", "cnn", 0, 5, 90.0, predictions=rel))
+    paired = _section(write_report(run_dir).read_text(encoding="utf-8"), "mnist-5k")
+    assert ("- ReLU vs tanh (tuner none): lenet-relu vs lenet-tanh: not compared, their test sets "
+            "differ in size (100 vs 50 images, seed 0).") in paired
+    assert ("- Best CNN vs best baseline: lenet-relu vs svm-rbf: not compared, "
+            "`predictions/mnist-5k__svm-rbf__none__0.npz` could not be read") in paired
 
 
 def test_figures_are_valid_pngs(tmp_path: Path) -> None:
