@@ -57,5 +57,19 @@ def create(entry: Entry, params: dict[str, Any]) -> DigitModel:
     return entry.create(**{k: v for k, v in params.items() if k not in entry.fixed})
 
 
+class History:
+    """Collects the per-epoch metrics a model reports, as ``{metric: [value per epoch]}``."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, list[float]] = {}
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.metrics.setdefault(name, []).append(round(float(value), 5))
+
+    def json(self) -> str | None:
+        return json.dumps(self.metrics, sort_keys=True) if self.metrics else None
+
+
 def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

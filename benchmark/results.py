@@ -5,7 +5,8 @@ written with a single ``write`` and flushed to disk, so a killed run loses nothi
 a torn last line (killed mid-write) is cut off when the file is opened again.
 
 Per-image predictions of final models live beside it in ``RUN_DIR/predictions/*.npz`` (arrays
-``y_true`` and ``y_pred``, uint8), named by the row's ``predictions`` column (relative path).
+``y_true`` and ``y_pred``, uint8, plus ``wrong_index`` and ``wrong_images`` of the misclassified
+test digits), named by the row's ``predictions`` column (relative path).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "latency_ms_bN",   # wall ms per image at batch size batch_N
     "batch_N",
     "n_params",        # trainable parameters (networks), else empty
+    "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)
     "status",          # "ok" | "error" (later: "pruned")
@@ -136,30 +138,60 @@ class ResultsStore:
         ok = frame[frame["status"] == "ok"]
         return {job_key(r) for r in ok[list(JOB_KEY)].to_dict("records")}
 
-    def save_predictions(self, name: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
-        """Store per-image predictions atomically; returns the path relative to the run folder."""
+    def save_predictions(self, name: str, y_true: np.ndarray, y_pred: np.ndarray,
+                         images: np.ndarray | None = None) -> str:
+        """Store per-image predictions atomically; returns the path relative to the run folder.
+
+        With ``images`` (the test images), the misclassified ones are kept too, as ``wrong_index``
+        (positions in the test set) and ``wrong_images`` (uint8), so that the report can show them
+        without the dataset.
+        """
         rel = Path(PREDICTIONS_DIR) / f"{name}.npz"
         target = self.run_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"y_true": y_true.astype(np.uint8), "y_pred": y_pred.astype(np.uint8)}
+        if images is not None:
+            wrong = np.flatnonzero(y_true != y_pred)
+            arrays.update(wrong_index=wrong.astype(np.int32), wrong_images=images[wrong].astype(np.uint8))
         tmp = target.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, y_true=y_true.astype(np.uint8), y_pred=y_pred.astype(np.uint8))
+        np.savez_compressed(tmp, **arrays)
         os.replace(tmp, target)
         return rel.as_posix()
 
 
+#: Columns a results file must have to be read at all; columns added by later versions of
+#: digitbench are read as empty from older files.
+REQUIRED = ("dataset", "model", "family", "tuner", "trial", "seed", "status")
+
+
 def load_results(path: Path | str) -> pd.DataFrame:
-    """Read a results.csv with the column types digitbench writes (trial and seed as text)."""
+    """Read a results.csv with the column types digitbench writes (trial and seed as text), in
+    :data:`COLUMNS` order; columns an older version did not write are filled as empty."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file (is this a digitbench run folder?)")
-    return pd.read_csv(
+    frame = pd.read_csv(
         path,
         dtype={"trial": str, "seed": str, "run_id": str, "error": str, "warnings": str,
                "git_rev": str},
         keep_default_na=True,
     )
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: row 1: missing column(s) {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    return frame.reindex(columns=[*COLUMNS, *extra])
 
 
 def load_predictions(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
     with np.load(Path(run_dir) / rel) as data:
         return data["y_true"], data["y_pred"]
+
+
+def load_misclassified(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in the test set, (k, 28, 28) uint8 images) of the digits a final model got wrong;
+    empty arrays for prediction files written without images."""
+    with np.load(Path(run_dir) / rel) as data:
+        if "wrong_index" not in data.files:
+            return np.empty(0, np.int32), np.empty((0, 28, 28), np.uint8)
+        return data["wrong_index"], data["wrong_images"]

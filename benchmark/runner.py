@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import RunConfig
-from benchmark.context import RunContext, create, one_line
+from benchmark.context import History, RunContext, create, one_line
 from benchmark.data import Split, load_split
 from benchmark.errors import InputError
 from benchmark.progress import RunProgress
@@ -155,7 +155,10 @@ def _train_and_evaluate(ctx: RunContext, split: Split, entry: Entry, tuner: str,
     test, epochs = split.test, params.get("epochs")
     model = create(entry, params)
 
+    history = History()
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
+        history.add(metrics)
         ctx.progress.epoch(epoch, epochs, metrics)
 
     with measure() as fit_time:
@@ -179,8 +182,8 @@ def _train_and_evaluate(ctx: RunContext, split: Split, entry: Entry, tuner: str,
         "predict_cpu_s": round(predict_time.cpu_s, 4),
         "predict_wall_s": round(predict_time.wall_s, 4),
         "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
-        "n_params": model.n_params(),
-        "predictions": ctx.store.save_predictions(stem, test.labels, predicted),
+        "n_params": model.n_params(), "history": history.json(),
+        "predictions": ctx.store.save_predictions(stem, test.labels, predicted, test.images),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.context import RunContext, create, one_line
+from benchmark.context import History, RunContext, create, one_line
 from benchmark.data import Split
 from benchmark.results import unique_slug
 from benchmark.space import Choice, Int, PinnedSpace, Space, dimensions
@@ -138,7 +138,10 @@ class Study:
         progress.job_started(f"{self.split.dataset} {self.entry.name} {self.tuner} trial {number}",
                              full.get("epochs") if isinstance(full.get("epochs"), int) else None)
 
+        history = History()
+
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            history.add(metrics)
             progress.epoch(epoch, full.get("epochs"), metrics)
             if report is not None:
                 report(epoch, metrics)
@@ -169,7 +172,7 @@ class Study:
             del model
             gc.collect()
         row.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
-                   predict_cpu_s=round(predict_cpu, 4))
+                   predict_cpu_s=round(predict_cpu, 4), history=history.json())
         self.ctx.append(row)
         self.previous[number] = _record(row)
         progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))

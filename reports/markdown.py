@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import InputError
-from benchmark.results import COLUMNS, RESULTS_FILE, load_predictions, load_results
+from benchmark.results import RESULTS_FILE, load_predictions, load_results
 from benchmark.results import dataset_slug as slugify
 from reports import plots
 from reports.comparisons import comparisons_section
@@ -63,9 +63,6 @@ def read_results(run_dir: Path) -> pd.DataFrame:
         raise InputError(f"{path}: empty file (no header row)") from None
     except pd.errors.ParserError as exc:
         raise InputError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: row 1: missing column(s) {', '.join(missing)}")
     return frame
 
 

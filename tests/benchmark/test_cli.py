@@ -40,6 +40,9 @@ def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
     cnn = results[results["family"] == "cnn"]
     assert (cnn["n_params"] > 0).all() and results.loc[results["family"] != "cnn", "n_params"].isna().all()
     assert results["command"].iloc[0].startswith(f"digitbench run --dataset idx:{tiny_idx} --epochs 1")
+    history = json.loads(results.loc[results["model"] == "lenet-relu", "history"].iloc[0])
+    assert len(history["accuracy"]) == len(history["loss"]) == 1, "one value per epoch"
+    assert results.loc[results["family"] != "cnn", "history"].isna().all()
     params = json.loads(results.loc[results["model"] == "lenet-tanh", "params"].iloc[0])
     assert params["activation"] == "tanh" and params["epochs"] == 1
     assert "tensorflow-cpu" in json.loads(results["versions"].iloc[0]) or "tensorflow" in json.loads(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmark.errors import InputError
-from benchmark.results import COLUMNS, ResultsStore, load_predictions
+from benchmark.results import COLUMNS, ResultsStore, load_misclassified, load_predictions
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
        "status": "ok", "test_accuracy": 0.9, "params": '{"C": 0.1}', "error": None}
@@ -56,3 +56,24 @@ def test_predictions_round_trip(tmp_path: Path) -> None:
     y_true, y_pred = load_predictions(tmp_path, rel)
     assert y_true.tolist() == [1, 2, 3] and y_pred.tolist() == [1, 2, 4]
     assert not list((tmp_path / "predictions").glob("*.tmp*"))
+
+
+def test_misclassified_digits_are_kept_with_their_images(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    images = np.arange(4 * 28 * 28, dtype=np.uint32).reshape(4, 28, 28).astype(np.uint8)
+    rel = store.save_predictions("m", np.array([1, 2, 3, 4]), np.array([1, 0, 3, 0]), images)
+    index, wrong = load_misclassified(tmp_path, rel)
+    assert index.tolist() == [1, 3]
+    np.testing.assert_array_equal(wrong, images[[1, 3]])
+    plain = store.save_predictions("plain", np.array([1]), np.array([2]))
+    assert load_misclassified(tmp_path, plain)[0].size == 0
+
+
+def test_files_of_older_versions_read_with_empty_new_columns(tmp_path: Path) -> None:
+    old_columns = [c for c in COLUMNS if c not in ("history", "rss_mb")]
+    pd.DataFrame([{c: ROW.get(c) for c in old_columns}]).to_csv(tmp_path / "results.csv", index=False)
+    frame = ResultsStore(tmp_path).load()
+    assert list(frame.columns) == list(COLUMNS) and frame["history"].isna().all()
+    pd.DataFrame([{"model": "x"}]).to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(InputError, match="missing column"):
+        ResultsStore(tmp_path).load()

@@ -147,6 +147,10 @@ def test_pruned_trials_are_rows_and_count_toward_the_trials(tmp_path: Path, tiny
     trials = results(tmp_path).query("trial != 'final'")
     assert len(trials) == 12 and set(trials["status"]) == {"ok", "pruned"}
     pruned = trials[trials["status"] == "pruned"]
+    for row in trials.itertuples():  # every epoch a trial ran is in its history
+        curve = json.loads(row.history)["val_accuracy"]
+        assert curve[-1] == pytest.approx(row.val_accuracy, abs=1e-5) or row.status == "ok"
+        assert len(curve) <= json.loads(row.params)["epochs"]
     assert pruned["val_accuracy"].notna().all() and (pruned["fit_cpu_s"] >= 0).all()
 
 
