@@ -18,7 +18,7 @@ import pandas as pd
 from benchmark.errors import InputError
 from benchmark.results import RESULTS_FILE, load_predictions, load_results
 from benchmark.results import dataset_slug as slugify
-from reports import plots
+from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
@@ -184,7 +184,7 @@ def _span(values: list[int]) -> str:
 
 
 def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Sizes, test-set origin, leaderboard and best model's confusion matrix of one dataset."""
+    """Sizes, test-set origin, leaderboard, comparisons, tuning and the figures of one dataset."""
     lines = [f"## Dataset {code(dataset)}", ""]
     final = final_rows(rows)
     sized = final if not final.empty else rows
@@ -211,10 +211,14 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "",
     ]
     lines += comparisons_section(final, board, run_dir)
+    lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)
+    lines += figures.tuning_curves_section(rows, dataset, run_dir, slug)
+    lines += figures.learning_curves_section(rows, final, board, dataset, run_dir, slug)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
-    return lines + confusion_section(group, dataset, run_dir, slug)
+    lines += confusion_section(group, dataset, run_dir, slug)
+    return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
 
 
 def tuning_section(final: pd.DataFrame) -> list[str]:

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -54,4 +55,95 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, title: str, path: P
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
     ax.set_title(title)
+    return save_png(fig, path)
+
+
+def pareto_front(labels: list[str], cpu_s: list[float], accuracy: list[float], optimal: list[bool],
+                 title: str, path: Path) -> Path:
+    """Mean test accuracy against mean fit CPU-seconds (log axis), one labelled point per
+    contender; the Pareto-optimal points marked and joined by a step line."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    x = np.maximum(np.asarray(cpu_s, dtype=float), 1e-3)
+    y = 100 * np.asarray(accuracy, dtype=float)
+    on = np.asarray(optimal, dtype=bool)
+    ax.scatter(x[~on], y[~on], s=36, color="0.55", zorder=3, label="dominated")
+    ax.scatter(x[on], y[on], s=60, color="tab:red", edgecolor="black", zorder=4,
+               label="Pareto-optimal")
+    order = np.argsort(x[on], kind="stable")
+    if on.sum() > 1:
+        ax.step(x[on][order], y[on][order], where="post", color="tab:red", lw=1.5, zorder=2)
+    for label, xi, yi in zip(labels, x, y, strict=True):
+        ax.annotate(label, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    lo, hi = x.min(), x.max()
+    ax.set_xlim(lo / 2, hi * 4)   # room for the labels on the right
+    pad = max(0.5, 0.08 * (y.max() - y.min()))
+    ax.set_ylim(y.min() - pad, y.max() + pad)
+    ax.set_xlabel("Fit CPU-seconds (mean over seeds, log scale)")
+    ax.set_ylabel("Test accuracy, % (mean over seeds)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], title: str,
+                  path: Path) -> Path:
+    """Small multiples, one per model: best-so-far validation accuracy against cumulative tuning
+    CPU-seconds, one line per tuner. ``curves[model][tuner] = (cumulative_cpu_s, best_so_far)``."""
+    n = len(curves)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})
+    colors = {t: f"C{i}" for i, t in enumerate(tuners)}
+    for ax, (model, by_tuner) in zip(axes.flat, curves.items(), strict=False):
+        for tuner, (x, best) in by_tuner.items():
+            ax.step(x, 100 * best, where="post", color=colors[tuner], lw=1.6, label=tuner)
+            ax.plot(x, 100 * best, "o", ms=2.5, color=colors[tuner])
+        ax.set_title(model, fontsize=10)
+        ax.set_xlabel("Cumulative tuning CPU-s", fontsize=8)
+        ax.set_ylabel("Best val. accuracy so far, %", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def learning_curves(curves: dict[str, list[float]], ylabel: str, title: str, path: Path) -> Path:
+    """Accuracy by epoch, one line per labelled curve, on one axes."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, values in curves.items():
+        epochs = np.arange(1, len(values) + 1)
+        ax.plot(epochs, 100 * np.asarray(values, dtype=float), marker="o", ms=3, label=label)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(ylabel)
+    longest = max((len(v) for v in curves.values()), default=1)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlim(0.5, longest + 0.5)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def digit_gallery(images: np.ndarray, titles: list[str], title: str, path: Path,
+                  cols: int = 8) -> Path:
+    """A grid of (k, 28, 28) digit images, each with its title, in the given order."""
+    k = len(images)
+    cols = max(1, min(cols, k))
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.15 * cols, 1.35 * rows + 0.5), squeeze=False)
+    vmax = 255 if k and images.max() > 1 else 1   # images stored as 0..1 would otherwise look blank
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, text in zip(axes.flat, images, titles, strict=False):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(text, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return save_png(fig, path)

@@ -138,3 +138,11 @@ def top_confusions(counts: np.ndarray, k: int = 3) -> list[tuple[int, int, int]]
     ]
     cells.sort(key=lambda c: (-c[0], c[1], c[2]))
     return [(i, j, n) for n, i, j in cells[:k]]
+
+
+def pareto_optimal(cost: Sequence[float], score: Sequence[float]) -> list[bool]:
+    """For each point, whether no other point is at most as costly and at least as good, and
+    strictly better in one of the two (lower cost or higher score)."""
+    points = list(zip(cost, score, strict=True))
+    return [not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2 in points)
+            for c, s in points]
