@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-path", action="append", metavar="MODULE:CLASS",
                      help="register an outside model class (repeatable)")
     run.add_argument("--latency-batch", type=int, help="large batch size for latency (default 1000)")
+    run.add_argument("--backend", help="Keras backend: tensorflow (default), torch or jax "
+                     "(pip install 'digitbench[torch]' / '[jax]'); see benchmarks/RESULTS.md")
+    run.add_argument("--steps-per-execution", type=int, metavar="N",
+                     help="Keras training steps per call into TensorFlow/JAX (default 16: the same "
+                          "steps as 1, less overhead; torch always 1)")
+    run.add_argument("--deterministic", action="store_true", default=None,
+                     help="switch on TensorFlow's op determinism: the same seed and threads give "
+                          "the same results (slower)")
+    run.add_argument("--save-models", action="store_true", default=None,
+                     help="keep the final models in RUN_DIR/models/ (for `digitbench predict`)")
     tune = run.add_argument_group("tuning (the same budget for every contender)")
     tune.add_argument("--tuner", help="none, optuna, keras-tuner, or several comma-separated")
     tune.add_argument("--trials", type=int, help="trials per dataset x model x tuner (default 20)")
@@ -58,19 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tuning trials train on a stratified N-image subsample")
     tune.add_argument("--cv", type=int, metavar="K",
                       help="folds scoring trials of models without epochs (default 5; 1: hold-out)")
-    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/optuna.db)")
+    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/optuna.db); "
+                      "a database server (postgresql://...) makes every run started with it a worker")
+    tune.add_argument("--heartbeat", type=int, metavar="SECONDS",
+                      help="workers of a shared storage beat every SECONDS (default 10); a worker "
+                           "silent for 3 beats is dead and its job is retried")
     tune.add_argument("--params", help='fixed parameter values as JSON, e.g. \'{"epochs": 5}\'')
 
-    report = commands.add_parser("report", help="regenerate report.md from a run folder")
+    report = commands.add_parser(
+        "report", help="regenerate report.md of run folders; with several, also compare them side by side")
     report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    report.add_argument("--out", type=Path, metavar="DIR",
+                        help="where the side-by-side comparison.md goes (default: compare-A-vs-B "
+                             "beside the first RUN_DIR); only with two or more RUN_DIRs")
 
     listing = commands.add_parser("list", help="list models, datasets and presets")
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
     listing.add_argument("--model-path", action="append", metavar="MODULE:CLASS", default=[])
+
+    from benchmark import predict, submit  # light: their heavy imports are inside their commands
+
+    submit.add_parser(commands)
+    predict.add_parser(commands)
     return parser
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchmark.backends import configure_backend
     from benchmark.config import build_config
     from benchmark.timing import configure_threads
 
@@ -81,6 +105,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     config = build_config(flags, args.config)
     # Thread pools are sized before TensorFlow or BLAS run anything.
     configure_threads(config.threads)
+    configure_backend(config.backend, config.threads)  # KERAS_BACKEND, before Keras is imported
+    os.environ["DIGITBENCH_STEPS_PER_EXECUTION"] = str(config.steps_per_execution)  # models.lenet
+    if config.deterministic:  # read by models.lenet.import_keras before TensorFlow runs an op
+        os.environ["DIGITBENCH_DETERMINISTIC"] = "1"
     from benchmark.runner import run
 
     return run(config, shlex.join([PROG, *argv]))
@@ -88,9 +116,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.markdown import write_report
+    from reports.side_by_side import default_out, write_comparison
 
+    if args.out is not None and len(args.run_dirs) < 2:
+        raise InputError("report: --out is for comparing two or more RUN_DIRs; "
+                         "a single run's report is RUN_DIR/report.md")
     for run_dir in args.run_dirs:
         print(write_report(run_dir))
+    if len(args.run_dirs) > 1:
+        print(write_comparison(args.run_dirs, args.out or default_out(args.run_dirs)))
     return 0
 
 
@@ -133,7 +167,20 @@ def _shown(value: object) -> str:
     return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+def cmd_submit(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchmark.submit import command
+
+    return command(args, argv)
+
+
+def cmd_predict(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchmark.predict import command
+
+    return command(args, argv)
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "submit": cmd_submit,
+            "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

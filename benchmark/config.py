@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.backends import BACKENDS, default_backend
 from benchmark.errors import InputError
 from benchmark.results import dataset_slug
 from benchmark.tuning import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
@@ -36,6 +37,8 @@ class RunConfig:
     cache_dir: Path | None = None
     model_paths: tuple[str, ...] = ()
     latency_batch: int = 1000
+    backend: str = field(default_factory=default_backend)  # Keras backend; KERAS_BACKEND, else tensorflow
+    steps_per_execution: int = 16    # Keras training steps per backend call (same steps; torch: 1)
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     # Tuning: the same budget for every contender, per (dataset, model, tuner).
@@ -48,7 +51,10 @@ class RunConfig:
     tune_subsample: int | None = None  # tuning trials train on this many images (finals on all)
     cv: int = 5                      # folds scoring trials of models without epochs (1: hold-out)
     storage: str | None = None       # Optuna RDB URL; default sqlite:///RUN_DIR/optuna.db
+    heartbeat: int = 10              # shared storage: seconds between heartbeats (dead after 3)
     params: dict | None = None       # fixed parameter values for every model that has them
+    save_models: bool = False        # keep the final models in RUN_DIR/models/<dataset>/
+    deterministic: bool = False      # TensorFlow op determinism: same seed + threads, same results
 
     @property
     def storage_url(self) -> str:
@@ -70,8 +76,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # trials and 600 CPU-seconds, finals on all 54,000 training images, three seeds.
     "standard": {"datasets": ("fashion-mnist",), "models": BUILTIN_MODELS, "seeds": 3,
                  "tuners": ("optuna",), "trials": 20, "budget": 600.0, "tune_subsample": 10_000},
-    # Official MNIST (60k/10k; IDX files from --data-dir or a download), five seeds.
-    "full": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 5,
+    # Official MNIST (60k/10k; IDX files from --data-dir or a download), five seeds, and the
+    # approximate kernel SVM next to the exact one (at 60k their costs differ most).
+    "full": {"datasets": ("mnist",), "models": (*BUILTIN_MODELS, "svm-nystroem"), "seeds": 5,
              "tuners": ("optuna",), "trials": 40, "budget": 1800.0, "tune_subsample": 20_000},
 }
 
@@ -136,7 +143,8 @@ def _tuners(name: str, value: Any) -> tuple[str, ...]:
     return tuners
 
 
-def _params(name: str, value: Any) -> dict:
+def parse_params(name: str, value: Any) -> dict:
+    """A ``--params`` value (JSON text, or a TOML table) as a dict of parameter values."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -166,7 +174,9 @@ _CHECKS = {
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
     "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
-    "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": _params,
+    "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
+    "heartbeat": _positive_int, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
+    "save_models": _flag, "deterministic": _flag,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from benchmark.config import RunConfig
 from benchmark.data import Split
 from benchmark.progress import RunProgress
 from benchmark.results import ResultsStore
-from benchmark.timing import rss_mb
+from benchmark.timing import cpu_seconds, rss_mb
 from models.base import DigitModel
 from models.registry import Entry
 
@@ -24,6 +24,15 @@ class RunContext:
     progress: RunProgress
     run_id: str
     command: str
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def settings(self) -> str:
+        """The invocation's resolved settings and start time, as JSON for every row."""
+        chosen = asdict(self.config)
+        for key in ("out", "data_dir", "cache_dir", "resume", "overwrite"):
+            chosen.pop(key, None)
+        return json.dumps({"started": self.started, "run_dir": str(self.config.run_dir), **chosen},
+                          sort_keys=True, default=str)
 
     def pinned(self, entry: Entry) -> dict[str, Any]:
         """Parameters no tuner may change: the variant's fixed ones, then the user's overrides."""
@@ -43,12 +52,13 @@ class RunContext:
             "tuning": json.dumps(tuning, sort_keys=True), "threads": self.config.threads,
             "versions": json.dumps(provenance.versions()),
             "machine": json.dumps(provenance.machine()), "git_rev": provenance.git_rev(),
-            "command": self.command,
+            "command": self.command, "settings": self.settings(),
         }
 
     def append(self, row: dict[str, Any]) -> None:
         row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
         row["rss_mb"] = rss_mb()
+        row["process_cpu_s"] = round(cpu_seconds(), 2)
         self.store.append(row)
 
 

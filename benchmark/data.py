@@ -93,6 +93,16 @@ def load_kaggle_test(directory: str | Path, *, cache_dir: str | Path | None = No
         "test_images"]
 
 
+def load_kaggle_train(directory: str | Path, *, cache_dir: str | Path | None = None) -> Digits:
+    """All the labelled digits of ``DIR/train.csv``, unsplit, in file order (the same cache as
+    ``load_split("kaggle:DIR")``)."""
+    folder = readers.require_dir(Path(directory).expanduser().resolve())
+    path = readers.require_file(folder / "train.csv")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    arrays = _cached(cache, "kaggle-train", [path], lambda: readers.read_kaggle(path, labelled=True))
+    return Digits(arrays["train_images"], arrays["train_labels"])
+
+
 # ---------------------------------------------------------------- specs and sources
 
 

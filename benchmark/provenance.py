@@ -12,6 +12,7 @@ from pathlib import Path
 PACKAGES = (
     "digitbench", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow-cpu", "tensorflow",
     "keras", "keras-tuner", "optuna", "mlxtend", "threadpoolctl",
+    "torch", "jax", "jaxlib",  # the optional Keras backends (digitbench[torch], digitbench[jax])
 )
 
 

@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import signals
 from benchmark.errors import InputError
+from benchmark.locking import lock_file
 
 RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"
+MODELS_DIR = "models"  # saved final models (run --save-models): models/<dataset slug>/<file>
 
 #: Column order of results.csv. JSON-valued columns: params, tuning, versions, machine.
 COLUMNS: tuple[str, ...] = (
@@ -52,14 +55,17 @@ COLUMNS: tuple[str, ...] = (
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)
+    "process_cpu_s",   # CPU-seconds the invocation's process (and children) had used at that time
     "status",          # "ok" | "error" (later: "pruned")
     "error",           # one line, where status is "error"
     "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined
     "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
+    "model_file",      # relative path of the saved final model (run --save-models), else empty
     "versions",        # JSON: python and package versions
     "machine",         # JSON: cpu model, cores, memory, platform
     "git_rev",         # digitbench's git revision ("+dirty" when modified), or "unknown"
     "command",         # the command line of the invocation
+    "settings",        # JSON: the invocation's resolved settings (preset, budgets, ...) and start time
 )
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
@@ -102,28 +108,56 @@ class ResultsStore:
         if not self.exists():
             return
         with open(self.path, "rb+") as f:
+            lock_file(f)  # workers may be appending
             data = f.read()
             if not data.endswith(b"\n"):
                 cut = data.rfind(b"\n") + 1
                 f.truncate(cut)
-        header = self.path.read_text(encoding="utf-8").split("\n", 1)[0]
-        if header.split(",") != list(COLUMNS):
-            raise InputError(
-                f"{self.path}: row 1: header does not match this digitbench version's columns; "
-                "use another --out folder or --overwrite"
-            )
+        header = self.path.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
+        if header == list(COLUMNS):
+            return
+        if set(header) <= set(COLUMNS) and set(REQUIRED) <= set(header):
+            self._upgrade()
+            return
+        raise InputError(
+            f"{self.path}: row 1: header does not match this digitbench version's columns; "
+            "use another --out folder or --overwrite"
+        )
+
+    def _upgrade(self) -> None:
+        """Rewrite a file written by an older digitbench (a subset of today's columns) with today's
+        header, the new columns empty; the old file is replaced in one rename, never half-written."""
+        frame = load_results(self.path)
+        tmp = self.path.with_name(f".{self.path.name}.upgrade.tmp")
+        frame.to_csv(tmp, index=False, columns=list(COLUMNS), lineterminator="\n")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Write one row (missing columns empty) and flush it to disk."""
+        """Write one row (missing columns empty) and flush it to disk.
+
+        Several workers may append to one file: each append holds an exclusive ``flock`` on it,
+        writes the header if the file is empty, cuts a torn last row left by a writer killed
+        mid-write, then writes its row with one ``write`` and ``fsync``. A stop signal waits for it.
+        """
         unknown = set(row) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown result columns: {sorted(unknown)}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame([{c: row.get(c) for c in COLUMNS}], columns=list(COLUMNS))
         buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=not self.exists(), lineterminator="\n")
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(buf.getvalue())
+        frame.to_csv(buf, index=False, header=True, lineterminator="\n")
+        header, line = buf.getvalue().split("\n", 1)
+        with signals.deferred(), open(self.path, "ab+") as f:
+            lock_file(f)
+            size = os.fstat(f.fileno()).st_size
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.seek(0)
+                    size = f.truncate(f.read().rfind(b"\n") + 1)
+            f.write(((header + "\n" if not size else "") + line).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 

@@ -12,6 +12,7 @@ import shutil
 import traceback
 import uuid
 import warnings
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,11 @@ from benchmark.config import RunConfig
 from benchmark.context import History, RunContext, create, one_line
 from benchmark.data import Split, load_split
 from benchmark.errors import InputError
+from benchmark.locking import RunLock
 from benchmark.progress import RunProgress
-from benchmark.results import PREDICTIONS_DIR, ResultsStore, unique_slug
+from benchmark.results import MODELS_DIR, PREDICTIONS_DIR, ResultsStore, unique_slug
+from benchmark.shared import delete_studies, is_shared, shared_storage, study_names
+from benchmark.signals import Interrupted, stop_on_signals, stopped
 from benchmark.study import Study
 from benchmark.timing import latency_ms, measure
 from models import registry
@@ -29,7 +33,7 @@ from models.base import Digits
 from models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
-RUN_STATE = (PREDICTIONS_DIR, "optuna.db", "keras-tuner", "errors.log")
+RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, "optuna.db", "keras-tuner", "errors.log")
 
 
 def resolve_models(config: RunConfig) -> list[Entry]:
@@ -51,26 +55,48 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
             for name in RUN_STATE:
                 path = store.run_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        elif not config.resume:
+        elif not config.resume and not is_shared(config.storage_url):  # workers join the run
             raise InputError(
                 f"{store.path} already exists: pass --resume to continue that run, "
                 "--overwrite to start it again, or --out for another folder"
             )
         else:
             store.repair()
+    if config.overwrite and config.storage is not None:  # studies kept outside the run folder
+        delete_studies(config.storage_url, study_names(config))
     store.run_dir.mkdir(parents=True, exist_ok=True)
     return store
 
 
 def run(config: RunConfig, command: str) -> int:
     """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     entries = resolve_models(config)
     splits = [
         load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
                    val_fraction=config.val_fraction, test_fraction=config.test_fraction)
         for spec in config.datasets
     ]
+    for entry in entries:  # frameworks imported now, untimed, not inside the first timed fit
+        prepare = getattr(entry.cls, "prepare", None)
+        if callable(prepare):
+            prepare()
+    lock = RunLock(config.run_dir, shared=shared_storage(config) is not None)
+    lock.acquire(exclusive=config.overwrite or not lock.shared)
+    try:
+        with stop_on_signals():
+            return _run_jobs(config, command, started, entries, splits, lock)
+    except Interrupted as stop:
+        return stopped(stop, config.run_dir, command, shared=lock.shared)
+    finally:
+        lock.release()
+
+
+def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry],
+              splits: list[Split], lock: RunLock) -> int:
+    """The run itself, holding the run folder's lock; a stop signal raises Interrupted."""
     store = prepare_run_dir(config)
+    lock.share()  # workers of a shared storage join once the folder is ready
     gc.freeze()  # the datasets stay for the whole run: keep the per-trial collections cheap
     done = store.done_jobs()
     studies = len(splits) * len(entries) * sum(t != "none" for t in config.tuners)
@@ -78,18 +104,28 @@ def run(config: RunConfig, command: str) -> int:
                            + len(splits) * len(entries) * len(config.tuners) * config.seeds)
     if done:
         progress.log(f"resuming {store.path}: {len(done)} rows already done")
-    ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command)
+    ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command, started)
     failures = 0
     try:
-        for split in splits:
-            for entry in entries:
-                for tuner in config.tuners:
-                    failures += run_contender(ctx, split, entry, tuner, done)
+        if lock.shared:  # a worker of a shared storage: its share of the jobs (benchmark.workers)
+            from benchmark.workers import run_shared
+
+            failures = run_shared(ctx, splits, entries, done)
+        else:
+            for split in splits:
+                for entry in entries:
+                    for tuner in config.tuners:
+                        failures += run_contender(ctx, split, entry, tuner, done)
     finally:
         progress.close()
     from reports.markdown import write_report
 
-    report = write_report(store.run_dir)
+    if lock.shared:  # workers finishing together: one writes it, the others find it up to date
+        from benchmark.workers import write_report_once
+
+        report = write_report_once(store.run_dir, write_report)
+    else:
+        report = write_report(store.run_dir)
     progress.log(f"results: {store.path}\nreport:  {report}")
     return 1 if failures else 0
 
@@ -184,7 +220,24 @@ def _train_and_evaluate(ctx: RunContext, split: Split, entry: Entry, tuner: str,
         "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
         "n_params": model.n_params(), "history": history.json(),
         "predictions": ctx.store.save_predictions(stem, test.labels, predicted, test.images),
+        "model_file": _save_model(ctx, split, entry, tuner, seed, model, len(train))
+        if ctx.config.save_models else None,
     }
+
+
+def _save_model(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int, model: Any,
+                n_train: int) -> str | None:
+    """Keep a final model as RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext> (--save-models);
+    returns that path relative to RUN_DIR, or None, with a warning, where the model cannot be saved."""
+    from models import persist
+
+    if not persist.can_save(entry.cls):
+        warnings.warn(f"--save-models: {entry.name} has no save/load methods, not saved", stacklevel=2)
+        return None
+    rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{entry.name}-{tuner}-seed{seed}{entry.cls.file_suffix}"
+    persist.save_model(model, ctx.store.run_dir / rel, entry.name, {
+        "dataset": split.dataset, "images": n_train, "tuner": tuner, "seed": seed, "run_id": ctx.run_id})
+    return rel
 
 
 def _budget_text(config: RunConfig) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from benchmark.context import History, RunContext, create, one_line
 from benchmark.data import Split
+from benchmark.errors import InputError
 from benchmark.results import unique_slug
 from benchmark.space import Choice, Int, PinnedSpace, Space, dimensions
 from benchmark.timing import measure
@@ -173,8 +174,8 @@ class Study:
             gc.collect()
         row.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
                    predict_cpu_s=round(predict_cpu, 4), history=history.json())
+        self.previous[number] = _record(row)  # first: a stop signal may come as the append ends
         self.ctx.append(row)
-        self.previous[number] = _record(row)
         progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))
         return _replay(self.previous[number])
 
@@ -201,6 +202,38 @@ class Study:
                             project=f"{self.name}__{self.oracle}",
                             seed=self.TRIAL_SEED, max_epochs=self.max_epochs)
         return self.best()[1]
+
+    def run_shared(self, storage: Any) -> bool:
+        """This worker's share of an Optuna study that other workers tune too (see
+        ``tune_optuna.tune_shared``); True when the study is complete. Budget and choice read every
+        worker's trials from results.csv, which must therefore be one file all workers share."""
+        from benchmark.tune_optuna import tune_shared
+
+        config = self.ctx.config
+
+        def out_of_budget() -> bool:
+            if config.budget is None:
+                return False
+            self.refresh()  # every worker's trials count
+            return self.out_of_budget()
+
+        finished = tune_shared(search_space=self.search_space, evaluate=self.evaluate,
+                               recorded=self.recorded, study_name=self.name, storage=storage,
+                               sampler=config.sampler, pruner=config.pruner, max_trials=config.trials,
+                               out_of_budget=out_of_budget, max_epochs=self.max_epochs,
+                               first_trial=self.defaults_in_space())
+        self.refresh()
+        missing = sorted((finished or set()) - set(self.previous))
+        if missing:
+            raise InputError(
+                f"{self.ctx.store.path} lacks trial(s) {', '.join(map(str, missing[:5]))} of study "
+                f"{self.name}, which the storage holds: every worker must use one shared --out "
+                "folder, and a storage belongs to one run folder (--overwrite, or another database)")
+        return finished is not None
+
+    def refresh(self) -> None:
+        """Re-read the trials of this study from results.csv (other workers append to it too)."""
+        self.previous = self._recorded_trials()
 
     def best(self) -> tuple[int, dict[str, Any]]:
         """(trial number, full parameters) of the trial the finals refit: see :meth:`choice`."""

@@ -1,4 +1,8 @@
-"""Optuna driver: a study in an RDB storage (SQLite by default), asked and told one trial at a time."""
+"""Optuna driver: a study in an RDB storage (SQLite by default), asked and told one trial at a time.
+
+:func:`tune_optuna` is a run on its own (it holds the run folder's lock, so it is the only process on
+the study); :func:`tune_shared` is one worker of several on a shared storage (see benchmark.shared).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from benchmark.tuning import Evaluate, TrialFailed, TrialPruned
 Recorded = Callable[[int], tuple[str, float | None] | None]
 
 
-def _sampler(name: str, seed: int, max_trials: int) -> Any:
+def _sampler(name: str, seed: int | None, max_trials: int, shared: bool = False) -> Any:
     import optuna
 
     if name == "tpe":  # random start-up trials: a third of a small budget, at most Optuna's 10
         startup = max(3, min(10, max_trials // 3))
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        # Workers side by side: each lies that the others' running trials scored badly, so that
+        # they do not all sample the same spot (Optuna's advice for distributed TPE).
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=shared)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown Optuna sampler {name!r}")
@@ -70,25 +76,7 @@ def tune_optuna(
         study.enqueue_trial(first_trial)
     _settle_interrupted(study, recorded)
     while _finished(study) < max_trials and not out_of_budget():
-        trial = study.ask()
-        params = search_space(OptunaSpace(trial))
-
-        def report(epoch: int, metrics: dict[str, float], trial: Any = trial) -> None:
-            value = metrics.get("val_accuracy")
-            if value is None:
-                return
-            trial.report(value, epoch)
-            if trial.should_prune():
-                raise TrialPruned(value)
-
-        try:
-            value = evaluate(trial.number, params, report)
-        except TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        except TrialFailed:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, value)
+        _run_trial(study, study.ask(), search_space, evaluate, recorded)
     return _finished(study)
 
 
@@ -109,3 +97,150 @@ def _settle_interrupted(study: Any, recorded: Recorded) -> None:
             study.tell(trial.number, state=TrialState.PRUNED)
         else:
             study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _live_states() -> tuple[Any, ...]:
+    """States of the trials that count toward a shared study's trials: finished, running, queued."""
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def tune_shared(
+    *,
+    search_space: Callable[[Space], dict[str, Any]],
+    evaluate: Evaluate,
+    recorded: Recorded,
+    study_name: str,
+    storage: Any,
+    sampler: str,
+    pruner: str,
+    max_trials: int,
+    out_of_budget: Callable[[], bool],
+    max_epochs: int | None,
+    first_trial: dict[str, Any] | None = None,
+) -> set[int] | None:
+    """This worker's share of a study that several workers tune at once through ``storage``.
+
+    Runs trials while the study, all workers together, has fewer than ``max_trials`` trials that are
+    finished, running or queued for retry, and the budget (all workers' CPU) is not spent. Trial
+    numbers come from the storage, so they never clash. Two workers asking for the last slot at
+    the same moment both get a trial; the higher-numbered one sees that the slots below it are
+    taken, marks itself failed (user attribute ``surplus``) without training, and stops: the study
+    ends with exactly ``max_trials``. A trial whose worker died is failed by the heartbeat and queued
+    again with the same parameters (``fail_stale``), and picked up here. The sampler is not seeded:
+    workers that drew the same numbers would propose the same parameters.
+
+    Returns the numbers of the finished (complete or pruned) trials once the study is complete:
+    stopped by trials or budget, with no trial of any worker still running; None while the remaining
+    trials are all running elsewhere (come back later, in case one of their workers dies).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from benchmark import signals
+    from benchmark.locking import worker_id
+    from benchmark.shared import Heartbeat, fail_stale, tell
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = _open_shared(study_name, storage, _sampler(sampler, None, max_trials, shared=True),
+                         _pruner(pruner, max_epochs), first_trial)
+    while True:
+        signals.check()
+        fail_stale(study)
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
+        finished = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+        running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
+        if finished >= max_trials or out_of_budget():
+            if running:
+                return None
+            return {t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+        if finished + running + waiting >= max_trials and not waiting:
+            return None
+        with signals.deferred():  # a trial is never taken without its heartbeat beating
+            trial = study.ask()
+            heartbeat = Heartbeat(storage, trial._trial_id).start()
+        try:
+            popped = {"fixed_params", "failed_trial"} & set(storage.get_trial_system_attrs(trial._trial_id))
+            if not popped and _taken_below(study, trial.number) >= max_trials:
+                tell(study, trial._trial_id, trial.number, state=TrialState.FAIL, attrs={"surplus": True})
+                continue
+            trial.set_user_attr("worker", worker_id())
+            _run_trial(study, trial, search_space, evaluate, recorded)
+        finally:
+            heartbeat.stop()
+
+
+def _open_shared(name: str, storage: Any, sampler: Any, pruner: Any,
+                 first_trial: dict[str, Any] | None) -> Any:
+    """Create the study (and queue its first trial, the defaults) or load it if a worker did."""
+    import time
+
+    import optuna
+
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                    sampler=sampler, pruner=pruner)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    else:
+        if first_trial:
+            study.enqueue_trial(first_trial)
+        return study
+    deadline = time.monotonic() + 10
+    while first_trial and not study.get_trials(deepcopy=False) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the creator queues the defaults right after creating the study
+    if first_trial and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(first_trial, skip_if_exists=True)  # the creator died in between
+    return study
+
+
+def _taken_below(study: Any, number: int) -> int:
+    """Trials numbered below ``number`` that are finished, running or queued."""
+    live = _live_states()
+    return sum(t.number < number and t.state in live for t in study.get_trials(deepcopy=False))
+
+
+def _run_trial(study: Any, trial: Any, search_space: Callable[[Space], dict[str, Any]],
+               evaluate: Evaluate, recorded: Recorded) -> None:
+    """Suggest, evaluate and tell one asked trial. A stop signal abandons it (told failed, so that
+    it does not count), unless it came just after the trial's row was written: then the row's
+    outcome is told."""
+    import optuna
+
+    from benchmark.shared import tell
+    from benchmark.signals import Interrupted
+
+    params = search_space(OptunaSpace(trial))
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics.get("val_accuracy")
+        if value is None:
+            return
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise TrialPruned(value)
+
+    state, value = optuna.trial.TrialState.COMPLETE, None
+    try:
+        value = evaluate(trial.number, params, report)
+    except TrialPruned:
+        state = optuna.trial.TrialState.PRUNED
+    except TrialFailed:
+        state = optuna.trial.TrialState.FAIL
+    except Interrupted:
+        row = recorded(trial.number)
+        if row is not None and row[0] == "ok" and row[1] is not None:
+            tell(study, trial._trial_id, trial.number, row[1])
+        elif row is not None and row[0] in ("pruned", "error"):
+            tell(study, trial._trial_id, trial.number,
+                 state=optuna.trial.TrialState.PRUNED if row[0] == "pruned" else optuna.trial.TrialState.FAIL)
+        else:
+            tell(study, trial._trial_id, trial.number, state=optuna.trial.TrialState.FAIL,
+                 attrs={"interrupted": True})
+        raise
+    if state == optuna.trial.TrialState.COMPLETE:
+        tell(study, trial._trial_id, trial.number, value)
+    else:
+        tell(study, trial._trial_id, trial.number, state=state)

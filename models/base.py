@@ -35,6 +35,16 @@ class DigitModel(ABC):
     default value). Like a scikit-learn estimator, ``__init__`` only stores the parameters; all work
     happens in ``fit``. A variant (``lenet-relu``) is a registry entry with fixed parameters, not a
     subclass.
+
+    Optional methods, looked up with ``hasattr`` (see :func:`probabilities` and ``models.persist``):
+
+    * ``predict_proba(images) -> (n, 10)`` class probabilities, rows summing to 1, whose argmax is
+      ``predict``; ensembles average them.
+    * ``save(path)`` writes the fitted model, its parameters included, to one file whose name ends
+      in the class attribute ``file_suffix`` (e.g. ``".keras"``, ``".npz"``); the classmethod
+      ``load(path) -> Self`` reads it back so that it predicts exactly as before. Loading must not
+      run code from the file. Use ``models.persist.save_model`` / ``load_model``, which add the
+      registry name and provenance to the file.
     """
 
     name: ClassVar[str] = ""
@@ -85,6 +95,12 @@ class DigitModel(ABC):
         caches), so that it stays out of the timed prediction. The runner calls it untimed."""
         self.predict(images[:1])
 
+    @classmethod
+    def prepare(cls) -> None:
+        """Process-wide one-off set-up (importing a framework such as TensorFlow): the runner calls
+        it untimed before the first fit, so that no fit's CPU time includes it."""
+        return None  # nothing to set up by default
+
     def n_params(self) -> int | None:
         """Number of trainable parameters, where that means something (networks); else None."""
         return None
@@ -92,3 +108,12 @@ class DigitModel(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def probabilities(model: DigitModel, images: np.ndarray) -> np.ndarray:
+    """``(n, 10)`` class scores: ``predict_proba`` where the model has it, else a one-hot vote of
+    ``predict`` (so that averaging over models is a majority vote for models without it)."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(images), dtype=np.float64)
+    labels = np.asarray(model.predict(images), dtype=np.int64)
+    return np.eye(10)[labels]

@@ -69,7 +69,7 @@ def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> En
 
 #: Importing these modules registers the built-ins (neither imports TensorFlow at import time);
 #: listings show the built-ins in this order, whatever order the modules were imported in.
-BUILTIN_MODULES = ("models.baselines", "models.lenet")
+BUILTIN_MODULES = ("models.baselines", "models.kernel_approx", "models.lenet")
 
 
 def _load_builtins() -> None:

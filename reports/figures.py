@@ -90,13 +90,15 @@ def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug:
             group = group[group["seed"] == seed].sort_values("number", kind="stable")
             best = group["val"].cummax().ffill()
             if best.notna().any():
-                curves.setdefault(model, {})[tuner] = (group["cpu_s"].cumsum().to_numpy(float),
+                method = _method(group["tuning"].iloc[0])
+                label = f"{tuner} ({method})" if method else tuner
+                curves.setdefault(model, {})[label] = (group["cpu_s"].cumsum().to_numpy(float),
                                                        best.to_numpy(float))
     if not curves:
         return lines + ["No tuning trial finished with a validation accuracy, so there are no "
                         "tuning curves.", ""]
     name = f"tuning-curves-{slug}.png"
-    tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})
+    tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})  # with sampler or oracle
     plots.tuning_curves(curves, f"Tuning curves on {dataset}", run_dir / name)
     caption = ("Best validation accuracy so far against the CPU-seconds tuning had spent (fit and "
                "predict of every trial in trial order, pruned and failed trials included), one "
@@ -107,6 +109,15 @@ def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug:
     else:
         caption += f" (tuner {tuners[0]})."
     return lines + [f"![Tuning curves on {dataset}]({name})", "", caption, ""]
+
+
+def _method(cell: Any) -> str:
+    """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
+    tuning = parse_json(cell)
+    if tuning.get("sampler"):
+        pruner = tuning.get("pruner")
+        return tuning["sampler"] + (f", {pruner} pruner" if pruner and pruner != "none" else "")
+    return str(tuning.get("oracle") or "")
 
 
 # -- learning curves -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What ran where: machines, thread counts, package versions and invocations of a results frame."""
+"""What ran where: machines, thread counts and package versions of a results frame."""
 
 from __future__ import annotations
 
@@ -11,24 +11,12 @@ import pandas as pd
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """One ``digitbench run`` invocation (one run id) as seen in results.csv."""
-
-    run_id: str
-    started: str          # earliest ``utc`` of its rows
-    rows: int
-    git_revs: list[str]
-    commands: list[str]
-
-
-@dataclass(frozen=True)
 class Environment:
-    """Distinct machines, threads, versions and invocations behind a results file."""
+    """Distinct machines, threads and versions behind a results file."""
 
     machines: list[dict[str, Any]]
     threads: list[str]
     versions: dict[str, list[str]]   # package -> distinct versions, in first-seen order
-    invocations: list[Invocation]
 
 
 def parse_json(cell: Any) -> dict[str, Any]:
@@ -76,12 +64,4 @@ def environment(frame: pd.DataFrame) -> Environment:
             found = versions.setdefault(str(package), [])
             if str(version) not in found:
                 found.append(str(version))
-    invocations = []
-    for run_id, rows in frame.groupby(frame["run_id"].fillna("?"), sort=False):
-        started = min(distinct(rows["utc"]), default="")
-        invocations.append(
-            Invocation(str(run_id), started, len(rows), distinct(rows["git_rev"]),
-                       distinct(rows["command"]))
-        )
-    invocations.sort(key=lambda inv: (inv.started, inv.run_id))
-    return Environment(machines, distinct(frame["threads"]), versions, invocations)
+    return Environment(machines, distinct(frame["threads"]), versions)

@@ -22,7 +22,8 @@ from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
-from reports.stats import confusion_counts, mean_interval, top_confusions
+from reports.provenance import failed_and_pruned_section, run_section
+from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
 
 REPORT_FILE = "report.md"
 _MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
@@ -43,11 +44,12 @@ def write_report(run_dir: Path) -> Path:
     if frame.empty:
         lines += ["No results yet: `results.csv` has no rows.", ""]
     else:
+        lines += run_section(frame)
         lines += machine_section(frame)
         for dataset, slug in dataset_slugs(frame["dataset"]).items():
             lines += dataset_section(frame[frame["dataset"].fillna("?") == dataset], dataset,
                                      run_dir, slug)
-        lines += failed_section(frame)
+        lines += failed_and_pruned_section(frame)
         lines += warnings_section(frame)
     path = run_dir / REPORT_FILE
     write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
@@ -104,15 +106,14 @@ def machine_section(frame: pd.DataFrame) -> list[str]:
     rows = [[_MACHINE_LABELS.get(k, k), *(_machine_value(k, m.get(k)) for m in machines)]
             for k in keys]
     rows.append(["Threads used", *([", ".join(env.threads) or DASH] * len(machines))])
+    settings = [parse_json(s) for s in frame["settings"].dropna().unique()] if "settings" in frame else []
+    backends = sorted({str(s["backend"]) for s in settings if s.get("backend")})
+    if backends:  # older results files have none
+        rows.append(["Keras backend", *([", ".join(backends)] * len(machines))])
     lines += md_table(headers, rows) + [""]
     if env.versions:
         rows = [[p, ", ".join(v)] for p, v in env.versions.items()]
         lines += md_table(["package", "version"], rows) + [""]
-    rows = [[code(inv.run_id), inv.started or DASH, inv.rows, ", ".join(inv.git_revs) or DASH,
-             "; ".join(code(c) for c in inv.commands) or DASH] for inv in env.invocations]
-    lines += ["Invocations (one run id each):", ""]
-    lines += md_table(["run id", "started (UTC)", "rows", "git revision", "command"], rows,
-                      "llrll") + [""]
     return lines
 
 
@@ -144,9 +145,11 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
                            "latency_ms_bN")}
         params = sorted({int(v) for v in pd.to_numeric(group["n_params"], errors="coerce")
                          .dropna()})
+        tuning = parse_json(group["tuning"].iloc[-1])
         rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
+                     "budget": _budget(tuner, tuning), "trials_run": tuning.get("trials_run"),
                      "seeds": interval.n, "accuracy": interval.mean,
-                     "half_width": interval.half_width, **means,
+                     "half_width": interval.half_width, "test_interval": _test_interval(group), **means,
                      "batch_N": distinct(group["batch_N"]), "params": params})
     board = pd.DataFrame(rows)
     return board.sort_values(["accuracy", "model", "tuner"], ascending=[False, True, True],
@@ -157,13 +160,17 @@ def leaderboard_table(board: pd.DataFrame) -> list[str]:
     """The leaderboard as markdown, best row in bold."""
     batches = sorted({n for ns in board["batch_N"] for n in ns}, key=natural_key)
     batch = f"batch {batches[0]}" if len(batches) == 1 else "batch N"
-    headers = ["#", "model", "tuner", "family", "seeds", "test accuracy", "95% CI",
-               "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
+    headers = ["#", "model", "tuner", "family", "tuning budget", "trials run", "seeds", "test accuracy",
+               "95% CI", "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
                f"ms/img, {batch}", "params"]
     rows = []
     for rank, r in board.iterrows():
-        ci = "n=1, no interval" if r["half_width"] is None or pd.isna(r["half_width"]) \
-            else f"± {100 * r['half_width']:.2f}"
+        if r["half_width"] is not None and pd.notna(r["half_width"]):
+            ci = f"± {100 * r['half_width']:.2f}"
+        elif r["test_interval"] is not None:
+            ci = "{:.2f}–{:.2f} (test set)".format(*(100 * x for x in r["test_interval"]))
+        else:
+            ci = "n=1, no interval"
         bn = num(r["latency_ms_bN"])
         if len(batches) > 1 and r["batch_N"]:
             bn += f" (N={'/'.join(r['batch_N'])})"
@@ -171,10 +178,30 @@ def leaderboard_table(board: pd.DataFrame) -> list[str]:
         model, acc = r["model"], pct(r["accuracy"])
         if rank == 0:
             model, acc = f"**{model}**", f"**{acc}**"
-        rows.append([rank + 1, model, r["tuner"], r["family"], r["seeds"], acc, ci,
+        trials = DASH if r["trials_run"] is None or pd.isna(r["trials_run"]) else int(r["trials_run"])
+        rows.append([rank + 1, model, r["tuner"], r["family"], r["budget"], trials, r["seeds"], acc, ci,
                      num(r["fit_cpu_s"]), num(r["fit_wall_s"]), num(r["predict_cpu_s"]),
                      num(r["latency_ms_b1"]), bn, params])
-    return md_table(headers, rows, "rlllrrrrrrrrr")
+    return md_table(headers, rows, "rllllrrrrrrrrrr")
+
+
+def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
+    """Wilson interval of a single-seed model's accuracy on its test images; None otherwise."""
+    n_test = pd.to_numeric(group["n_test"], errors="coerce")
+    if len(group) != 1 or n_test.isna().any() or int(n_test.iloc[0]) < 1:
+        return None
+    n = int(n_test.iloc[0])
+    return accuracy_interval(round(float(group["test_accuracy"].iloc[0]) * n), n)
+
+
+def _budget(tuner: str, tuning: dict[str, Any]) -> str:
+    """A study's budget as ``20 trials, 600 CPU-s``; "defaults" for untuned models."""
+    if tuner == "none":
+        return "defaults"
+    if not tuning:
+        return DASH
+    budget = f"{tuning.get('trials', '?')} trials"
+    return budget + (f", {num(tuning['budget_cpu_s'])} CPU-s" if tuning.get("budget_cpu_s") else "")
 
 
 def _span(values: list[int]) -> str:
@@ -204,8 +231,13 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     board = leaderboard(final)
     lines += ["### Leaderboard", ""] + leaderboard_table(board) + [""]
     lines += [
+        "Tuning budget is what each tuned contender was allowed per study (trials and CPU-seconds) "
+        "and trials run what it used; \"defaults\" were not tuned. "
         "Test accuracy is the mean over seeds; 95% CI is the Student-t interval of that mean, "
-        "in percentage points. Times are means over seeds: fit and predict CPU-seconds "
+        "in percentage points (how much the accuracy moves from seed to seed); a model with a single "
+        "seed gets the 95% Wilson interval of its accuracy on the test images instead (marked "
+        "\"test set\": how much it could move on another test set of the same size). "
+        "Times are means over seeds: fit and predict CPU-seconds "
         "(predicting the whole test set), wall-clock milliseconds per image at batch size 1 "
         "and at a large batch. Best model in bold.",
         "",
@@ -288,27 +320,6 @@ def confusion_section(group: pd.DataFrame, dataset: str, run_dir: Path, slug: st
         caption += " Most frequent mistakes: " + ", ".join(
             f"{t} read as {p} ({k})" for t, p, k in mistakes) + "."
     return lines + [caption, ""]
-
-
-def failed_section(frame: pd.DataFrame) -> list[str]:
-    """Error rows whose job has no ok row; nothing when there are none."""
-    key = ["dataset", "model", "tuner", "trial", "seed"]
-    keyed = frame[key].fillna("?").astype(str).agg("\x1f".join, axis=1)
-    done = set(keyed[frame["status"] == "ok"])
-    errors = frame[frame["status"] == "error"]
-    if errors.empty:
-        return []
-    open_errors = errors[~keyed[errors.index].isin(done)]
-    lines = ["## Failed jobs", ""]
-    if not open_errors.empty:
-        rows = [[code(str(r["dataset"])), r["model"], r["tuner"], r["trial"], r["seed"],
-                 r["error"]]
-                for r in open_errors[key + ["error"]].fillna(DASH).to_dict("records")]
-        lines += md_table(["dataset", "model", "tuner", "trial", "seed", "error"], rows) + [""]
-    retried = len(errors) - len(open_errors)
-    if retried:
-        lines += [f"{retried} earlier failure(s) succeeded when retried and are not listed.", ""]
-    return lines
 
 
 def warnings_section(frame: pd.DataFrame) -> list[str]:

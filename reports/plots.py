@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
@@ -106,11 +107,15 @@ def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], t
         ax.set_ylabel("Best val. accuracy so far, %", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
     for ax in axes.flat[n:]:
         ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
+    # One legend for all panels, above them: inside a panel it would hide a line's points.
+    handles = [matplotlib.lines.Line2D([], [], color=colors[t], lw=1.6, marker="o", ms=2.5, label=t)
+               for t in tuners]
+    fig.suptitle(title, y=1.0)
+    fig.legend(handles=handles, loc="upper center", ncol=len(tuners), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save_png(fig, path)
 
 
@@ -146,4 +151,29 @@ def digit_gallery(images: np.ndarray, titles: list[str], title: str, path: Path,
         ax.set_title(text, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return save_png(fig, path)
+
+
+def runs_side_by_side(points: dict[str, dict[str, tuple[float, float]]], title: str, path: Path) -> Path:
+    """Accuracy against fit CPU-seconds for several runs: ``points[run][model] = (cpu_s, accuracy)``.
+    One marker shape per run, a grey line joining each model across runs, labels at the first run."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    markers = "osD^vP*X"
+    models = list(dict.fromkeys(m for by_model in points.values() for m in by_model))
+    for model in models:
+        xy = [by_model[model] for by_model in points.values() if model in by_model]
+        if len(xy) > 1:
+            ax.plot([max(x, 1e-3) for x, _ in xy], [100 * y for _, y in xy], color="0.7", lw=1, zorder=1)
+        x, y = xy[0]
+        ax.annotate(model, (max(x, 1e-3), 100 * y), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    for i, (run, by_model) in enumerate(points.items()):
+        x = [max(c, 1e-3) for c, _ in by_model.values()]
+        y = [100 * a for _, a in by_model.values()]
+        ax.scatter(x, y, s=48, marker=markers[i % len(markers)], zorder=3, label=run)
+    ax.set_xscale("log")
+    ax.set_xlabel("Fit CPU-seconds (mean over seeds, log scale)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return save_png(fig, path)

@@ -56,6 +56,21 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> MeanInte
     return MeanInterval(mean, n, half, confidence)
 
 
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of one model's accuracy on ``n`` test images, ``correct`` of them right:
+    the uncertainty that comes from the test set being a sample (``scipy.stats.binomtest(correct,
+    n).proportion_ci(confidence, method="wilson")``). The leaderboard shows it where a model has a
+    single seed, so that it has no interval over seeds.
+
+    >>> [round(x, 6) for x in accuracy_interval(90, 100)]
+    [0.825634, 0.944771]
+    """
+    if not 0 <= correct <= n or n < 1:
+        raise ValueError(f"accuracy_interval needs 0 <= correct <= n and n >= 1, got {correct}, {n}")
+    ci = stats.binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """Model A against model B on the same ``n`` test images.

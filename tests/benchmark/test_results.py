@@ -77,3 +77,18 @@ def test_files_of_older_versions_read_with_empty_new_columns(tmp_path: Path) -> 
     pd.DataFrame([{"model": "x"}]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(InputError, match="missing column"):
         ResultsStore(tmp_path).load()
+
+
+def test_an_older_versions_file_is_upgraded_on_resume(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    old = [c for c in COLUMNS if c not in ("settings", "process_cpu_s", "history")]
+    frame = pd.DataFrame([{c: ROW.get(c) for c in old}], columns=old)
+    frame.to_csv(store.path, index=False)
+    before = store.load()
+    store.repair()
+    assert store.path.read_text().split("\n", 1)[0] == ",".join(COLUMNS)
+    after = store.load()
+    pd.testing.assert_frame_equal(before, after)
+    store.append({**ROW, "seed": 1, "settings": '{"preset": "quick"}'})
+    assert store.load()["seed"].tolist() == ["0", "1"]
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -36,7 +36,10 @@ def make_tuned_run(run_dir: Path) -> Path:
             for trial, (val, status) in enumerate([(0.90, "ok"), (0.80, "pruned"), (0.95, "ok")]):
                 history = {"val_accuracy": [0.5, 0.7, val - 0.01 * (tuner == "optuna"), val],
                            "accuracy": [0.6, 0.8, 0.9, 0.95]} if family == "cnn" else None
+                method = ({"sampler": "tpe", "pruner": "median"} if tuner == "optuna"
+                          else {"oracle": "hyperband"})
                 store.append(_row(store, "mnist-5k", model, family, 0, 0, cpu / 10, tuner=tuner,
+                                  tuning=json.dumps(method),
                                   trial=trial, val_accuracy=val, status=status, test_accuracy=None,
                                   predictions=None, history=json.dumps(history) if history else None))
         y_true, y_pred = _predictions(errors)
@@ -73,7 +76,7 @@ def test_figure_captions(tmp_path: Path) -> None:
     assert ("Pareto-optimal: logreg (90.00% for 1.00 CPU-s), lenet-relu (98.00% for 100 CPU-s).") in pareto
     assert "lenet-tanh" not in pareto.split("Pareto-optimal:", 1)[1]
     tuning = _subsection(text, "Tuning curves")
-    assert "one line per tuner (keras-tuner, optuna)" in tuning
+    assert "one line per tuner (keras-tuner (hyperband), optuna (tpe, median pruner))" in tuning
     learning = _subsection(text, "Learning curves")
     assert "Validation accuracy by epoch" in learning and "lenet-relu, lenet-tanh" in learning
     gallery = _subsection(text, "Misclassified digits")

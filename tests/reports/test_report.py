@@ -14,7 +14,7 @@ from benchmark.errors import InputError
 from benchmark.results import ResultsStore
 from reports import markdown, plots
 from reports.markdown import slugify, write_report
-from reports.stats import confusion_counts, mean_interval
+from reports.stats import accuracy_interval, confusion_counts, mean_interval
 
 CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
 SPLIT = "stratified 20% hold-out of the 5,000 labelled images (split seed 0)"
@@ -86,6 +86,18 @@ def test_mean_interval_matches_hand_computation() -> None:
         mean_interval([])
 
 
+def test_accuracy_interval_is_wilson_by_hand() -> None:
+    z = 1.959963985
+    for correct, n in ((90, 100), (981, 1000), (3, 3)):
+        p = correct / n
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+        assert accuracy_interval(correct, n) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    assert accuracy_interval(90, 100) == pytest.approx((0.825634, 0.944771), abs=1e-6)
+    with pytest.raises(ValueError):
+        accuracy_interval(5, 4)
+
+
 def test_confusion_counts_rows_are_true_labels() -> None:
     counts = confusion_counts(np.array([4, 4, 7]), np.array([9, 4, 7]))
     assert counts.shape == (10, 10) and counts.sum() == 3
@@ -122,14 +134,17 @@ def test_report_content(tmp_path: Path) -> None:
     assert "± 12.71" in board[0] and "130" in board[0] and "431,080" in board[0]
     assert "95.50%" in board[1] and "± 6.35" in board[1] and "11.0" in board[1]
     assert "91.00%" in board[2] and "± 12.71" in board[2] and "1.25" in board[2]
-    assert "94.00%" in text and "n=1, no interval" in text and "ms/img, batch 1000" in text
+    # one seed: the Wilson score interval of 94/100 test images, by hand with z = 1.959964:
+    # centre (0.94 + z^2/200) / (1 + z^2/100) = 0.923723,
+    # half-width z / (1 + z^2/100) * sqrt(0.94 * 0.06 / 100 + z^2 / 40000) = 0.048491
+    assert "94.00%" in text and "87.52–97.22 (test set)" in text and "ms/img, batch 1000" in text
     # confusion matrix of the best model, first seed (3 mistakes)
     assert "![Confusion matrix of lenet-relu on mnist-5k](confusion-mnist-5k.png)" in text
     assert "seed 0, the first of 2 seeds" in text and "97 correct (97.00%)" in text
     assert "0 read as 1 (1)" in text
     assert "(confusion-idx-dir.png)" in text
     # failed jobs: the open one listed, the retried one only counted
-    failed = text.split("## Failed jobs", 1)[1]
+    failed = text.split("## Failed and pruned jobs", 1)[1]
     assert "lenet-tanh" in failed and "MemoryError: out of memory" in failed
     assert "transient" not in failed and "1 earlier failure(s) succeeded" in failed
     # paired comparisons: lenet-tanh only failed; lenet-relu (best CNN) vs svm-rbf (best baseline)

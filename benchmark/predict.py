@@ -1,0 +1,67 @@
+"""``digitbench predict --model-file FILE IMAGE...``: read your own digit pictures, prepare them as
+MNIST's were (``benchmark.images``) and print each one's label and probability, or JSON.
+
+Every picture is checked before the model is loaded, so a bad file costs no model loading: it ends
+with one line naming it and exit status 2. Only the standard library is imported at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``predict`` command to the CLI's sub-parsers."""
+    parser = commands.add_parser(
+        "predict", help="label your own digit pictures with a saved model",
+        description="Label digit pictures (PNG, JPEG, ... of any size; dark ink on light paper or "
+        "light on dark) with a model saved by `run --save-models` or `submit --save-model`.")
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--model-file", type=Path, required=True, metavar="FILE",
+                        help="a saved model (.keras, .npz)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",
+                        help="register an outside model class (repeatable)")
+
+
+def command(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``digitbench predict``; 0 on success (input errors raise InputError)."""
+    from benchmark.errors import InputError
+    from benchmark.timing import configure_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads: expected a whole number of at least 1, got {args.threads}")
+    configure_threads(args.threads or os.cpu_count() or 1)  # before TensorFlow or BLAS start
+    import numpy as np
+
+    from benchmark.images import load_image
+    from models import persist, registry
+    from models.base import probabilities
+
+    images = np.stack([load_image(path) for path in args.images])
+    for spec in args.model_path:
+        registry.load_model_path(spec)
+    model, meta = persist.load_model(args.model_file)
+    proba = probabilities(model, images)
+    labels = proba.argmax(axis=1)
+    has_proba = hasattr(model, "predict_proba")
+    results = [
+        {"file": str(path), "label": int(label),
+         "probability": round(float(p[label]), 6) if has_proba else None,
+         "probabilities": [round(float(x), 6) for x in p] if has_proba else None}
+        for path, label, p in zip(args.images, labels, proba, strict=True)
+    ]
+    if args.json:
+        print(json.dumps({"model_file": str(args.model_file), "model": meta["model"],
+                          "predictions": results}, indent=2))
+        return 0
+    width = max(len(r["file"]) for r in results)
+    for r in results:
+        shown = f"probability {r['probability']:.3f}" if has_proba else "(no probabilities)"
+        print(f"{r['file']:<{width}}  {r['label']}  {shown}")
+    return 0

@@ -1,0 +1,104 @@
+"""SIGINT and SIGTERM during a run: stop at the next safe point instead of dying mid-write.
+
+While :func:`stop_on_signals` is active, the first SIGINT or SIGTERM raises :class:`Interrupted` in
+the main thread, which abandons the job in progress (a trial or a final: nothing of it is written)
+and unwinds to the runner, which says how to resume and exits with 128 + the signal number (130 for
+SIGINT, 143 for SIGTERM). Inside a :func:`deferred` block (appending a row, telling the storage) the
+signal waits until the block ends, so a row is never cut in half and the storage never half-told. A
+second signal while stopping ends the process at once.
+
+``Interrupted`` derives from ``BaseException``: the ``except Exception`` that turns a failing job
+into an error row must not catch it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived; ``signum`` is its number."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class _State:
+    depth = 0                 # nesting of deferred() blocks
+    pending: int | None = None  # a signal that arrived inside one
+    received: int | None = None  # the first signal of this run, if any
+    active = False
+
+
+def _handler(signum: int, frame: Any) -> None:
+    if _State.received is not None:  # a second signal: the user means now
+        print(f"digitbench: {signal.Signals(signum).name} again: stopping at once", file=sys.stderr)
+        os._exit(128 + signum)
+    _State.received = signum
+    if _State.depth > 0:
+        _State.pending = signum
+    else:
+        raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
+    _State.depth, _State.pending, _State.received, _State.active = 0, None, None, True
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _State.active = False
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A block a stop signal must not cut: the signal is acted on when the block ends."""
+    _State.depth += 1
+    try:
+        yield
+    except BaseException:
+        _State.depth -= 1
+        raise
+    _State.depth -= 1
+    if _State.depth == 0 and _State.pending is not None:
+        signum, _State.pending = _State.pending, None
+        raise Interrupted(signum)
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` if a stop signal arrived (for loops that wait)."""
+    if _State.active and _State.received is not None and _State.depth == 0:
+        raise Interrupted(_State.received)
+
+
+def stopped(stop: Interrupted, run_dir: Any, command: str, *, shared: bool = False) -> int:
+    """Say what a stop signal left behind and how to go on; returns the exit status (128 + signal)."""
+    import shlex
+
+    words = shlex.split(command)
+    again = [w for w in words if w != "--overwrite"] + ([] if "--resume" in words else ["--resume"])
+    what = ("this worker stopped (the other workers go on); its finished trials and finals are saved"
+            if shared else "finished trials and finals are saved")
+    print(f"digitbench: {stop}: {what} in {run_dir}/results.csv; continue with: {shlex.join(again)}",
+          file=sys.stderr, flush=True)
+    return stop.exit_status

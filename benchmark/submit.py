@@ -1,0 +1,122 @@
+"""``digitbench submit``: train on all of Kaggle's ``train.csv``, predict ``test.csv``, write
+``ImageId,Label`` (ids from 1, one row per test row, in file order), atomically.
+
+Leakage guard: every image of Kaggle's test.csv is also one of the public 70,000 MNIST digits, so a
+model that trained on MNIST would look the answers up. ``submit`` therefore trains on
+``kaggle:DIR/train.csv`` and nothing else, and refuses every option that would add images (another
+dataset spec, ``--data-dir``, extra data, a pre-trained model file). Parameters carry no images:
+``--from RUN_DIR`` may take them from a run on any dataset, and the summary says where from.
+
+This module imports only the standard library at import time (the CLI builds its parser from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import InputError
+
+LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
+           "would look the answers up; submit trains on kaggle:DIR/train.csv only")
+
+#: Options of `run` (and others) that would bring in images other than train.csv's: accepted by the
+#: parser only so that they are refused with the reason, not as unknown flags.
+_REFUSED = {flag: "refused_" + flag[2:].replace("-", "_")
+            for flag in ("--dataset", "--data-dir", "--extra", "--extra-data", "--model-file")}
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``submit`` command to the CLI's sub-parsers."""
+    parser = commands.add_parser(
+        "submit", help="train on kaggle:DIR/train.csv, predict test.csv, write a Kaggle submission",
+        description="Train on all of kaggle:DIR/train.csv, predict every row of DIR/test.csv and "
+        "write ImageId,Label (ids from 1). Leakage guard: " + LEAKAGE + ".")
+    parser.add_argument("dataset", metavar="kaggle:DIR", help="folder with train.csv and test.csv")
+    parser.add_argument("--model", required=True, help="registry name, e.g. lenet-relu")
+    parser.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
+                        help="take the model's tuned parameters from RUN_DIR/results.csv")
+    parser.add_argument("--params", help='parameter values as JSON, e.g. \'{"epochs": 20}\'')
+    parser.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train N seeds and average their predict_proba (default 1)")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="submission CSV")
+    parser.add_argument("--save-model", type=Path, metavar="FILE",
+                        help="also save the trained model (FILE-seedN.ext for each seed when N > 1)")
+    parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    parser.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
+    parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",
+                        help="register an outside model class (repeatable)")
+    for flag, dest in _REFUSED.items():
+        parser.add_argument(flag, dest=dest, action="append", help=argparse.SUPPRESS)
+
+
+def check_leakage(args: argparse.Namespace) -> Path:
+    """The ``DIR`` of ``kaggle:DIR``; InputError for anything that would add other images."""
+    for flag, dest in _REFUSED.items():
+        if getattr(args, dest, None):
+            raise InputError(f"submit: {flag} refused: {LEAKAGE}")
+    kind, sep, folder = str(args.dataset).strip().partition(":")
+    several = "," in folder and not Path(folder).expanduser().exists()
+    if kind.lower() != "kaggle" or not sep or several:
+        raise InputError(f"submit: dataset {args.dataset!r} refused: {LEAKAGE} (give one kaggle:DIR)")
+    if not folder:
+        raise InputError(f"submit: expected kaggle:DIR, got {args.dataset!r}")
+    return Path(folder).expanduser().resolve()
+
+
+def command(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``digitbench submit``; 0 on success (input errors raise InputError)."""
+    folder = check_leakage(args)
+    for name, value in (("--seeds", args.seeds), ("--epochs", args.epochs), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise InputError(f"{name}: expected a whole number of at least 1, got {value}")
+    from benchmark.timing import configure_threads
+
+    threads = args.threads or os.cpu_count() or 1
+    configure_threads(threads)  # before TensorFlow or BLAS start
+    from benchmark.submission import Plan, resolve_params, train_and_submit
+    from models import persist, registry
+
+    for spec in args.model_path:
+        registry.load_model_path(spec)
+    entry = registry.get(args.model)
+    params, notes = resolve_params(entry, args.from_run, args.params, args.epochs, f"kaggle:{folder}")
+    if args.out.is_dir():
+        raise InputError(f"{args.out}: is a folder, expected the submission file name")
+    if args.save_model is not None:
+        persist.check_target(entry, args.save_model)
+    plan = Plan(folder, entry, params, notes, args.seeds, args.out, args.save_model, args.cache_dir,
+                threads)
+    return train_and_submit(plan)
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """``--params`` JSON as a dict (empty when not given), checked as ``run --params`` is."""
+    from benchmark.config import parse_params as check
+
+    return {} if text is None else check("--params", text)
+
+
+def write_submission(path: Path, labels: Any) -> None:
+    """Write ``ImageId,Label`` rows (ImageId = 1..n in order) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False, encoding="ascii", newline="\n") as fh:
+        tmp = Path(fh.name)
+        try:
+            fh.write("ImageId,Label\n")
+            fh.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels, start=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,292 @@
+"""The bad-input corpus: every distinct bad input a user can hand digitbench, through the CLI.
+
+Each case builds its input in a fresh folder, runs ``digitbench`` in-process and checks the promise:
+exit status 2, exactly one line on stderr naming the problem and the place, no traceback, and no
+run folder or output file left behind. Inputs that are merely unusual are accepted.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_idx
+
+from benchmark.cli import main
+
+N_TRAIN, N_TEST = 60, 20
+HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
+
+
+def _digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 10
+
+
+def idx_folder(folder: Path, **change: Callable[[Path], None]) -> Path:
+    """A valid IDX folder; ``change[name](path)`` then spoils one of its four files."""
+    folder.mkdir()
+    for part, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+        images, labels = _digits(n)
+        write_idx(folder / f"{part}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{part}-labels-idx1-ubyte.gz", labels)
+    for name, spoil in change.items():
+        spoil(folder / f"{name.replace('_', '-')}-idx3-ubyte.gz" if "images" in name
+              else folder / f"{name.replace('_', '-')}-idx1-ubyte.gz")
+    return folder
+
+
+def csv_rows(n: int = N_TRAIN) -> list[str]:
+    images, labels = _digits(n)
+    return [f"{label}," + ",".join(map(str, image.ravel())) for image, label in zip(images, labels,
+                                                                                     strict=True)]
+
+
+def kaggle_folder(folder: Path, text: str | bytes) -> Path:
+    folder.mkdir()
+    path = folder / "train.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return folder
+
+
+def with_cell(row: int, col: int, value: str) -> str:
+    """A train.csv whose data row ``row`` (0-based) has ``value`` in field ``col``."""
+    rows = csv_rows()
+    fields = rows[row].split(",")
+    fields[col] = value
+    rows[row] = ",".join(fields)
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+@dataclass
+class Case:
+    """``make(tmp)`` returns the extra CLI arguments (after ``run --models logreg --out OUT``, or a
+    whole argument list when ``command`` is given); ``expect`` is what the error line must contain."""
+
+    make: Callable[[Path], list[str]]
+    expect: str
+    command: bool = False
+
+
+def idx_case(expect: str, **change: Callable[[Path], None]) -> Case:
+    return Case(lambda tmp: ["--dataset", f"idx:{idx_folder(tmp / 'idx', **change)}"], expect)
+
+
+def csv_case(text: str | bytes | Callable[[], str | bytes], expect: str) -> Case:
+    return Case(lambda tmp: ["--dataset",
+                             f"kaggle:{kaggle_folder(tmp / 'kg', text() if callable(text) else text)}"],
+                expect)
+
+
+def config_case(toml: str, expect: str) -> Case:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "run.toml"
+        path.write_text(toml)
+        return ["--config", str(path)]
+    return Case(make, expect)
+
+
+def _truncate_gzip(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def _rewrite(path: Path, array: np.ndarray, **kw: object) -> None:
+    write_idx(path, array, **kw)
+
+
+def _replace_with_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _zip(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("coef.npy", b"\x93NUMPY")
+    return path
+
+
+def _png(path: Path, pixels: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def _truncated_png(path: Path) -> Path:
+    digit = np.full((40, 40), 255)
+    digit[10:30, 18:22] = 0
+    data = _png(path, digit).read_bytes()
+    return _file(path, data[: len(data) // 2])
+
+
+def _predict(tmp: Path, *, model: Path | None = None, image: Path | None = None) -> list[str]:
+    """``predict`` with a fine picture and a (nonexistent, never reached) model unless given."""
+    if image is None:
+        digit = np.full((40, 40), 255)
+        digit[8:32, 18:23] = 0                     # a dark "1" on white paper
+        image = _png(tmp / "one.png", digit)
+    return ["predict", "--model-file", str(model or tmp / "never-loaded.npz"), str(image)]
+
+
+def _submit_with_labelled_test(tmp: Path) -> list[str]:
+    folder = kaggle_folder(tmp / "kg", "\n".join([HEADER, *csv_rows()]) + "\n")
+    (folder / "test.csv").write_text("\n".join([HEADER, *csv_rows(N_TEST)]) + "\n")
+    return ["submit", f"kaggle:{folder}", "--model", "logreg", "--out", str(tmp / "run" / "submission.csv")]
+
+
+CORPUS: dict[str, Case] = {
+    # IDX files
+    "idx truncated gzip": idx_case("train-images-idx3-ubyte.gz: corrupt or truncated gzip",
+                                   train_images=_truncate_gzip),
+    "idx wrong magic": idx_case("wrong IDX magic number", train_labels=lambda p: _rewrite(
+        p, np.arange(N_TRAIN) % 10, magic=0x0803)),
+    "idx wrong dimensions": idx_case("images are 32x32, expected 28x28", t10k_images=lambda p: _rewrite(
+        p, np.zeros((N_TEST, 32, 32), np.uint8))),
+    "idx label 10": idx_case("label 10", train_labels=lambda p: _rewrite(p, np.full(N_TRAIN, 10))),
+    "idx count mismatch": idx_case(f"holds {N_TRAIN} images but", train_labels=lambda p: _rewrite(
+        p, np.arange(N_TRAIN - 1) % 10)),
+    "idx truncated body": idx_case("header says", t10k_images=lambda p: _rewrite(
+        p, _digits(N_TEST)[0], cut=100)),
+    "idx empty file": idx_case("t10k-labels-idx1-ubyte.gz: empty file",
+                               t10k_labels=lambda p: p.write_bytes(gzip.compress(b""))),
+    "idx folder instead of file": idx_case("is a folder, expected a file",
+                                           train_images=_replace_with_folder),
+    "idx missing folder": Case(lambda tmp: ["--dataset", f"idx:{tmp / 'nowhere'}"], "no such folder"),
+    # Kaggle CSV files
+    "csv pixel 256": csv_case(lambda: with_cell(4, 101, "256"), "line 6, column pixel100"),
+    "csv pixel -1": csv_case(lambda: with_cell(0, 1, "-1"), "line 2, column pixel0"),
+    "csv NaN cell": csv_case(lambda: with_cell(2, 5, "NaN"), "line 4, column pixel4"),
+    "csv empty cell": csv_case(lambda: with_cell(2, 5, ""), "line 4, column pixel4"),
+    "csv non-numeric cell": csv_case(lambda: with_cell(9, 784, "abc"), "line 11, column pixel783"),
+    "csv label 10": csv_case(lambda: with_cell(3, 0, "10"), "line 5, column label"),
+    "csv empty file": csv_case("", "train.csv: empty file"),
+    "csv header only": csv_case(HEADER + "\n", "header only, no data rows"),
+    "csv extra column": csv_case(lambda: "\n".join([HEADER + ",extra", *(r + ",0" for r in csv_rows())]),
+                                 "header has 786 columns, expected 785"),
+    "csv duplicate header": csv_case(lambda: "\n".join([HEADER.replace("pixel5,", "pixel4,", 1),
+                                                        *csv_rows()]), "duplicate column 'pixel4'"),
+    "csv ragged row": csv_case(lambda: "\n".join([HEADER, *csv_rows()[:5], "3,0,0", *csv_rows()[5:]]),
+                               "line 7 has 3 fields"),
+    "csv UTF-16 with byte-order mark": csv_case(lambda: "\n".join([HEADER, *csv_rows()]).encode("utf-16"),
+                                                "not a UTF-8 text CSV file"),
+    "csv binary garbage": csv_case(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 50, "train.csv: not a UTF-8 text"),
+    "csv missing train.csv": Case(lambda tmp: ["--dataset", f"kaggle:{(tmp / 'kg').mkdir() or tmp / 'kg'}"],
+                                  "train.csv: no such file"),
+    # TOML config
+    "toml syntax error": config_case("seeds = = 3\n", "run.toml"),
+    "toml unknown key": config_case("seedz = 3\n", "seedz"),
+    "toml wrong type": config_case('seeds = "three"\n', "seeds"),
+    "toml missing file": Case(lambda tmp: ["--config", str(tmp / "absent.toml")], "absent.toml"),
+    # CLI flags
+    "unknown model": Case(lambda tmp: ["--models", "logreg,resnet-9000"], "resnet-9000"),
+    "unknown dataset spec": Case(lambda tmp: ["--dataset", "emnist-letters"], "emnist-letters"),
+    "negative budget": Case(lambda tmp: ["--budget", "-5"], "budget"),
+    "zero seeds": Case(lambda tmp: ["--seeds", "0"], "seeds"),
+    "zero threads": Case(lambda tmp: ["--threads", "0"], "threads"),
+    "non-integer trials": Case(lambda tmp: ["--trials", "many"], "--trials"),
+    "unknown tuner": Case(lambda tmp: ["--tuner", "grid-search"], "grid-search"),
+    "bad --model-path": Case(lambda tmp: ["--model-path", "no_such_module:Model"], "no_such_module"),
+    # --params JSON
+    "params not JSON": Case(lambda tmp: ["--params", "{C: 1}"], "--params"),
+    "params not an object": Case(lambda tmp: ["--params", "[1, 2]"], "--params"),
+    "params unknown name": Case(lambda tmp: ["--params", '{"gamma_typo": 1}'], "gamma_typo"),
+    # saved model files (predict --model-file); the picture is fine
+    "model file missing": Case(lambda tmp: _predict(tmp, model=tmp / "absent.keras"), "no such model file",
+                               command=True),
+    "model file is a folder": Case(lambda tmp: _predict(tmp, model=_folder(tmp / "m.keras")),
+                                   "is a folder, expected a model file", command=True),
+    "model file not a zip": Case(lambda tmp: _predict(tmp, model=_file(tmp / "m.keras", b"not a model")),
+                                 "not a digitbench model file", command=True),
+    "model file without header": Case(lambda tmp: _predict(tmp, model=_zip(tmp / "m.npz")),
+                                      "a zip archive without digitbench.json", command=True),
+    # picture files (predict IMAGE)
+    "image missing": Case(lambda tmp: _predict(tmp, image=tmp / "absent.png"), "absent.png: no such file",
+                          command=True),
+    "image empty": Case(lambda tmp: _predict(tmp, image=_file(tmp / "empty.png", b"")),
+                        "empty.png: empty file", command=True),
+    "image not an image": Case(lambda tmp: _predict(tmp, image=_file(tmp / "digit.png", b"%PDF-1.4 x" * 9)),
+                               "digit.png: not an image file", command=True),
+    "image truncated": Case(lambda tmp: _predict(tmp, image=_truncated_png(tmp / "cut.png")), "cut.png",
+                            command=True),
+    "image blank": Case(lambda tmp: _predict(tmp, image=_png(tmp / "blank.png", np.full((40, 40), 255))),
+                        "blank.png: no digit found", command=True),
+    # Kaggle submission
+    "submit test.csv with a label column": Case(_submit_with_labelled_test, "test.csv: has a 'label' column",
+                                                command=True),
+    "submit with MNIST images added": Case(lambda tmp: ["submit", "kaggle:x", "--model", "logreg",
+                                                        "--data-dir", str(tmp), "--out",
+                                                        str(tmp / "run" / "s.csv")],
+                                           "--data-dir refused", command=True),
+    # report
+    "report of a folder without results": Case(
+        lambda tmp: ["report", str((tmp / "empty").mkdir() or tmp / "empty")], "results.csv", command=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_bad_input_gives_one_line_and_exit_2(name: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    case = CORPUS[name]
+    out = tmp_path / "run"
+    args = case.make(tmp_path)
+    argv = args if case.command else ["run", "--models", "logreg", "--out", str(out), *args]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1, err
+    assert lines[0].startswith("digitbench: error: ") or lines[0].startswith("digitbench run: error: "), err
+    assert "Traceback" not in err
+    assert case.expect in lines[0], lines[0]
+    assert not out.exists()
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == before, "the failed command left files behind"
+
+
+def run_cli(argv: list[str]) -> int | str | None:
+    """``main``'s exit status, also where argparse rejects a flag itself (through SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_corpus_is_at_least_25_distinct_cases() -> None:
+    assert len(CORPUS) >= 25
+    assert len({c.expect for c in CORPUS.values()}) >= 25
+
+
+# -- unusual but fine -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["crlf", "no trailing newline", "float pixels", "utf-8 bom"])
+def test_unusual_csv_is_accepted(variant: str, tmp_path: Path) -> None:
+    from benchmark.readers import read_kaggle
+
+    rows = csv_rows()
+    if variant == "float pixels":
+        rows = [",".join([r.split(",")[0], *(f"{int(v)}.0" for v in r.split(",")[1:])]) for r in rows]
+    newline = "\r\n" if variant == "crlf" else "\n"
+    text = newline.join([HEADER, *rows]) + ("" if variant == "no trailing newline" else newline)
+    path = tmp_path / "train.csv"
+    path.write_bytes(text.encode("utf-8-sig" if variant == "utf-8 bom" else "utf-8"))
+    arrays = read_kaggle(path, labelled=True)
+    images, labels = _digits(N_TRAIN)
+    assert np.array_equal(arrays["train_images"], images)
+    assert np.array_equal(arrays["train_labels"], labels)
+

@@ -1,0 +1,55 @@
+"""Two runs with the same seeds and threads give identical results files, timings aside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.results import load_results
+
+#: Columns that measure time or memory, or name the invocation: allowed to differ between runs.
+TIMING = ["run_id", "utc", "fit_cpu_s", "fit_wall_s", "predict_cpu_s", "predict_wall_s", "latency_ms_b1",
+          "latency_ms_bN", "rss_mb", "process_cpu_s", "command", "settings"]
+TUNING_TIMING = {"cpu_s_used"}
+
+
+def _run(out: Path, tiny_idx: Path) -> None:
+    cmd = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
+           "--models", "logreg,lenet-relu", "--tuner", "optuna", "--trials", "2", "--cv", "2",
+           "--epochs", "2", "--params", '{"dense_units": 64}', "--seeds", "1", "--threads", "2",
+           "--latency-batch", "50", "--deterministic", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _comparable(run_dir: Path) -> pd.DataFrame:
+    frame = load_results(run_dir / "results.csv").drop(columns=TIMING)
+    frame["tuning"] = [json.dumps({k: v for k, v in json.loads(t).items() if k not in TUNING_TIMING},
+                                  sort_keys=True) if isinstance(t, str) else t for t in frame["tuning"]]
+    return frame
+
+
+def test_same_seed_same_results(tmp_path: Path, tiny_idx: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _run(first, tiny_idx)
+    _run(second, tiny_idx)
+    a, b = _comparable(first), _comparable(second)
+    assert len(a) == 2 * (2 + 1)        # 2 models x (2 trials + 1 final)
+    pd.testing.assert_frame_equal(a, b)
+    for rel in a["predictions"].dropna():
+        with np.load(first / rel) as x, np.load(second / rel) as y:
+            assert np.array_equal(x["y_pred"], y["y_pred"])
+    # the runs really differ in what may differ, and the report says they were deterministic
+    assert load_results(first / "results.csv")["run_id"].iloc[0] != \
+        load_results(second / "results.csv")["run_id"].iloc[0]
+    settings = json.loads(load_results(first / "results.csv")["settings"].iloc[0])
+    assert settings["deterministic"] is True
+    report = (first / "report.md").read_text(encoding="utf-8")
+    assert "| deterministic ops (--deterministic) | yes" in report.replace("  ", "")
