@@ -83,7 +83,13 @@ NOTES = {
     "plain-tf-1inter": "plain Keras, 1 inter-op thread",
     "plain-tf-probe": "plain Keras, batch 64, each step timed",
     "plain-tf-1t-probe": "plain Keras, batch 64, 1 thread, each step timed",
+    "plain-tf-spe4": "plain Keras, steps_per_execution=4",
+    "plain-tf-b128-spe": "plain Keras, batch 128, steps_per_execution=16",
+    "plain-tf-b256": "plain Keras, batch 256",
     "plain-torch": "plain Keras, torch backend",
+    "plain-torch-passive": "plain Keras, torch backend, OMP_WAIT_POLICY=PASSIVE",
+    "plain-torch-1t": "plain Keras, torch backend, 1 OpenMP thread",
+    "db-torch-1t": "digitbench --backend torch --threads 1",
     "plain-jax": "plain Keras, JAX backend",
     "db-tf": "digitbench, TensorFlow (default: batch 64, steps_per_execution 16)",
     "db-tf-spe1": "digitbench, TensorFlow, --steps-per-execution 1 (as plain Keras)",
@@ -301,6 +307,7 @@ def main() -> None:
     parser.add_argument("--section", default="LeNet-5 training rate", help="its title")
     parser.add_argument("--from-json", type=Path, help="tabulate the runs of an earlier --json")
     parser.add_argument("--matmul", type=float, help="GFLOP/s to use instead of measuring")
+    parser.add_argument("--note", default="", help="a sentence added to the section's introduction")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -353,12 +360,12 @@ def main() -> None:
             f"LeNet-5 (6/16 filters of 5x5, 120-wide dense, ReLU, Adam, batch {args.batch} unless "
             "said) on the "
             f"60,000 Fashion-MNIST training images, {args.epochs} epochs a run, {args.threads} threads, "
-            f"{args.repeats} interleaved rounds (medians). Baseline: `{args.baseline}`. "
+            f"{args.repeats} round(s), interleaved unless said (medians). Baseline: `{args.baseline}`. "
             + (f"{args.hog} busy-looping process(es) ran beside every configuration. " if args.hog else "")
             +
             f"Matmul (numpy float32, {args.threads} threads): {gflops[args.threads]:.0f} GFLOP/s; "
             f"training costs {flops / 1e6:.2f} MFLOP per image. Load average at the end: "
-            f"{load[0]:.1f} (other work shared the machine).", ""]
+            f"{load[0]:.1f} (other work shared the machine). {args.note}".rstrip(), ""]
         write_section(args.write, args.section, intro + lines,
                       versions("tensorflow-cpu", "keras", "torch", "jax", "numpy"), machine())
 

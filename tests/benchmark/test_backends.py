@@ -108,6 +108,17 @@ def test_cli_refuses_a_missing_backend_before_touching_the_run_folder(tmp_path, 
     assert not out.exists()
 
 
+def test_report_names_the_backend():
+    from reports.markdown import machine_section
+
+    frame = pd.DataFrame({
+        "machine": ['{"cpu": "x", "cores": 2}'] * 2, "versions": ['{"keras": "3.15.1"}'] * 2,
+        "threads": [2, 2], "settings": ['{"backend": "jax"}', '{"backend": "jax"}']})
+    assert any(line.startswith("| Keras backend | jax") for line in machine_section(frame))
+    older = frame.drop(columns="settings")  # results files from before the option
+    assert not any("Keras backend" in line for line in machine_section(older))
+
+
 def run_digitbench(tiny_idx: Path, out: Path, backend: str, *extra: str) -> pd.DataFrame:
     env = {**os.environ, "KERAS_BACKEND": ""}  # the flag decides, not the environment
     done = subprocess.run(
