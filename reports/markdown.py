@@ -129,7 +129,7 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Final ok rows with a test accuracy, the last row kept where a job was recorded twice."""
     acc = pd.to_numeric(frame["test_accuracy"], errors="coerce")
     ok = frame[(frame["trial"] == "final") & (frame["status"] == "ok") & acc.notna()].copy()
-    ok["test_accuracy"] = acc
+    ok["test_accuracy"] = acc.loc[ok.index]  # not ``acc``: set on no rows, it would add its rows
     for column in ("model", "tuner", "family", "seed"):
         ok[column] = ok[column].fillna("?").astype(str)
     return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
@@ -227,7 +227,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         lines.append(f"- Test set: {split}")
     lines.append("")
     if final.empty:
-        return lines + ["No model finished on this dataset (see Failed jobs).", ""]
+        return lines + ["No model finished on this dataset (see Failed and pruned jobs).", ""]
     board = leaderboard(final)
     lines += ["### Leaderboard", ""] + leaderboard_table(board) + [""]
     lines += [

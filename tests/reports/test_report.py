@@ -252,3 +252,14 @@ def test_missing_results_is_input_error(tmp_path: Path) -> None:
     (tmp_path / "results.csv").write_text("")
     with pytest.raises(InputError, match="empty"):
         write_report(tmp_path)
+
+
+def test_a_dataset_whose_only_final_failed(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    store.append(_row(store, "mnist-5k", "lenet-relu", "cnn", 0, 0, 5.0, tuner="optuna", trial="0",
+                      test_accuracy=None, predictions=None))
+    store.append(_row(store, "mnist-5k", "lenet-relu", "cnn", 0, 0, 5.0, tuner="optuna", status="error",
+                      error="RuntimeError: boom", test_accuracy=None, predictions=None))
+    text = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "No model finished on this dataset (see Failed and pruned jobs)." in text
+    assert "RuntimeError: boom" in text.split("## Failed and pruned jobs", 1)[1]
