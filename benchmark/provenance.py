@@ -19,8 +19,13 @@ PACKAGES = (
 @cache
 def versions() -> dict[str, str]:
     """Python and the installed versions of the packages that shape results (absent ones left out)."""
+    return package_versions(PACKAGES)
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Python and the installed versions of ``names`` (absent ones left out)."""
     found = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:

@@ -38,16 +38,9 @@ def write_section(path: Path, title: str, lines: list[str], versions: dict[str, 
 
 def versions(*names: str) -> dict[str, str]:
     """Python and the installed versions of ``names`` (absent ones left out)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
+    from benchmark.provenance import package_versions
 
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
+    return package_versions(names)
 
 
 def machine() -> str:

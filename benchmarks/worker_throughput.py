@@ -9,6 +9,7 @@ results.csv: the trials and the coordination between them). One SQLite run on it
 reference for the coordination's cost.
 
     .venv/bin/python benchmarks/worker_throughput.py [--trials 24] [--workers 1,2,3] [--model svm-rbf]
+        [--threads-alone 2]     # one process x 2 threads against N workers x 1 thread
 
 Needs the PostgreSQL server programs (Debian package ``postgresql``): a throwaway cluster on
 127.0.0.1 is started for the measurement (tests/pgcluster.py) unless ``--server URL`` names one.
@@ -39,12 +40,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_workers(n: int, storage: str, out: Path, args: argparse.Namespace) -> tuple[float, float]:
-    """Wall and CPU seconds of ``n`` workers running the study to the end."""
+def run_workers(n: int, storage: str, out: Path, args: argparse.Namespace,
+                threads: int = 1) -> tuple[float, float]:
+    """Wall and CPU seconds of ``n`` workers, ``threads`` threads each, running the study to the end."""
     command = [sys.executable, "-m", "benchmark", "run", "--dataset", args.dataset,
                "--models", args.model, "--tuner", "optuna", "--trials", str(args.trials),
                "--cv", "1", "--tune-subsample", str(args.subsample), "--seeds", "1",
-               "--threads", "1", "--storage", storage, "--out", str(out)]
+               "--threads", str(threads), "--storage", storage, "--out", str(out)]
     cpu0, wall0 = children_cpu(), time.perf_counter()
     workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=open(out.parent / f"{out.name}-{i}.log", "w"))  # noqa: SIM115
@@ -83,6 +85,9 @@ def main() -> int:
     parser.add_argument("--dataset", default="mnist-5k")
     parser.add_argument("--subsample", type=int, default=2000)
     parser.add_argument("--server", help="a PostgreSQL server URL (default: a throwaway cluster)")
+    parser.add_argument("--threads-alone", type=int, default=1,
+                        help="threads of the SQLite run on its own (2 on 2 cores: one process x 2 "
+                             "threads against N workers x 1 thread)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="digitbench-throughput-"))
     cluster = None
@@ -95,9 +100,11 @@ def main() -> int:
                         "--models", args.model, "--trials", "1", "--out", str(scratch / "warm")],
                        cwd=ROOT, check=True, capture_output=True)
         rows = []
-        wall, cpu = run_workers(1, f"sqlite:///{scratch / 'alone.db'}", scratch / "alone", args)
-        rows.append(("1 (SQLite, no sharing)", wall, cpu, *tuning_phase(scratch / "alone")))
-        for n in map(int, args.workers.split(",")):
+        wall, cpu = run_workers(1, f"sqlite:///{scratch / 'alone.db'}", scratch / "alone", args,
+                                args.threads_alone)
+        rows.append((f"1 x {args.threads_alone} thread(s) (SQLite, no sharing)", wall, cpu,
+                     *tuning_phase(scratch / "alone")))
+        for n in map(int, args.workers.split(",")):  # N workers x 1 thread
             storage = pgcluster.create_database(args.server, f"throughput_{uuid.uuid4().hex[:8]}")
             wall, cpu = run_workers(n, storage, scratch / f"shared{n}", args)
             rows.append((f"{n} (PostgreSQL)", wall, cpu, *tuning_phase(scratch / f"shared{n}")))
