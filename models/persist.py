@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import InputError
+from benchmark.errors import InputError, require_file
 from models import registry
 from models.base import DigitModel
 
@@ -88,11 +88,7 @@ def save_model(model: DigitModel, path: str | Path, name: str,
 
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The ``digitbench.json`` member of a model file; InputError for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such model file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a model file")
+    path = require_file(Path(path), expected="a model file", missing="no such model file")
     try:
         with zipfile.ZipFile(path) as archive:
             if META_MEMBER not in archive.namelist():
