@@ -35,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
     run.add_argument("--seeds", type=int, help="number of seeds per model (0..N-1; default 1)")
     run.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
-    run.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    run.add_argument("--threads", type=int,
+                     help="threads per worker process (default: the cores shared out among --workers)")
+    run.add_argument("--workers", type=int,
+                     help="processes on this machine that share the run's trials and finals "
+                          "(default: one per core, each with 1 thread; 1: one process, "
+                          "reproducible trial order)")
     run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
     run.add_argument("--resume", action="store_true", default=None,
                      help="continue the run in --out, skipping finished jobs")
@@ -94,21 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.backends import configure_backend
     from benchmark.config import build_config
-    from benchmark.timing import configure_threads
+    from benchmark.team import configure_process
 
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
     flags["model_paths"] = flags.pop("model_path")
     flags["tuners"] = flags.pop("tuner")
     config = build_config(flags, args.config)
-    # Thread pools are sized before TensorFlow or BLAS run anything.
-    configure_threads(config.threads)
-    configure_backend(config.backend, config.threads)  # KERAS_BACKEND, before Keras is imported
-    os.environ["DIGITBENCH_STEPS_PER_EXECUTION"] = str(config.steps_per_execution)  # models.lenet
-    if config.deterministic:  # read by models.lenet.import_keras before TensorFlow runs an op
-        os.environ["DIGITBENCH_DETERMINISTIC"] = "1"
+    configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
     from benchmark.runner import run
 
     return run(config, shlex.join([PROG, *argv]))

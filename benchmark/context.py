@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,3 +84,11 @@ class History:
 
 def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def one_line_each(caught: list[warnings.WarningMessage]) -> str | None:
+    """Distinct warnings as ``Category: first line``, joined by "; " (None when there are none)."""
+    lines = dict.fromkeys(
+        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught
+    )
+    return "; ".join(lines) or None

@@ -85,8 +85,9 @@ class RunLock:
         self._file.flush()
 
     def share(self) -> None:
-        """Let other workers join (after an exclusive :meth:`acquire`)."""
-        if fcntl is not None and self._file is not None and self.shared:
+        """Let other workers join (after an exclusive :meth:`acquire`): the workers of a shared
+        storage, or the local workers this process starts."""
+        if fcntl is not None and self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_SH)
 
     def release(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -10,13 +11,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Shows jobs done out of the total, and the epochs of the job in progress."""
+    """Shows jobs done out of the total, and the epochs of the job in progress.
 
-    def __init__(self, total: int, console: Console | None = None) -> None:
+    A worker of several (``worker="w2"``) writes plain lines that start with its name, and counts
+    the jobs all workers have done with ``count_done``.
+    """
+
+    def __init__(self, total: int, console: Console | None = None, worker: str | None = None,
+                 count_done: Callable[[], int] | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.total = total
         self.done = 0
-        self.live = self.console.is_terminal
+        self.worker, self.count_done = worker, count_done
+        self.live = self.console.is_terminal and worker is None
         self._bar: Progress | None = None
         if self.live:
             self._bar = Progress(
@@ -31,7 +38,8 @@ class RunProgress:
         if self._bar is not None:
             self._bar.console.print(message, highlight=False)
         else:
-            print(message, file=sys.stderr, flush=True)
+            prefix = f"{self.worker}: " if self.worker else ""
+            print(prefix + message.replace("\n", "\n" + prefix), file=sys.stderr, flush=True)
 
     def job_started(self, label: str, epochs: int | None) -> None:
         if self._bar is not None:
@@ -48,7 +56,7 @@ class RunProgress:
             self.log(f"    epoch {epoch}/{epochs or '?'} {shown}")
 
     def job_finished(self, summary: str) -> None:
-        self.done += 1
+        self.done = self.count_done() if self.count_done else self.done + 1
         if self._bar is not None:
             self._bar.update(self._jobs, completed=self.done)
             self._bar.update(self._epochs, visible=False)

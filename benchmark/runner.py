@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import signal
 import traceback
 import uuid
 import warnings
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import RunConfig
-from benchmark.context import History, RunContext, create, one_line
+from benchmark.context import History, RunContext, create, one_line, one_line_each
 from benchmark.data import Split, load_split
 from benchmark.errors import InputError
 from benchmark.locking import RunLock
@@ -68,8 +69,10 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
     return store
 
 
-def run(config: RunConfig, command: str) -> int:
-    """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1."""
+def run(config: RunConfig, command: str, worker: int = 1) -> int:
+    """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1.
+
+    ``worker`` 2..N: one of the local workers that worker 1 started (``benchmark.team``)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     entries = resolve_models(config)
     splits = [
@@ -81,11 +84,11 @@ def run(config: RunConfig, command: str) -> int:
         prepare = getattr(entry.cls, "prepare", None)
         if callable(prepare):
             prepare()
-    lock = RunLock(config.run_dir, shared=shared_storage(config) is not None)
+    lock = RunLock(config.run_dir, shared=shared_storage(config) is not None or worker > 1)
     lock.acquire(exclusive=config.overwrite or not lock.shared)
     try:
         with stop_on_signals():
-            return _run_jobs(config, command, started, entries, splits, lock)
+            return _run_jobs(config, command, started, entries, splits, lock, worker)
     except Interrupted as stop:
         return stopped(stop, config.run_dir, command, shared=lock.shared)
     finally:
@@ -93,21 +96,31 @@ def run(config: RunConfig, command: str) -> int:
 
 
 def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry],
-              splits: list[Split], lock: RunLock) -> int:
+              splits: list[Split], lock: RunLock, worker: int) -> int:
     """The run itself, holding the run folder's lock; a stop signal raises Interrupted."""
-    store = prepare_run_dir(config)
-    lock.share()  # workers of a shared storage join once the folder is ready
+    store = prepare_run_dir(config) if worker == 1 else ResultsStore(config.run_dir)
+    several = lock.shared or config.workers > 1  # workers split the jobs (benchmark.workers)
+    if several:
+        lock.share()  # the other workers join once the folder is ready
     gc.freeze()  # the datasets stay for the whole run: keep the per-trial collections cheap
     done = store.done_jobs()
     studies = len(splits) * len(entries) * sum(t != "none" for t in config.tuners)
-    progress = RunProgress(studies * config.trials
-                           + len(splits) * len(entries) * len(config.tuners) * config.seeds)
-    if done:
+    finals = sum(len(final_seeds(entry, config)) for entry in entries)
+    progress = RunProgress(studies * config.trials + len(splits) * len(config.tuners) * finals,
+                           worker=f"w{worker}" if config.workers > 1 else None,
+                           count_done=(lambda: len(store.done_jobs())) if several else None)
+    if done and worker == 1:
         progress.log(f"resuming {store.path}: {len(done)} rows already done")
     ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command, started)
+    team = None
+    if worker == 1 and config.workers > 1:
+        from benchmark.team import Team
+
+        progress.log(f"{config.workers} workers of {config.threads} thread(s) each share the jobs")
+        team = Team(config, command)
     failures = 0
     try:
-        if lock.shared:  # a worker of a shared storage: its share of the jobs (benchmark.workers)
+        if several:
             from benchmark.workers import run_shared
 
             failures = run_shared(ctx, splits, entries, done)
@@ -116,11 +129,23 @@ def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry
                 for entry in entries:
                     for tuner in config.tuners:
                         failures += run_contender(ctx, split, entry, tuner, done)
+    except BaseException as exc:  # a stop signal, or worker 1 failing: the others stop too
+        if team is not None:
+            team.stop(exc.signum if isinstance(exc, Interrupted) else signal.SIGTERM)
+            team.wait()
+        raise
     finally:
         progress.close()
+    if team is not None:
+        statuses = team.wait()  # they end once every job is done
+        ended_badly = [s for s in statuses if s != 0]
+        if ended_badly:
+            progress.log(f"{len(ended_badly)} other worker(s) ended with status "
+                         f"{', '.join(map(str, ended_badly))}")
+            failures += 1
     from reports.markdown import write_report
 
-    if lock.shared:  # workers finishing together: one writes it, the others find it up to date
+    if several:  # workers finishing together: one writes it, the others find it up to date
         from benchmark.workers import write_report_once
 
         report = write_report_once(store.run_dir, write_report)
@@ -130,9 +155,14 @@ def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry
     return 1 if failures else 0
 
 
+def final_seeds(entry: Entry, config: RunConfig) -> range:
+    """The seeds of a model's finals: 0..N-1, or only 0 for a model whose fit ignores the seed."""
+    return range(1 if getattr(entry.cls, "seed_invariant", False) else config.seeds)
+
+
 def run_contender(ctx: RunContext, split: Split, entry: Entry, tuner: str, done: set) -> int:
     """Tune one model with one tuner (unless tuner is "none"), then run its finals; failures."""
-    seeds = [s for s in range(ctx.config.seeds)
+    seeds = [s for s in final_seeds(entry, ctx.config)
              if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
     if tuner == "none":
         params, tuning = {**entry.defaults(), **ctx.pinned(entry)}, {"tuner": "none"}
@@ -168,7 +198,7 @@ def run_final(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int
             warnings.simplefilter("always")
             row.update(_train_and_evaluate(ctx, split, entry, tuner, seed, params))
         row["status"] = "ok"
-        row["warnings"] = _one_line_each(caught)
+        row["warnings"] = one_line_each(caught)
         if row["warnings"]:
             ctx.progress.log(f"    warning: {row['warnings']}")
     except (KeyboardInterrupt, SystemExit):
@@ -247,14 +277,6 @@ def _budget_text(config: RunConfig) -> str:
     if config.tune_subsample is not None:
         parts.append(f"trials on {config.tune_subsample:,} training images")
     return ", ".join(parts)
-
-
-def _one_line_each(caught: list[warnings.WarningMessage]) -> str | None:
-    """Distinct warnings as ``Category: first line``, joined by "; " (None when there are none)."""
-    lines = dict.fromkeys(
-        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught
-    )
-    return "; ".join(lines) or None
 
 
 def _summary(label: str, row: dict[str, Any]) -> str:

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def is_shared(storage_url: str) -> bool:
-    """Whether ``storage_url`` is a database server that workers share (anything but SQLite)."""
+    """Whether ``storage_url`` is a database server that workers on several machines share
+    (anything but SQLite, which only the local workers of one ``--workers`` run share)."""
     return not storage_url.lower().startswith("sqlite")
 
 
@@ -64,14 +65,25 @@ def open_storage(url: str, heartbeat: int) -> Any:
     _ignore_optuna_warnings()
     logging.getLogger("optuna").setLevel(logging.WARNING)
     shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    sqlite = not is_shared(url)
+    # SQLite (the local workers of --workers): Python's sqlite3 runs reads outside any transaction,
+    # so two workers could both see a job WAITING and both take it. Every transaction here starts
+    # with BEGIN IMMEDIATE, which one connection at a time holds: read-then-write is atomic.
+    engine_kwargs = ({"connect_args": {"isolation_level": None, "timeout": 120}} if sqlite
+                     else {"pool_pre_ping": True})
     for attempt in range(4):
         try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs={"pool_pre_ping": True},
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                     max_retry=MAX_RETRY),
             )
+            if sqlite:
+                sqlalchemy.event.listen(storage.engine, "begin",
+                                        lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+                storage.engine.dispose()
+            return storage
         except ImportError:
             raise InputError(f"--storage {shown}: its database driver is not installed "
                              "(PostgreSQL: pip install 'digitbench[postgres]')") from None

@@ -12,11 +12,12 @@ import gc
 import json
 import math
 import traceback
+import warnings
 from typing import Any
 
 import numpy as np
 
-from benchmark.context import History, RunContext, create, one_line
+from benchmark.context import History, RunContext, create, one_line, one_line_each
 from benchmark.data import Split
 from benchmark.errors import InputError
 from benchmark.results import unique_slug
@@ -119,8 +120,14 @@ class Study:
     def cpu_used(self) -> float:
         return sum(t["cpu_s"] for t in self.previous.values())
 
-    def out_of_budget(self) -> bool:
-        return self.ctx.config.budget is not None and self.cpu_used >= self.ctx.config.budget
+    def out_of_budget(self, running: int = 0) -> bool:
+        """Whether the budget is spent, counting ``running`` trials of other workers at the mean
+        CPU of a finished trial: workers together stop where one process would."""
+        budget = self.ctx.config.budget
+        if budget is None:
+            return False
+        expected = running * self.cpu_used / len(self.previous) if self.previous else 0.0
+        return self.cpu_used + expected >= budget
 
     def recorded(self, number: int) -> tuple[str, float | None] | None:
         trial = self.previous.get(number)
@@ -150,18 +157,21 @@ class Study:
         fit_cpu = fit_wall = predict_cpu = 0.0
         correct = scored = 0
         model = None
+        caught: list[warnings.WarningMessage] = []
         try:
-            for train, val in self.folds:
-                model = create(self.entry, full)
-                try:
-                    with measure() as fit_time:
-                        model.fit(train, val, seed=self.TRIAL_SEED, report=on_epoch)
-                finally:  # counted even when a pruning report ends the fit
-                    fit_cpu, fit_wall = fit_cpu + fit_time.cpu_s, fit_wall + fit_time.wall_s
-                with measure() as predict_time:
-                    predicted = np.asarray(model.predict(val.images))
-                predict_cpu += predict_time.cpu_s
-                correct, scored = correct + int(np.sum(predicted == val.labels)), scored + len(val)
+            with warnings.catch_warnings(record=True) as caught:  # recorded in the row, not printed
+                warnings.simplefilter("always")
+                for train, val in self.folds:
+                    model = create(self.entry, full)
+                    try:
+                        with measure() as fit_time:
+                            model.fit(train, val, seed=self.TRIAL_SEED, report=on_epoch)
+                    finally:  # counted even when a pruning report ends the fit
+                        fit_cpu, fit_wall = fit_cpu + fit_time.cpu_s, fit_wall + fit_time.wall_s
+                    with measure() as predict_time:
+                        predicted = np.asarray(model.predict(val.images))
+                    predict_cpu += predict_time.cpu_s
+                    correct, scored = correct + int(np.sum(predicted == val.labels)), scored + len(val)
             row.update(status="ok", val_accuracy=correct / scored)
         except TrialPruned as pruned:
             row.update(status="pruned", val_accuracy=pruned.value)
@@ -173,7 +183,8 @@ class Study:
             del model
             gc.collect()
         row.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
-                   predict_cpu_s=round(predict_cpu, 4), history=history.json())
+                   predict_cpu_s=round(predict_cpu, 4), history=history.json(),
+                   warnings=one_line_each(caught))
         self.previous[number] = _record(row)  # first: a stop signal may come as the append ends
         self.ctx.append(row)
         progress.job_finished(_trial_summary(self.entry.name, self.tuner, number, row, self.cpu_used))
@@ -211,11 +222,11 @@ class Study:
 
         config = self.ctx.config
 
-        def out_of_budget() -> bool:
+        def out_of_budget(running: int) -> bool:
             if config.budget is None:
                 return False
             self.refresh()  # every worker's trials count
-            return self.out_of_budget()
+            return self.out_of_budget(running)
 
         finished = tune_shared(search_space=self.search_space, evaluate=self.evaluate,
                                recorded=self.recorded, study_name=self.name, storage=storage,

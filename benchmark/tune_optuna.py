@@ -116,7 +116,7 @@ def tune_shared(
     sampler: str,
     pruner: str,
     max_trials: int,
-    out_of_budget: Callable[[], bool],
+    out_of_budget: Callable[[int], bool],
     max_epochs: int | None,
     first_trial: dict[str, Any] | None = None,
 ) -> set[int] | None:
@@ -124,11 +124,13 @@ def tune_shared(
 
     Runs trials while the study, all workers together, has fewer than ``max_trials`` trials that are
     finished, running or queued for retry, and the budget (all workers' CPU) is not spent. Trial
-    numbers come from the storage, so they never clash. Two workers asking for the last slot at
-    the same moment both get a trial; the higher-numbered one sees that the slots below it are
-    taken, marks itself failed (user attribute ``surplus``) without training, and stops: the study
-    ends with exactly ``max_trials``. A trial whose worker died is failed by the heartbeat and queued
-    again with the same parameters (``fail_stale``), and picked up here. The sampler is not seeded:
+    numbers come from the storage, so they never clash. ``out_of_budget(running)`` is asked with
+    the number of trials other workers are running, which will spend budget too. Two workers
+    asking for the last slot at the same moment both get a trial; the higher-numbered one sees
+    that the slots below it are taken, marks itself failed (user attribute ``surplus``) without
+    training, and stops: the study ends with exactly ``max_trials``. A trial whose worker died is
+    failed by the heartbeat and queued again with the same parameters (``fail_stale``), and picked
+    up here. The sampler is not seeded:
     workers that drew the same numbers would propose the same parameters.
 
     Returns the numbers of the finished (complete or pruned) trials once the study is complete:
@@ -152,7 +154,7 @@ def tune_shared(
         states = [t.state for t in trials]
         finished = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
         running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
-        if finished >= max_trials or out_of_budget():
+        if finished >= max_trials or out_of_budget(running):
             if running:
                 return None
             return {t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}

@@ -75,7 +75,9 @@ def _contender(ctx: RunContext, storage: Any, started: datetime, split: Split, e
             ctx.progress.log(f"    {exc}")
         tuning = study.summary()
     complete, failures = True, 0
-    for seed in range(ctx.config.seeds):
+    from benchmark.runner import final_seeds
+
+    for seed in final_seeds(entry, ctx.config):
         key = (split.dataset, entry.name, tuner, "final", str(seed))
         if key in done:
             continue

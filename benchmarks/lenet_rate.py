@@ -184,7 +184,7 @@ def digitbench_fit(epochs: int, batch_size: int, backend: str, threads: int, out
     params = json.dumps({**LENET5, "epochs": epochs, "batch_size": batch_size})
     subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--dataset", "fashion-mnist", "--models",
-         "lenet-relu", "--tuner", "none", "--params", params, "--threads", str(threads),
+         "lenet-relu", "--tuner", "none", "--params", params, "--threads", str(threads), "--workers", "1",
          "--backend", backend, "--latency-batch", "100", "--out", str(out), "--overwrite", *flags],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     row = pd.read_csv(out / "results.csv").iloc[-1]

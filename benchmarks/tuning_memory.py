@@ -30,7 +30,7 @@ def main() -> None:
             [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist-5k",
              "--models", "lenet-relu", "--tuner", tuner, *extra, "--trials", str(args.trials),
              "--tune-subsample", "1000", "--params", '{"epochs": 1}', "--out", str(out),
-             "--overwrite"],
+             "--workers", "1", "--overwrite"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         frame = pd.read_csv(out / "results.csv", dtype={"trial": str})

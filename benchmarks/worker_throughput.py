@@ -46,7 +46,7 @@ def run_workers(n: int, storage: str, out: Path, args: argparse.Namespace,
     command = [sys.executable, "-m", "benchmark", "run", "--dataset", args.dataset,
                "--models", args.model, "--tuner", "optuna", "--trials", str(args.trials),
                "--cv", "1", "--tune-subsample", str(args.subsample), "--seeds", "1",
-               "--threads", str(threads), "--storage", storage, "--out", str(out)]
+               "--threads", str(threads), "--workers", "1", "--storage", storage, "--out", str(out)]
     cpu0, wall0 = children_cpu(), time.perf_counter()
     workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=open(out.parent / f"{out.name}-{i}.log", "w"))  # noqa: SIM115
@@ -97,7 +97,8 @@ def main() -> int:
     try:
         # Warm the dataset cache, so that no configuration pays for parsing it.
         subprocess.run([sys.executable, "-m", "benchmark", "run", "--dataset", args.dataset,
-                        "--models", args.model, "--trials", "1", "--out", str(scratch / "warm")],
+                        "--models", args.model, "--trials", "1", "--workers", "1",
+                        "--out", str(scratch / "warm")],
                        cwd=ROOT, check=True, capture_output=True)
         rows = []
         wall, cpu = run_workers(1, f"sqlite:///{scratch / 'alone.db'}", scratch / "alone", args,

@@ -50,6 +50,10 @@ class DigitModel(ABC):
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True when ``fit`` gives the same model whatever its ``seed`` (a deterministic solver): the
+    #: finals then train it once, with seed 0, instead of repeating an identical computation per
+    #: seed, and the report says so.
+    seed_invariant: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))

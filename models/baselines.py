@@ -67,6 +67,7 @@ class LogisticRegressionModel(SklearnModel):
     """
 
     name: ClassVar[str] = "logreg"
+    seed_invariant: ClassVar[bool] = True  # lbfgs draws no random numbers
     defaults: ClassVar[dict[str, Any]] = {"C": 0.1, "max_iter": 300, "tol": 1e-4}
 
     @classmethod
@@ -111,6 +112,7 @@ class RBFSVMModel(SklearnModel):
     """
 
     name: ClassVar[str] = "svm-rbf"
+    seed_invariant: ClassVar[bool] = True  # libsvm uses the seed only for probability estimates
     defaults: ClassVar[dict[str, Any]] = {"C": 5.0, "gamma": 0.03, "cache_mb": 500}
 
     @classmethod

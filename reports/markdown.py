@@ -242,6 +242,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "and at a large batch. Best model in bold.",
         "",
     ]
+    lines += seed_invariant_note(final)
     lines += comparisons_section(final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)
@@ -251,6 +252,25 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
     lines += confusion_section(group, dataset, run_dir, slug)
     return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
+
+
+def seed_invariant_note(final: pd.DataFrame) -> list[str]:
+    """Which models ran one final where the run asked for several seeds, because their fit does not
+    depend on the seed (``seed_invariant``); nothing when there are none."""
+    from models import registry
+
+    asked = max((parse_json(s).get("seeds", 1) for s in final["settings"].dropna()), default=1)
+    if asked < 2:
+        return []
+    once = sorted(
+        name for name, group in final.groupby("model")
+        if group["seed"].nunique() == 1 and name in registry.names()
+        and getattr(registry.get(name).cls, "seed_invariant", False))
+    if not once:
+        return []
+    names = ", ".join(code(n) for n in once)
+    return [f"{names}: the fit does not depend on the seed (a deterministic solver), so one final "
+            f"(seed 0) stands for all {asked} seeds; its interval is the test-set one.", ""]
 
 
 def tuning_section(final: pd.DataFrame) -> list[str]:

@@ -14,6 +14,13 @@ from models.base import Digits
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 
 
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in tests use one process unless a test asks for more (--workers): faster, and the
+    trial order is fixed."""
+    monkeypatch.setenv("DIGITBENCH_WORKERS", "1")
+
+
 def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None,
               extra: bytes = b"", cut: int = 0) -> Path:
     """An IDX file of ``array`` (gzipped if the name ends in .gz); ``cut`` drops trailing bytes."""

@@ -56,6 +56,20 @@ def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
     assert list(out.glob("*.png")), "the confusion-matrix figure"
 
 
+def test_a_seed_invariant_model_runs_one_final_and_the_report_says_why(tmp_path: Path,
+                                                                      tiny_idx: Path) -> None:
+    out = tmp_path / "run"
+    code = run_cli("--dataset", f"idx:{tiny_idx}", "--models", "svm-rbf,linear-svm", "--seeds", "3",
+                   "--out", out, cache=tmp_path / "cache")
+    assert code == 0
+    results = pd.read_csv(out / "results.csv", dtype={"seed": str})
+    seeds = results.groupby("model")["seed"].apply(sorted).to_dict()
+    assert seeds == {"svm-rbf": ["0"], "linear-svm": ["0", "1", "2"]}
+    report = (out / "report.md").read_text()
+    assert "`svm-rbf`: the fit does not depend on the seed" in report
+    assert "stands for all 3 seeds" in report and "`linear-svm`: the fit" not in report
+
+
 def test_resume_skips_finished_jobs_and_refuses_to_clobber(tmp_path: Path, tiny_idx: Path,
                                                            plugin_path: Path) -> None:
     args = ["--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:NearestCentroid",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,26 @@ def test_bad_flag_values_name_the_flag() -> None:
         build_config({"seeds": 0})
     with pytest.raises(InputError, match="^--dataset: the list is empty"):
         build_config({"datasets": " , "})
+
+
+@pytest.mark.parametrize(("flags", "env", "expected"), [
+    ({}, None, (os.cpu_count() or 1, 1)),          # one worker per core, a thread each
+    ({}, "1", (1, os.cpu_count() or 1)),           # DIGITBENCH_WORKERS=1: one process, every core
+    ({"threads": 1}, None, (os.cpu_count() or 1, 1)),
+    ({"threads": 1}, "1", (1, 1)),
+    ({"workers": 3}, None, (3, max(1, (os.cpu_count() or 1) // 3))),
+    ({"workers": 2, "threads": 4}, None, (2, 4)),
+])
+def test_workers_and_threads_share_out_the_cores(monkeypatch, flags, env, expected) -> None:
+    if env is None:
+        monkeypatch.delenv("DIGITBENCH_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("DIGITBENCH_WORKERS", env)
+    config = build_config(flags)
+    assert (config.workers, config.threads) == expected
+
+
+def test_a_bad_digitbench_workers_is_one_line(monkeypatch) -> None:
+    monkeypatch.setenv("DIGITBENCH_WORKERS", "two")
+    with pytest.raises(InputError, match="DIGITBENCH_WORKERS: expected a whole number"):
+        build_config({})

@@ -16,16 +16,16 @@ from models.persist import load_model
 
 def test_save_models_keeps_every_final_model(tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
     out = tmp_path / "run"
-    code = main(["run", "--dataset", f"idx:{tiny_idx}", "--models", "logreg,nearest-centroid",
+    code = main(["run", "--dataset", f"idx:{tiny_idx}", "--models", "linear-svm,nearest-centroid",
                  "--model-path", "tinyplugin:NearestCentroid", "--params", '{"max_iter": 400}',
                  "--seeds", "2", "--save-models", "--out", str(out), "--cache-dir",
                  str(tmp_path / "cache"), "--threads", "1"])
     assert code == 0
     results = load_results(out / "results.csv")
-    logreg = results[results["model"] == "logreg"].sort_values("seed")
+    linear = results[results["model"] == "linear-svm"].sort_values("seed")  # a seed each
     slug = unique_slug(f"idx:{tiny_idx.resolve()}")
-    assert logreg["model_file"].tolist() == [f"models/{slug}/logreg-none-seed{s}.npz" for s in (0, 1)]
-    for row in logreg.itertuples():
+    assert linear["model_file"].tolist() == [f"models/{slug}/linear-svm-none-seed{s}.npz" for s in (0, 1)]
+    for row in linear.itertuples():
         model, meta = load_model(out / row.model_file)
         assert meta["trained_on"]["images"] == 600 and meta["trained_on"]["seed"] == int(row.seed)
         _, predicted = load_predictions(out, row.predictions)

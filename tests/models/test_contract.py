@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models import registry
-from models.base import DigitModel, Digits
+from models.base import DigitModel, Digits, probabilities
+from models.baselines import pixels
 
 # The registry as a user with one outside model sees it: the plug-in is checked like the built-ins.
 sys.path.insert(0, str(Path(__file__).parents[1] / "plugins"))
@@ -75,6 +76,23 @@ def test_baselines_are_deterministic_for_a_seed(tiny: tuple[Digits, Digits]) -> 
         first = registry.get(name).create().fit(train, seed=3).predict(test.images)
         again = registry.get(name).create().fit(train, seed=3).predict(test.images)
         np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.parametrize("name", [n for n in registry.names()
+                                  if getattr(registry.get(n).cls, "seed_invariant", False)])
+def test_a_seed_invariant_model_fits_the_same_model_whatever_the_seed(
+        name: str, tiny: tuple[Digits, Digits]) -> None:
+    """The finals train such a model once; that is only honest if other seeds change nothing."""
+    train, test = tiny
+    entry = registry.get(name)
+    first = entry.create(**quick_params(entry)).fit(train, seed=0)
+    other = entry.create(**quick_params(entry)).fit(train, seed=12345)
+    np.testing.assert_array_equal(first.predict(test.images), other.predict(test.images))
+    np.testing.assert_array_equal(probabilities(first, test.images), probabilities(other, test.images))
+    if hasattr(first, "estimator_") and hasattr(first.estimator_, "decision_function"):
+        x = pixels(test.images)
+        np.testing.assert_array_equal(first.estimator_.decision_function(x),
+                                      other.estimator_.decision_function(x))
 
 
 def test_lenet_follows_the_seeds_architecture() -> None:
