@@ -70,6 +70,7 @@ CONFIGS: dict[str, tuple[str, str, dict[str, str], dict]] = {
     "db-torch-1t": ("digitbench", "torch", {}, {"threads": 1}),
     "db-torch": ("digitbench", "torch", {}, {}),
     "db-jax": ("digitbench", "jax", {}, {}),
+    "db-tf-2w": ("digitbench", "tensorflow", {}, {"threads": 1, "workers": 2}),
 }
 
 
@@ -97,6 +98,8 @@ NOTES = {
     "db-tf-b128": "digitbench, TensorFlow, batch 128",
     "db-torch": "digitbench --backend torch",
     "db-jax": "digitbench --backend jax",
+    "db-tf-2w": "digitbench default --workers 2 x 1 thread: two trainings at once (seeds 0, 1); "
+                "images/s is their sum, CPU-s per training",
 }
 
 
@@ -177,20 +180,26 @@ def stall_summary(steps: list[float]) -> dict:
 
 
 def digitbench_fit(epochs: int, batch_size: int, backend: str, threads: int, out: Path,
-                   flags: tuple[str, ...] = ()) -> dict:
-    """``digitbench run`` in a child process, its fit read back from results.csv."""
+                   flags: tuple[str, ...] = (), workers: int = 1) -> dict:
+    """``digitbench run`` in a child process, its fit read back from results.csv. With ``workers``
+    above 1, as many seeds train at once, one per worker: images/s is the sum of their rates
+    (reported as the wall time one training of n_train x epochs would take at that rate), CPU-s
+    the mean per training."""
     import pandas as pd
 
     params = json.dumps({**LENET5, "epochs": epochs, "batch_size": batch_size})
     subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--dataset", "fashion-mnist", "--models",
-         "lenet-relu", "--tuner", "none", "--params", params, "--threads", str(threads), "--workers", "1",
-         "--backend", backend, "--latency-batch", "100", "--out", str(out), "--overwrite", *flags],
+         "lenet-relu", "--tuner", "none", "--params", params, "--threads", str(threads),
+         "--workers", str(workers), "--seeds", str(workers), "--backend", backend,
+         "--latency-batch", "100", "--out", str(out), "--overwrite", *flags],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    row = pd.read_csv(out / "results.csv").iloc[-1]
-    return {"fit_cpu_s": float(row["fit_cpu_s"]), "fit_wall_s": float(row["fit_wall_s"]),
-            "test_accuracy": float(row["test_accuracy"]), "n_train": int(row["n_train"]),
-            "backend": json.loads(row["settings"]).get("backend")}
+    rows = pd.read_csv(out / "results.csv")
+    n_train = int(rows["n_train"].iloc[0])
+    rate = float((n_train * epochs / rows["fit_wall_s"]).sum())
+    return {"fit_cpu_s": float(rows["fit_cpu_s"].mean()), "fit_wall_s": n_train * epochs / rate,
+            "test_accuracy": float(rows["test_accuracy"].mean()), "n_train": n_train,
+            "trainings": len(rows), "backend": json.loads(rows["settings"].iloc[0]).get("backend")}
 
 
 def child_main(name: str, epochs: int, batch: int, threads: int) -> None:
@@ -204,7 +213,7 @@ def child_main(name: str, epochs: int, batch: int, threads: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result = digitbench_fit(epochs, options.get("batch_size", batch), backend,
                                     options.get("threads", threads), Path(tmp) / "run",
-                                    tuple(options.get("flags", ())))
+                                    tuple(options.get("flags", ())), options.get("workers", 1))
     print("RESULT " + json.dumps(result))
 
 
