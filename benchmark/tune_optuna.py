@@ -130,8 +130,8 @@ def tune_shared(
     that the slots below it are taken, marks itself failed (user attribute ``surplus``) without
     training, and stops: the study ends with exactly ``max_trials``. A trial whose worker died is
     failed by the heartbeat and queued again with the same parameters (``fail_stale``), and picked
-    up here. The sampler is not seeded:
-    workers that drew the same numbers would propose the same parameters.
+    up here. The sampler is not seeded: workers that drew the same numbers would propose the same
+    parameters.
 
     Returns the numbers of the finished (complete or pruned) trials once the study is complete:
     stopped by trials or budget, with no trial of any worker still running; None while the remaining
