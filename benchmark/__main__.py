@@ -1,5 +1,5 @@
 """``python -m benchmark`` is ``digitbench``."""
 
-from benchmark.cli import main
+from benchmark.commands.main import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """The Keras backend of a run (TensorFlow by default, PyTorch or JAX on request) and its threads.
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so :func:`configure_backend` runs at
-process start, after :func:`benchmark.timing.configure_threads` and before anything imports Keras.
+process start, after :func:`benchmark.execution.timing.configure_threads` and before anything imports Keras.
 The backends other than TensorFlow are optional installs: ``pip install 'digitbench[torch]'`` or
 ``'digitbench[jax]'``.
 """
@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 
-from benchmark.errors import InputError
+from models.errors import InputError
 
 BACKENDS = ("tensorflow", "torch", "jax")
 DEFAULT = "tensorflow"

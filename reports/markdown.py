@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import InputError
-from benchmark.results import RESULTS_FILE, load_predictions, load_results
-from benchmark.results import dataset_slug as slugify
+from benchmark.store import RESULTS_FILE, load_predictions, load_results
+from benchmark.store import dataset_slug as slugify
+from models.errors import InputError
 from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import InputError
-from benchmark.results import load_predictions
+from benchmark.store import load_predictions
+from models.errors import InputError
 from reports import plots
 from reports.format import DASH, code, md_table, num, pct
 from reports.machine import environment, parse_json

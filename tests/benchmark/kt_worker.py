@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.tune_kerastuner import tune_kerastuner
+from benchmark.tuning.kerastuner_driver import tune_kerastuner
 
 
 class Tiny:

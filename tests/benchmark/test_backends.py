@@ -21,7 +21,7 @@ import pytest
 from benchmark import backends
 from benchmark.backends import configure_backend, default_backend
 from benchmark.config import build_config
-from benchmark.errors import InputError
+from models.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LENET = {"epochs": 2, "filters1": 6, "filters2": 16, "dense_units": 64, "batch_size": 32}
@@ -99,7 +99,7 @@ def test_backend_cannot_change_once_keras_is_loaded(monkeypatch):
 
 
 def test_cli_refuses_a_missing_backend_before_touching_the_run_folder(tmp_path, monkeypatch):
-    from benchmark.cli import main
+    from benchmark.commands.main import main
 
     monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(backends, "loaded_backend", lambda: None)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import write_idx
 
-from benchmark.cli import main
+from benchmark.commands.main import main
 
 N_TRAIN, N_TEST = 60, 20
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
@@ -276,7 +276,7 @@ def test_corpus_is_at_least_25_distinct_cases() -> None:
 
 @pytest.mark.parametrize("variant", ["crlf", "no trailing newline", "float pixels", "utf-8 bom"])
 def test_unusual_csv_is_accepted(variant: str, tmp_path: Path) -> None:
-    from benchmark.readers import read_kaggle
+    from benchmark.data.readers import read_kaggle
 
     rows = csv_rows()
     if variant == "float pixels":

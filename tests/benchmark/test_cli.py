@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
-from benchmark.results import COLUMNS
+from benchmark.commands.main import main
+from benchmark.store import COLUMNS
 
 BUILTINS = ["logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh"]
 
@@ -143,7 +143,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
 
 
 def test_help_is_instant_and_does_not_import_tensorflow() -> None:
-    code = "import sys; from benchmark.cli import main\n" \
+    code = "import sys; from benchmark.commands.main import main\n" \
            "try: main(['--help'])\nexcept SystemExit: pass\n" \
            "assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

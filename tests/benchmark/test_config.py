@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.config import BUILTIN_MODELS, build_config
-from benchmark.errors import InputError
+from models.errors import InputError
 
 
 def test_defaults_are_the_embedded_dataset_and_all_builtins() -> None:

@@ -1,4 +1,4 @@
-"""Tests for benchmark.data: specs, IDX and CSV parsing, validation messages, splits, cache."""
+"""Tests for benchmark.data.datasets: specs, IDX and CSV parsing, validation messages, splits, cache."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from conftest import write_idx
 
-from benchmark import data, readers
-from benchmark.data import DATASETS, Split, default_cache_dir, load_kaggle_test, load_split
-from benchmark.errors import InputError
+from benchmark.data import datasets as data
+from benchmark.data import readers
+from benchmark.data.datasets import DATASETS, Split, default_cache_dir, load_kaggle_test, load_split
+from models.errors import InputError
 
 PIXELS = [f"pixel{i}" for i in range(784)]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -415,7 +416,7 @@ def test_unknown_spec():
 
 
 def test_import_is_light():
-    code = "import sys, benchmark.data; print(sorted({'tensorflow', 'keras', 'pandas', 'sklearn'}"
+    code = "import sys, benchmark.data.datasets; print(sorted({'tensorflow', 'keras', 'pandas', 'sklearn'}"
     code += " & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -513,7 +514,7 @@ def test_keras_module_is_used(monkeypatch):
 def test_real_keras_fashion_loader_on_files_the_test_makes(tmp_path):
     """keras.datasets.fashion_mnist.load_data itself (no fake), fed from a local KERAS_HOME."""
     make_idx_dir(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=200, n_test=20)
-    code = ("from pathlib import Path\nfrom benchmark import data\n"
+    code = ("from pathlib import Path\nfrom benchmark.data import datasets as data\n"
             "data.FASHION_MNIST_DIR = Path('/nonexistent')\n"
             "s = data.load_split('fashion-mnist')\n"
             "print(s.source, len(s.train) + len(s.val), len(s.test))\n")

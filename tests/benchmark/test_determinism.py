@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.results import load_results
+from benchmark.store import load_results
 
 #: Columns that measure time or memory, or name the invocation: allowed to differ between runs.
 TIMING = ["run_id", "utc", "fit_cpu_s", "fit_wall_s", "predict_cpu_s", "predict_wall_s", "latency_ms_b1",

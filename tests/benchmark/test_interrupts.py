@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from benchmark.commands.main import main
 
 
 def command(tmp_path: Path, tiny_idx: Path, *extra: str) -> list[str]:

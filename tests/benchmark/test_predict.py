@@ -1,4 +1,4 @@
-"""``digitbench predict`` and the MNIST-style preparation of your own pictures (benchmark.images)."""
+"""``digitbench predict`` and the MNIST-style preparation of your own pictures (benchmark.data.images)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.images import load_image, to_mnist
+from benchmark.commands.main import main
+from benchmark.data.images import load_image, to_mnist
 from models import persist, registry
 from models.base import Digits
+from models.errors import InputError
 
 #: Font digits the test draws: 10 digits x 2 layouts x 2 polarities. Printed digits are not
 #: handwriting (a flagged 1, the curls of 6 and 9 look unlike MNIST's), so not all are expected

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.errors import InputError
-from benchmark.results import COLUMNS, ResultsStore, load_misclassified, load_predictions
+from benchmark.store import COLUMNS, ResultsStore, load_misclassified, load_predictions
+from models.errors import InputError
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
        "status": "ok", "test_accuracy": 0.9, "params": '{"C": 0.1}', "error": None}

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cli import main
+from benchmark.commands.main import main
 from benchmark.config import build_config
-from benchmark.readers import read_idx_pair
-from benchmark.results import load_predictions, load_results, unique_slug
+from benchmark.data.readers import read_idx_pair
+from benchmark.store import load_predictions, load_results, unique_slug
 from models.persist import load_model
 
 

@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from benchmark.commands.main import main
 
 TRIALS = 24
 
@@ -141,7 +141,7 @@ def test_a_killed_worker_s_trial_is_failed_and_retried(tmp_path: Path, tiny_idx:
 def test_job_claims_run_each_job_once(postgres_url: str) -> None:
     from datetime import datetime, timedelta
 
-    from benchmark.shared import Claim, Jobs, open_storage
+    from benchmark.execution.shared import Claim, Jobs, open_storage
 
     storage = open_storage(postgres_url, heartbeat=1)
     started = datetime.now()
@@ -170,7 +170,7 @@ def test_a_trial_taken_by_a_worker_killed_before_its_first_heartbeat_is_retried(
         postgres_url: str) -> None:
     import sqlalchemy
 
-    from benchmark.shared import fail_stale, open_storage
+    from benchmark.execution.shared import fail_stale, open_storage
 
     storage = open_storage(postgres_url, heartbeat=1)
     study = optuna.create_study(study_name="orphans", storage=storage)

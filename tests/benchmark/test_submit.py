@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
-from benchmark.readers import PIXELS
-from benchmark.results import ResultsStore
+from benchmark.commands.main import main
+from benchmark.data.readers import PIXELS
+from benchmark.store import ResultsStore
 from models import registry
 from models.base import DigitModel, Digits
 

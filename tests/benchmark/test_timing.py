@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from benchmark.timing import configure_threads, cpu_seconds, latency_ms, measure
+from benchmark.execution.timing import configure_threads, cpu_seconds, latency_ms, measure
 
 
 def test_measure_separates_cpu_from_waiting() -> None:
@@ -54,7 +54,7 @@ def test_configure_threads_sets_every_pool(monkeypatch) -> None:
 
 def test_tensorflow_gets_the_configured_thread_counts() -> None:
     code = (
-        "from benchmark.timing import configure_threads\n"
+        "from benchmark.execution.timing import configure_threads\n"
         "configure_threads(1)\n"
         "from models.lenet import import_keras\n"
         "import_keras()\n"

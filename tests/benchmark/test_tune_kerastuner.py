@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from benchmark import tune_kerastuner as driver
-from benchmark.space import Choice, Float, Int, dimensions
-from benchmark.tuning import TrialFailed, TrialPruned
+from benchmark.tuning import kerastuner_driver as driver
+from benchmark.tuning.space import Choice, Float, Int, dimensions
+from benchmark.tuning.trial import TrialFailed, TrialPruned
 from models.lenet import import_keras
 
 HERE = Path(__file__).parent

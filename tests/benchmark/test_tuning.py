@@ -15,8 +15,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
-from benchmark.space import Choice, FixedSpace, Float, Int, OptunaSpace, PinnedSpace, dimensions
+from benchmark.commands.main import main
+from benchmark.tuning.space import Choice, FixedSpace, Float, Int, OptunaSpace, PinnedSpace, dimensions
 from models import registry
 
 LENET_DIMENSIONS = {"filters1", "filters2", "kernel_size", "dense_units", "dropout",
@@ -61,7 +61,7 @@ def test_optuna_adapter_suggests_within_the_declared_ranges() -> None:
 def test_keras_tuner_adapter_registers_the_same_dimensions() -> None:
     from keras_tuner import HyperParameters
 
-    from benchmark.space import KerasTunerSpace
+    from benchmark.tuning.space import KerasTunerSpace
 
     hp = HyperParameters()
     values = registry.get("svm-rbf").cls.search_space(KerasTunerSpace(hp))
@@ -240,7 +240,7 @@ def _study_with(scores: dict[int, float], scored: int, first_trial: str | None =
     """A Study holding only recorded trials, to test the choice of the trial to refit."""
     import numpy as np
 
-    from benchmark.study import Study
+    from benchmark.tuning.study import Study
     from models.base import Digits
 
     study = Study.__new__(Study)

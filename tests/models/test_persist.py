@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.errors import InputError
 from models import persist, registry
 from models.base import Digits, probabilities
+from models.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:lbfgs failed to converge", "ignore:Liblinear failed to converge",
@@ -32,7 +32,8 @@ def test_round_trip_predicts_identically(name: str, tiny, tmp_path: Path) -> Non
     train, test = tiny
     entry = registry.get(name)
     model = entry.create(**{k: v for k, v in QUICK.items() if k in entry.defaults()}).fit(train, seed=1)
-    path = persist.save_model(model, tmp_path / f"m{entry.cls.file_suffix}", name, {"images": 500})
+    path = persist.save_model(model, tmp_path / f"m{entry.cls.file_suffix}", name, {"images": 500},
+                              {"numpy": "2"})
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file left behind"
 
     loaded, meta = persist.load_model(path)

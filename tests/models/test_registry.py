@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import InputError
 from models import registry
+from models.errors import InputError
 
 BUILTINS = ["logreg", "linear-svm", "svm-rbf", "svm-nystroem", "lenet-relu", "lenet-tanh"]
 

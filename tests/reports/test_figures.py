@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 from test_report import N_TEST, _predictions, _row, make_run
 
-from benchmark.results import ResultsStore
+from benchmark.store import ResultsStore
 from reports.markdown import write_report
 from reports.stats import pareto_optimal
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_report import _row
 
-from benchmark.results import ResultsStore, load_results
+from benchmark.store import ResultsStore, load_results
 from reports.markdown import write_report
 from reports.provenance import busy_wall_s, invocations
 

@@ -10,8 +10,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from benchmark.errors import InputError
-from benchmark.results import ResultsStore
+from benchmark.store import ResultsStore
+from models.errors import InputError
 from reports import markdown, plots
 from reports.markdown import slugify, write_report
 from reports.stats import accuracy_interval, confusion_counts, mean_interval

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_report import PNG_MAGIC, _row
 
-from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.results import ResultsStore
+from benchmark.commands.main import main
+from benchmark.store import ResultsStore
+from models.errors import InputError
 from reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
 
 

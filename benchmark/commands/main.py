@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmark.errors import InputError
+from models.errors import InputError
 
 PROG = "digitbench"
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
     listing.add_argument("--model-path", action="append", metavar="MODULE:CLASS", default=[])
 
-    from benchmark import predict, submit  # light: their heavy imports are inside their commands
+    from benchmark.commands import predict, submit  # light: their heavy imports are inside their commands
 
     submit.add_parser(commands)
     predict.add_parser(commands)
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchmark.config import build_config
-    from benchmark.team import configure_process
+    from benchmark.execution.team import configure_process
 
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     flags["tuners"] = flags.pop("tuner")
     config = build_config(flags, args.config)
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
-    from benchmark.runner import run
+    from benchmark.execution.coordinator import run
 
     return run(config, shlex.join([PROG, *argv]))
 
@@ -132,14 +132,14 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.table import Table
 
     from benchmark.config import PRESETS
-    from benchmark.data import DATASETS
+    from benchmark.data.datasets import DATASETS
     from models import registry
 
     for spec in args.model_path:
         registry.load_model_path(spec)
     console = Console()
     if args.what in (None, "models"):
-        from benchmark.space import dimensions
+        from benchmark.tuning.space import dimensions
 
         table = Table("model", "family", "source", "defaults", "tuned", title="models")
         for name in registry.names():
@@ -167,13 +167,13 @@ def _shown(value: object) -> str:
 
 
 def cmd_submit(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.submit import command
+    from benchmark.commands.submit import command
 
     return command(args, argv)
 
 
 def cmd_predict(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.predict import command
+    from benchmark.commands.predict import command
 
     return command(args, argv)
 

@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from benchmark import signals
-from benchmark.errors import InputError
-from benchmark.locking import worker_id
+from benchmark.execution import signals
+from benchmark.execution.locking import worker_id
+from models.errors import InputError
 
 #: Retries of a trial or job whose worker died, before giving up on it.
 MAX_RETRY = 2
@@ -299,14 +299,14 @@ def delete_studies(url: str, names: Iterable[str]) -> list[str]:
 
 def jobs_name(dataset: str, model: str, tuner: str) -> str:
     """The study holding the job claims of one contender."""
-    from benchmark.results import unique_slug
+    from benchmark.store import unique_slug
 
     return f"{unique_slug(dataset)}__{model}__{tuner}__jobs"
 
 
 def study_names(config: Any) -> list[str]:
     """Every study a run of ``config`` keeps in its storage: tuning studies and job claims."""
-    from benchmark.results import unique_slug
+    from benchmark.store import unique_slug
 
     names = []
     for dataset in config.datasets:

@@ -1,7 +1,7 @@
 """Dataset specs -> a validated, cached train/val/test :class:`Split` of uint8 digit images.
 
 Specs: ``mnist-5k``, ``mnist``, ``fashion-mnist``, ``idx:DIR``, ``kaggle:DIR`` (:data:`DATASETS`).
-Every problem with the input raises :class:`~benchmark.errors.InputError` with one line naming the
+Every problem with the input raises :class:`~models.errors.InputError` with one line naming the
 file and, for CSV cells, ``line N, column NAME`` where lines are counted in the file, the header
 being line 1. Parsed arrays are cached as ``.npz`` (before splitting); pandas, scikit-learn and
 keras are imported only when needed, so importing this module is fast.
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import readers
-from benchmark.errors import InputError, require_dir, require_file
-from benchmark.readers import IDX_NAMES
+from benchmark.data import readers
+from benchmark.data.readers import IDX_NAMES
 from models.base import Digits
+from models.errors import InputError, require_dir, require_file
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this).
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -1,10 +1,10 @@
 """Local workers (``--workers N``): N processes on this machine share the trials and finals of one run.
 
 The process started by the user is worker 1. Once the run folder is ready it starts workers 2..N,
-each a fresh Python process (``python -m benchmark.team``) with the same settings, its own thread
+each a fresh Python process (``python -m benchmark.execution.team``) with the same settings, its own thread
 pools (``--threads`` each) and its own session, so that a terminal's Ctrl-C reaches worker 1 only,
 which passes the signal on to the others. The workers coordinate exactly as the workers of a shared
-storage do (``benchmark.workers``), through the run's SQLite ``optuna.db``. Each process measures
+storage do (``benchmark.execution.workers``), through the run's SQLite ``optuna.db``. Each process measures
 and records its own CPU time, so a trial's or a final's CPU-seconds are those of the process that
 ran it.
 """
@@ -23,7 +23,7 @@ from benchmark.config import RunConfig
 def configure_process(config: RunConfig) -> None:
     """Thread pools, Keras backend and model switches of this process: before anything runs."""
     from benchmark.backends import configure_backend
-    from benchmark.timing import configure_threads
+    from benchmark.execution.timing import configure_threads
 
     configure_threads(config.threads)
     configure_backend(config.backend, config.threads)  # KERAS_BACKEND, before Keras is imported
@@ -39,8 +39,8 @@ class Team:
         joining = replace(config, resume=True, overwrite=False)  # the folder is ready: join it
         self.processes: list[subprocess.Popen] = []
         for number in range(2, config.workers + 1):
-            process = subprocess.Popen([sys.executable, "-m", "benchmark.team"], stdin=subprocess.PIPE,
-                                       start_new_session=True)
+            process = subprocess.Popen([sys.executable, "-m", "benchmark.execution.team"],
+                                       stdin=subprocess.PIPE, start_new_session=True)
             assert process.stdin is not None
             process.stdin.write(pickle.dumps((joining, command, number)))
             process.stdin.close()
@@ -66,8 +66,8 @@ def worker_main() -> int:
     sys.stdin.close()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     configure_process(config)
-    from benchmark.errors import InputError
-    from benchmark.runner import run
+    from benchmark.execution.coordinator import run
+    from models.errors import InputError
 
     try:
         return run(config, command, worker=number)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from benchmark.errors import InputError
+from models.errors import InputError
 
 try:
     import fcntl

@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import RunConfig
-from benchmark.context import History, RunContext, create, one_line, one_line_each
-from benchmark.data import Split, load_split
-from benchmark.errors import InputError
-from benchmark.locking import RunLock
-from benchmark.progress import RunProgress
-from benchmark.results import MODELS_DIR, PREDICTIONS_DIR, ResultsStore, unique_slug
-from benchmark.shared import delete_studies, is_shared, shared_storage, study_names
-from benchmark.signals import Interrupted, stop_on_signals, stopped
-from benchmark.study import Study
-from benchmark.timing import latency_ms, measure
+from benchmark.data.datasets import Split, load_split
+from benchmark.execution.context import History, RunContext, create, one_line, one_line_each
+from benchmark.execution.locking import RunLock
+from benchmark.execution.progress import RunProgress
+from benchmark.execution.shared import delete_studies, is_shared, shared_storage, study_names
+from benchmark.execution.signals import Interrupted, stop_on_signals, stopped
+from benchmark.execution.timing import latency_ms, measure
+from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore, unique_slug
+from benchmark.tuning.study import Study
 from models import registry
 from models.base import Digits
+from models.errors import InputError
 from models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
@@ -72,7 +72,7 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
 def run(config: RunConfig, command: str, worker: int = 1) -> int:
     """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1.
 
-    ``worker`` 2..N: one of the local workers that worker 1 started (``benchmark.team``)."""
+    ``worker`` 2..N: one of the local workers that worker 1 started (``benchmark.execution.team``)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     entries = resolve_models(config)
     splits = [
@@ -99,7 +99,7 @@ def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry
               splits: list[Split], lock: RunLock, worker: int) -> int:
     """The run itself, holding the run folder's lock; a stop signal raises Interrupted."""
     store = prepare_run_dir(config) if worker == 1 else ResultsStore(config.run_dir)
-    several = lock.shared or config.workers > 1  # workers split the jobs (benchmark.workers)
+    several = lock.shared or config.workers > 1  # workers split the jobs (benchmark.execution.workers)
     if several:
         lock.share()  # the other workers join once the folder is ready
     gc.freeze()  # the datasets stay for the whole run: keep the per-trial collections cheap
@@ -114,14 +114,14 @@ def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry
     ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command, started)
     team = None
     if worker == 1 and config.workers > 1:
-        from benchmark.team import Team
+        from benchmark.execution.team import Team
 
         progress.log(f"{config.workers} workers of {config.threads} thread(s) each share the jobs")
         team = Team(config, command)
     failures = 0
     try:
         if several:
-            from benchmark.workers import run_shared
+            from benchmark.execution.workers import run_shared
 
             failures = run_shared(ctx, splits, entries, done)
         else:
@@ -146,7 +146,7 @@ def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry
     from reports.markdown import write_report
 
     if several:  # workers finishing together: one writes it, the others find it up to date
-        from benchmark.workers import write_report_once
+        from benchmark.execution.workers import write_report_once
 
         report = write_report_once(store.run_dir, write_report)
     else:
@@ -259,6 +259,7 @@ def _save_model(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: i
                 n_train: int) -> str | None:
     """Keep a final model as RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext> (--save-models);
     returns that path relative to RUN_DIR, or None, with a warning, where the model cannot be saved."""
+    from benchmark import provenance
     from models import persist
 
     if not persist.can_save(entry.cls):
@@ -266,7 +267,8 @@ def _save_model(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: i
         return None
     rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{entry.name}-{tuner}-seed{seed}{entry.cls.file_suffix}"
     persist.save_model(model, ctx.store.run_dir / rel, entry.name, {
-        "dataset": split.dataset, "images": n_train, "tuner": tuner, "seed": seed, "run_id": ctx.run_id})
+        "dataset": split.dataset, "images": n_train, "tuner": tuner, "seed": seed, "run_id": ctx.run_id},
+        provenance.versions())
     return rel
 
 

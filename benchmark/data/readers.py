@@ -1,6 +1,6 @@
 """Readers of digit files with every check a user's file needs: IDX (plain or gzip) and Kaggle CSV.
 
-Each problem raises :class:`~benchmark.errors.InputError` with one line naming the file and, for
+Each problem raises :class:`~models.errors.InputError` with one line naming the file and, for
 CSV cells, ``line N, column NAME``, lines counted in the file with the header as line 1. The happy
 path is vectorised (numpy, pandas with the pyarrow engine); the bad row is located only on failure.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import InputError
 from models.base import Digits
+from models.errors import InputError
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -110,8 +110,8 @@ def _read_csv(path: Path, columns: list[str]) -> np.ndarray:
 
 
 def _read_plain(path: Path, limits: np.ndarray) -> np.ndarray | None:
-    """The uint8 cells of a plain, valid file (:mod:`benchmark.fastcsv`), else None."""
-    from benchmark.fastcsv import parse_small_ints
+    """The uint8 cells of a plain, valid file (:mod:`benchmark.data.fastcsv`), else None."""
+    from benchmark.data.fastcsv import parse_small_ints
 
     try:
         data = path.read_bytes()

@@ -10,10 +10,10 @@ from typing import Any
 
 from benchmark import provenance
 from benchmark.config import RunConfig
-from benchmark.data import Split
-from benchmark.progress import RunProgress
-from benchmark.results import ResultsStore
-from benchmark.timing import cpu_seconds, rss_mb
+from benchmark.data.datasets import Split
+from benchmark.execution.progress import RunProgress
+from benchmark.execution.timing import cpu_seconds, rss_mb
+from benchmark.store import ResultsStore
 from models.base import DigitModel
 from models.registry import Entry
 

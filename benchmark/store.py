@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import signals
-from benchmark.errors import InputError
-from benchmark.locking import lock_file
+from benchmark.execution import signals
+from benchmark.execution.locking import lock_file
+from models.errors import InputError
 
 RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"

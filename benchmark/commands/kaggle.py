@@ -1,4 +1,4 @@
-"""The work of ``digitbench submit`` (its CLI side is ``benchmark.submit``): choose the parameters,
+"""The work of ``digitbench submit`` (its CLI side is ``benchmark.commands.submit``): choose the parameters,
 train one model per seed on all of train.csv, average their class probabilities over test.csv,
 write the submission and say what was done."""
 
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.context import create
-from benchmark.errors import InputError
-from benchmark.progress import RunProgress
-from benchmark.results import RESULTS_FILE, load_results
-from benchmark.submit import parse_params, write_submission
-from benchmark.timing import Measured, measure
+from benchmark.commands.submit import parse_params, write_submission
+from benchmark.execution.context import create
+from benchmark.execution.progress import RunProgress
+from benchmark.execution.timing import Measured, measure
+from benchmark.store import RESULTS_FILE, load_results
 from models.base import probabilities
+from models.errors import InputError
 from models.registry import Entry
 
 
@@ -113,7 +113,8 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
 
 def train_and_submit(plan: Plan) -> int:
     """Train every seed, predict test.csv, write the submission (and models); print a summary."""
-    from benchmark.data import load_kaggle_test, load_kaggle_train
+    from benchmark import provenance
+    from benchmark.data.datasets import load_kaggle_test, load_kaggle_train
     from models import persist
 
     train = load_kaggle_train(plan.folder, cache_dir=plan.cache_dir)
@@ -140,7 +141,8 @@ def train_and_submit(plan: Plan) -> int:
                 target = plan.save_model if plan.seeds == 1 else plan.save_model.with_name(
                     f"{plan.save_model.stem}-seed{seed}{plan.save_model.suffix}")
                 saved.append(persist.save_model(model, target, plan.entry.name, {
-                    "dataset": f"kaggle:{plan.folder}", "images": len(train), "seed": seed}))
+                    "dataset": f"kaggle:{plan.folder}", "images": len(train), "seed": seed},
+                    provenance.versions()))
             progress.job_finished(f"{plan.entry.name} seed {seed}: fit {fitted.cpu_s:.1f} CPU-s, "
                                   f"predicted {len(test):,} test images")
     finally:

@@ -16,13 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.context import RunContext
-from benchmark.data import Split
-from benchmark.locking import FileLock
-from benchmark.results import RESULTS_FILE, job_key
-from benchmark.shared import Claim, Jobs, jobs_name, open_storage, wait
-from benchmark.signals import Interrupted
-from benchmark.study import Study
+from benchmark.data.datasets import Split
+from benchmark.execution.context import RunContext
+from benchmark.execution.locking import FileLock
+from benchmark.execution.shared import Claim, Jobs, jobs_name, open_storage, wait
+from benchmark.execution.signals import Interrupted
+from benchmark.store import RESULTS_FILE, job_key
+from benchmark.tuning.study import Study
 from models.registry import Entry
 
 
@@ -75,7 +75,7 @@ def _contender(ctx: RunContext, storage: Any, started: datetime, split: Split, e
             ctx.progress.log(f"    {exc}")
         tuning = study.summary()
     complete, failures = True, 0
-    from benchmark.runner import final_seeds
+    from benchmark.execution.coordinator import final_seeds
 
     for seed in final_seeds(entry, ctx.config):
         key = (split.dataset, entry.name, tuner, "final", str(seed))
@@ -117,7 +117,7 @@ def _final(ctx: RunContext, claim: Claim, key: tuple[str, ...], split: Split, en
            tuner: str, seed: int, params: dict[str, Any] | None, tuning: dict[str, Any]) -> int:
     """Run one claimed final (unless its row is already there: a worker that died just after
     writing it); 1 when it failed."""
-    from benchmark.runner import run_final
+    from benchmark.execution.coordinator import run_final
 
     recorded = _recorded_final(ctx, key)
     if recorded is not None:

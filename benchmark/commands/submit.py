@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import InputError
+from models.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
            "would look the answers up; submit trains on kaggle:DIR/train.csv only")
@@ -74,11 +74,11 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     for name, value in (("--seeds", args.seeds), ("--epochs", args.epochs), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise InputError(f"{name}: expected a whole number of at least 1, got {value}")
-    from benchmark.timing import configure_threads
+    from benchmark.execution.timing import configure_threads
 
     threads = args.threads or os.cpu_count() or 1
     configure_threads(threads)  # before TensorFlow or BLAS start
-    from benchmark.submission import Plan, resolve_params, train_and_submit
+    from benchmark.commands.kaggle import Plan, resolve_params, train_and_submit
     from models import persist, registry
 
     for spec in args.model_path:

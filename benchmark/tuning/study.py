@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.context import History, RunContext, create, one_line, one_line_each
-from benchmark.data import Split
-from benchmark.errors import InputError
-from benchmark.results import unique_slug
-from benchmark.space import Choice, Int, PinnedSpace, Space, dimensions
-from benchmark.timing import measure
-from benchmark.tuning import TrialFailed, TrialPruned
+from benchmark.data.datasets import Split
+from benchmark.execution.context import History, RunContext, create, one_line, one_line_each
+from benchmark.execution.timing import measure
+from benchmark.store import unique_slug
+from benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
+from benchmark.tuning.trial import TrialFailed, TrialPruned
 from models.base import Digits, ReportCallback
+from models.errors import InputError
 from models.registry import Entry
 
 
@@ -196,7 +196,7 @@ class Study:
         """Tune to the asked number of trials (or the budget); returns the best full parameters."""
         config = self.ctx.config
         if self.tuner == "optuna":
-            from benchmark.tune_optuna import tune_optuna
+            from benchmark.tuning.optuna_driver import tune_optuna
 
             tune_optuna(search_space=self.search_space, evaluate=self.evaluate,
                         recorded=self.recorded, study_name=self.name, storage=config.storage_url,
@@ -204,7 +204,7 @@ class Study:
                         out_of_budget=self.out_of_budget, seed=self.TRIAL_SEED,
                         max_epochs=self.max_epochs, first_trial=self.defaults_in_space())
         else:
-            from benchmark.tune_kerastuner import tune_kerastuner
+            from benchmark.tuning.kerastuner_driver import tune_kerastuner
 
             tune_kerastuner(search_space=self.search_space, evaluate=self.evaluate,
                             oracle=self.oracle, max_trials=config.trials,
@@ -218,7 +218,7 @@ class Study:
         """This worker's share of an Optuna study that other workers tune too (see
         ``tune_optuna.tune_shared``); True when the study is complete. Budget and choice read every
         worker's trials from results.csv, which must therefore be one file all workers share."""
-        from benchmark.tune_optuna import tune_shared
+        from benchmark.tuning.optuna_driver import tune_shared
 
         config = self.ctx.config
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.space import KerasTunerSpace, Space
-from benchmark.tuning import KERAS_TUNER_ORACLES, Evaluate, TrialFailed, TrialPruned
+from benchmark.tuning.space import KerasTunerSpace, Space
+from benchmark.tuning.trial import KERAS_TUNER_ORACLES, Evaluate, TrialFailed, TrialPruned
 from models.lenet import import_keras
 
 OBJECTIVE = "val_accuracy"
@@ -183,7 +183,7 @@ def _tuner_class() -> type:
 
         def on_trial_end(self, trial: Any) -> None:
             super().on_trial_end(trial)
-            # Garbage is collected once per trial by the caller's evaluate (benchmark.study).
+            # Garbage is collected once per trial by the caller's evaluate (benchmark.tuning.study).
             import_keras().backend.clear_session(free_memory=False)
 
     return DriverTuner

@@ -1,5 +1,5 @@
 """``digitbench predict --model-file FILE IMAGE...``: read your own digit pictures, prepare them as
-MNIST's were (``benchmark.images``) and print each one's label and probability, or JSON.
+MNIST's were (``benchmark.data.images``) and print each one's label and probability, or JSON.
 
 Every picture is checked before the model is loaded, so a bad file costs no model loading: it ends
 with one line naming it and exit status 2. Only the standard library is imported at import time.
@@ -31,15 +31,15 @@ def add_parser(commands: Any) -> None:
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``digitbench predict``; 0 on success (input errors raise InputError)."""
-    from benchmark.errors import InputError
-    from benchmark.timing import configure_threads
+    from benchmark.execution.timing import configure_threads
+    from models.errors import InputError
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected a whole number of at least 1, got {args.threads}")
     configure_threads(args.threads or os.cpu_count() or 1)  # before TensorFlow or BLAS start
     import numpy as np
 
-    from benchmark.images import load_image
+    from benchmark.data.images import load_image
     from models import persist, registry
     from models.base import probabilities
 

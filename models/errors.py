@@ -31,3 +31,17 @@ def require_file(path: Path, expected: str = "a file", missing: str = "no such f
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected {expected}")
     return path
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 500 characters: an error as a row records it."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def one_line_each(caught: list) -> str | None:
+    """Distinct warnings (``warnings.WarningMessage``) as ``Category: first line``, joined by "; "
+    (None when there are none)."""
+    lines = dict.fromkeys(
+        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught
+    )
+    return "; ".join(lines) or None

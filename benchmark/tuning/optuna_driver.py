@@ -1,7 +1,7 @@
 """Optuna driver: a study in an RDB storage (SQLite by default), asked and told one trial at a time.
 
 :func:`tune_optuna` is a run on its own (it holds the run folder's lock, so it is the only process on
-the study); :func:`tune_shared` is one worker of several on a shared storage (see benchmark.shared).
+the study); :func:`tune_shared` is one worker of several on a shared storage (see benchmark.execution.shared).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from benchmark.space import OptunaSpace, Space
-from benchmark.tuning import Evaluate, TrialFailed, TrialPruned
+from benchmark.tuning.space import OptunaSpace, Space
+from benchmark.tuning.trial import Evaluate, TrialFailed, TrialPruned
 
 #: ``recorded(number)`` -> (status, validation accuracy) of a trial already in results.csv, or None.
 Recorded = Callable[[int], tuple[str, float | None] | None]
@@ -140,9 +140,9 @@ def tune_shared(
     import optuna
     from optuna.trial import TrialState
 
-    from benchmark import signals
-    from benchmark.locking import worker_id
-    from benchmark.shared import Heartbeat, fail_stale, tell
+    from benchmark.execution import signals
+    from benchmark.execution.locking import worker_id
+    from benchmark.execution.shared import Heartbeat, fail_stale, tell
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = _open_shared(study_name, storage, _sampler(sampler, None, max_trials, shared=True),
@@ -211,8 +211,8 @@ def _run_trial(study: Any, trial: Any, search_space: Callable[[Space], dict[str,
     outcome is told."""
     import optuna
 
-    from benchmark.shared import tell
-    from benchmark.signals import Interrupted
+    from benchmark.execution.shared import tell
+    from benchmark.execution.signals import Interrupted
 
     params = search_space(OptunaSpace(trial))
 

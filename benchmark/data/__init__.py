@@ -1,0 +1,1 @@
+"""Datasets: spec -> validated, cached Split; readers for IDX, CSV and pictures."""

@@ -1,0 +1,1 @@
+"""Tuning: the one search-space language, studies, and the Optuna / keras-tuner drivers."""
