@@ -97,3 +97,15 @@ def backend_version(backend: str) -> str | None:
         except PackageNotFoundError:
             continue
     return None
+
+
+def configure_process(config) -> None:  # config: benchmark.config.RunConfig
+    """Thread pools, Keras backend and model switches of this process, before anything runs: the
+    coordinator's at start, and every worker's before its first task."""
+    from benchmark.execution.timing import configure_threads
+
+    configure_threads(config.threads)
+    configure_backend(config.backend, config.threads)  # KERAS_BACKEND, before Keras is imported
+    os.environ["DIGITBENCH_STEPS_PER_EXECUTION"] = str(config.steps_per_execution)  # models.lenet
+    if config.deterministic:  # read by models.lenet.import_keras before TensorFlow runs an op
+        os.environ["DIGITBENCH_DETERMINISTIC"] = "1"

@@ -30,7 +30,8 @@ class RunConfig:
     seeds: int = 1
     epochs: int | None = None       # overrides the epochs of models that have them
     threads: int = os.cpu_count() or 1  # threads per process; build_config: cores // workers
-    workers: int = 1                 # processes on this machine sharing the run's jobs
+    workers: int = 1                 # worker processes on this machine (1: the coordinator's own)
+    cluster: str | None = None       # a Dask scheduler's address: jobs run on its workers
     out: Path | None = None         # default: runs/<preset>, else runs/<first dataset>
     resume: bool = False
     overwrite: bool = False
@@ -52,7 +53,6 @@ class RunConfig:
     tune_subsample: int | None = None  # tuning trials train on this many images (finals on all)
     cv: int = 5                      # folds scoring trials of models without epochs (1: hold-out)
     storage: str | None = None       # Optuna RDB URL; default sqlite:///RUN_DIR/optuna.db
-    heartbeat: int = 10              # shared storage: seconds between heartbeats (dead after 3)
     params: dict | None = None       # fixed parameter values for every model that has them
     save_models: bool = False        # keep the final models in RUN_DIR/models/<dataset>/
     deterministic: bool = False      # TensorFlow op determinism: same seed + threads, same results
@@ -166,6 +166,12 @@ def _storage(name: str, value: Any) -> str:
     return value
 
 
+def _cluster(name: str, value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise InputError(f"{name}: expected a Dask scheduler address such as tcp://HOST:8786, got {value!r}")
+    return value
+
+
 def _preset(name: str, value: Any) -> str:
     if value not in PRESETS:
         raise InputError(f"{name}: unknown preset {value!r}; known: {', '.join(PRESETS)}")
@@ -180,7 +186,7 @@ _CHECKS = {
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
     "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
-    "heartbeat": _positive_int, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
+    "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
     "save_models": _flag, "deterministic": _flag, "workers": _positive_int,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}

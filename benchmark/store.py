@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.execution import signals
-from benchmark.execution.locking import lock_file
 from models.errors import InputError
 
 RESULTS_FILE = "results.csv"
@@ -108,7 +106,6 @@ class ResultsStore:
         if not self.exists():
             return
         with open(self.path, "rb+") as f:
-            lock_file(f)  # workers may be appending
             data = f.read()
             if not data.endswith(b"\n"):
                 cut = data.rfind(b"\n") + 1
@@ -137,9 +134,9 @@ class ResultsStore:
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row (missing columns empty) and flush it to disk.
 
-        Several workers may append to one file: each append holds an exclusive ``flock`` on it,
-        writes the header if the file is empty, cuts a torn last row left by a writer killed
-        mid-write, then writes its row with one ``write`` and ``fsync``. A stop signal waits for it.
+        The coordinator is the only writer. An append writes the header if the file is empty, cuts a
+        torn last row left by a writer killed mid-write, then writes its row with one ``write`` and
+        ``fsync``; the coordinator holds stop signals back meanwhile.
         """
         unknown = set(row) - set(COLUMNS)
         if unknown:
@@ -149,8 +146,7 @@ class ResultsStore:
         buf = io.StringIO()
         frame.to_csv(buf, index=False, header=True, lineterminator="\n")
         header, line = buf.getvalue().split("\n", 1)
-        with signals.deferred(), open(self.path, "ab+") as f:
-            lock_file(f)
+        with open(self.path, "ab+") as f:
             size = os.fstat(f.fileno()).st_size
             if size:
                 f.seek(size - 1)

@@ -90,40 +90,10 @@ def entry_point_site(tmp_path: Path, plugin_path: Path, monkeypatch: pytest.Monk
     return declare
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    """URL of a PostgreSQL server for the shared-storage tests: $DIGITBENCH_TEST_POSTGRES (CI starts
-    one), else a throwaway cluster on loopback started here and stopped at the end; the tests that
-    need it skip, saying why, only where neither is possible."""
-    import os
-    import shutil
-    import tempfile
-
-    import pgcluster
-
-    url = os.environ.get("DIGITBENCH_TEST_POSTGRES")
-    if url:
-        yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="digitbench-pg-"))  # not under pytest's root-only tmp
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, whose exit only awaits its parent, does not)."""
     try:
-        try:
-            url = pgcluster.start(folder)
-        except pgcluster.Unavailable as exc:
-            pytest.skip(f"no PostgreSQL server: {exc}")
-        yield url
-    finally:
-        pgcluster.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture()
-def postgres_url(postgres_server: str):
-    """A new, empty database on that server for one test; its URL (dropped afterwards)."""
-    import uuid
-
-    import pgcluster
-
-    name = f"digitbench_test_{uuid.uuid4().hex[:10]}"
-    yield pgcluster.create_database(postgres_server, name)
-    pgcluster.drop_database(postgres_server, name)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

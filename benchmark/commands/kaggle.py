@@ -5,6 +5,8 @@ write the submission and say what was done."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.commands.submit import parse_params, write_submission
-from benchmark.execution.context import create
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.timing import Measured, measure
 from benchmark.store import RESULTS_FILE, load_results
@@ -66,7 +66,7 @@ def resolve_params(entry: Entry, run_dir: Path | None, params_json: str | None, 
         params.update(given)
         notes.append("overridden by the command line: " + ", ".join(f"{k}={v}" for k, v in given.items()))
     try:
-        create(entry, params)  # the model's own checks, before any data is read
+        entry.create(**params)  # the model's own checks, before any data is read
     except (TypeError, ValueError) as exc:
         raise InputError(f"{entry.name}: {exc}") from None
     return params, notes
@@ -126,10 +126,10 @@ def train_and_submit(plan: Plan) -> int:
     try:
         for seed in range(plan.seeds):
             progress.job_started(f"{plan.entry.name} seed {seed} on {len(train):,} images", epochs)
-            model = create(plan.entry, plan.params)
+            model = plan.entry.create(**plan.params)
             with measure() as fitted:
-                model.fit(train, None, seed=seed,
-                          report=lambda epoch, metrics: progress.epoch(epoch, epochs, metrics))
+                model.fit(train, None, seed=seed, report=lambda epoch, metrics, seed=seed:
+                          progress.epoch(f"seed {seed}", epoch, epochs, metrics))
             with measure() as predicted:
                 proba = probabilities(model, test)
             total += proba
@@ -176,3 +176,31 @@ def _print_summary(plan: Plan, n_train: int, n_test: int, labels: np.ndarray,
     ]
     lines += [f"model file: {path}" for path in saved]
     print("\n".join(lines), flush=True)
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """``--params`` JSON as a dict (empty when not given), checked as ``run --params`` is."""
+    from benchmark.config import parse_params as check
+
+    return {} if text is None else check("--params", text)
+
+
+def write_submission(path: Path, labels: Any) -> None:
+    """Write ``ImageId,Label`` rows (ImageId = 1..n in order) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False, encoding="ascii", newline="\n") as fh:
+        tmp = Path(fh.name)
+        try:
+            fh.write("ImageId,Label\n")
+            fh.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels, start=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int,
                      help="threads per worker process (default: the cores shared out among --workers)")
     run.add_argument("--workers", type=int,
-                     help="processes on this machine that share the run's trials and finals "
-                          "(default: one per core, each with 1 thread; 1: one process, "
-                          "reproducible trial order)")
+                     help="worker processes on this machine that run the jobs (default: one per core, "
+                          "each with 1 thread; 1: everything in this process, a fixed trial order)")
+    run.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                     help="run the jobs on the workers of this Dask scheduler instead "
+                          "(pip install 'digitbench[dask]'; start workers with --nthreads 1)")
     run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
     run.add_argument("--resume", action="store_true", default=None,
                      help="continue the run in --out, skipping finished jobs")
@@ -73,11 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tuning trials train on a stratified N-image subsample")
     tune.add_argument("--cv", type=int, metavar="K",
                       help="folds scoring trials of models without epochs (default 5; 1: hold-out)")
-    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/optuna.db); "
-                      "a database server (postgresql://...) makes every run started with it a worker")
-    tune.add_argument("--heartbeat", type=int, metavar="SECONDS",
-                      help="workers of a shared storage beat every SECONDS (default 10); a worker "
-                           "silent for 3 beats is dead and its job is retried")
+    tune.add_argument("--storage", help="where the Optuna studies are kept (default "
+                      "sqlite:///RUN_DIR/optuna.db; any URL optuna-dashboard reads)")
     tune.add_argument("--params", help='fixed parameter values as JSON, e.g. \'{"epochs": 5}\'')
 
     report = commands.add_parser(
@@ -99,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    import functools
+
+    from benchmark.backends import configure_process
     from benchmark.config import build_config
-    from benchmark.execution.team import configure_process
 
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
@@ -110,7 +111,25 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
     from benchmark.execution.coordinator import run
 
-    return run(config, shlex.join([PROG, *argv]))
+    return run(config, shlex.join([PROG, *argv]), functools.partial(open_executor, config))
+
+
+def open_executor(config):  # config: benchmark.config.RunConfig -> an executor
+    """The executor the settings ask for: a Dask cluster (``--cluster``), worker processes on this
+    machine (``--workers`` 2 or more), or the coordinator's own process (``--workers 1``)."""
+    import functools
+
+    from benchmark.backends import configure_process
+    from benchmark.execution.executors import InlineExecutor, LocalExecutor
+
+    setup = functools.partial(configure_process, config)
+    if config.cluster is not None:
+        from benchmark.execution.dask_executor import DaskExecutor
+
+        return DaskExecutor(config.cluster, setup)
+    if config.workers == 1:
+        return InlineExecutor()
+    return LocalExecutor(config.workers, setup)
 
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:

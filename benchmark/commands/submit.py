@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -92,31 +91,3 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     plan = Plan(folder, entry, params, notes, args.seeds, args.out, args.save_model, args.cache_dir,
                 threads)
     return train_and_submit(plan)
-
-
-def parse_params(text: str | None) -> dict[str, Any]:
-    """``--params`` JSON as a dict (empty when not given), checked as ``run --params`` is."""
-    from benchmark.config import parse_params as check
-
-    return {} if text is None else check("--params", text)
-
-
-def write_submission(path: Path, labels: Any) -> None:
-    """Write ``ImageId,Label`` rows (ImageId = 1..n in order) to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False, encoding="ascii", newline="\n") as fh:
-        tmp = Path(fh.name)
-        try:
-            fh.write("ImageId,Label\n")
-            fh.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels, start=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        except BaseException:
-            fh.close()
-            tmp.unlink(missing_ok=True)
-            raise
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

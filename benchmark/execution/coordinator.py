@@ -1,49 +1,56 @@
-"""The job loop: for each dataset x model x tuner, tune (or take the defaults), then refit the chosen
-parameters for every seed on the whole training part and evaluate once on the test set.
+"""The coordinator: the one job loop of a run, in the ``digitbench run`` process the user started.
 
-Every trial and every final is one row of results.csv, appended as it finishes; a finished row is
-never redone, so ``--resume`` continues a killed run where it stopped.
+It plans the contenders (:mod:`benchmark.execution.plan`), owns their tuners (ask/tell), the budgets,
+the progress display and the stop signals, hands jobs to an executor (:mod:`.executors`) as slots
+free up, and alone appends their rows to the results store. A job is done exactly when its row is in
+the store, and a trial's outcome is told to its tuner only after its row is written (a kill in
+between is settled by the next run, from the row); so any stop loses at most the jobs that were
+running, and ``--resume`` does the rest.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import json
+import os
 import shutil
-import signal
-import traceback
+import socket
 import uuid
-import warnings
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
+from benchmark import provenance
 from benchmark.config import RunConfig
 from benchmark.data.datasets import Split, load_split
-from benchmark.execution.context import History, RunContext, create, one_line, one_line_each
+from benchmark.execution import signals
+from benchmark.execution.executors import Shared
 from benchmark.execution.locking import RunLock
+from benchmark.execution.plan import Contender, check_params, plan
 from benchmark.execution.progress import RunProgress
-from benchmark.execution.shared import delete_studies, is_shared, shared_storage, study_names
-from benchmark.execution.signals import Interrupted, stop_on_signals, stopped
-from benchmark.execution.timing import latency_ms, measure
+from benchmark.execution.tasks import Job, run_final, run_trial
+from benchmark.execution.timing import cpu_seconds
 from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore, unique_slug
-from benchmark.tuning.study import Study
+from benchmark.tuning.study import Study, record_of
 from models import registry
-from models.base import Digits
-from models.errors import InputError
+from models.errors import InputError, one_line
 from models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
 RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, "optuna.db", "keras-tuner", "errors.log")
 
 
-def resolve_models(config: RunConfig) -> list[Entry]:
+def check_inputs(config: RunConfig) -> list[Entry]:
+    """The selected models, once their plug-ins are loaded and ``--params`` and ``--out`` checked:
+    bad input ends before any work starts, with nothing written."""
     for spec in config.model_paths:
         registry.load_model_path(spec)
     entries = [registry.get(name) for name in config.models]
-    unused = set(config.params or {}) - {k for e in entries for k in e.defaults()}
-    if unused:
-        raise InputError(f"--params: no selected model has parameter(s) {', '.join(sorted(unused))}")
+    check_params(config.params or {}, entries)
+    for path in (config.run_dir, *config.run_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--out {config.run_dir}: {path} is a file, expected a folder")
     return entries
 
 
@@ -56,235 +63,266 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
             for name in RUN_STATE:
                 path = store.run_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        elif not config.resume and not is_shared(config.storage_url):  # workers join the run
-            raise InputError(
-                f"{store.path} already exists: pass --resume to continue that run, "
-                "--overwrite to start it again, or --out for another folder"
-            )
+        elif not config.resume:
+            raise InputError(f"{store.path} already exists: pass --resume to continue that run, "
+                             "--overwrite to start it again, or --out for another folder")
         else:
             store.repair()
     if config.overwrite and config.storage is not None:  # studies kept outside the run folder
-        delete_studies(config.storage_url, study_names(config))
+        _delete_studies(config)
     store.run_dir.mkdir(parents=True, exist_ok=True)
     return store
 
 
-def run(config: RunConfig, command: str, worker: int = 1) -> int:
+def _delete_studies(config: RunConfig) -> None:
+    import optuna
+
+    names = {s.study_name for s in optuna.get_all_study_summaries(config.storage_url)}
+    for dataset in config.datasets:
+        for model in config.models:
+            name = f"{unique_slug(dataset)}__{model}"
+            if name in names:
+                optuna.delete_study(study_name=name, storage=config.storage_url)
+
+
+def run(config: RunConfig, command: str, executor_factory: Any) -> int:
     """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1.
 
-    ``worker`` 2..N: one of the local workers that worker 1 started (``benchmark.execution.team``)."""
+    ``executor_factory()`` opens the executor once the inputs are checked and the folder is ready."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    entries = resolve_models(config)
-    splits = [
-        load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                   val_fraction=config.val_fraction, test_fraction=config.test_fraction)
-        for spec in config.datasets
-    ]
-    for entry in entries:  # frameworks imported now, untimed, not inside the first timed fit
-        prepare = getattr(entry.cls, "prepare", None)
-        if callable(prepare):
-            prepare()
-    lock = RunLock(config.run_dir, shared=shared_storage(config) is not None or worker > 1)
-    lock.acquire(exclusive=config.overwrite or not lock.shared)
+    entries = check_inputs(config)
+    splits = [load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                         val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+              for spec in config.datasets]
+    lock = RunLock(config.run_dir).acquire()
     try:
-        with stop_on_signals():
-            return _run_jobs(config, command, started, entries, splits, lock, worker)
-    except Interrupted as stop:
-        return stopped(stop, config.run_dir, command, shared=lock.shared)
+        with signals.stop_on_signals():
+            store = prepare_run_dir(config)
+            executor = executor_factory()
+            try:
+                return Coordinator(config, command, started, store, executor, splits, entries).run()
+            finally:
+                executor.shutdown()
+    except signals.Interrupted as stop:
+        return signals.stopped(stop, config.run_dir, command)
     finally:
         lock.release()
 
 
-def _run_jobs(config: RunConfig, command: str, started: str, entries: list[Entry],
-              splits: list[Split], lock: RunLock, worker: int) -> int:
-    """The run itself, holding the run folder's lock; a stop signal raises Interrupted."""
-    store = prepare_run_dir(config) if worker == 1 else ResultsStore(config.run_dir)
-    several = lock.shared or config.workers > 1  # workers split the jobs (benchmark.execution.workers)
-    if several:
-        lock.share()  # the other workers join once the folder is ready
-    gc.freeze()  # the datasets stay for the whole run: keep the per-trial collections cheap
-    done = store.done_jobs()
-    studies = len(splits) * len(entries) * sum(t != "none" for t in config.tuners)
-    finals = sum(len(final_seeds(entry, config)) for entry in entries)
-    progress = RunProgress(studies * config.trials + len(splits) * len(config.tuners) * finals,
-                           worker=f"w{worker}" if config.workers > 1 else None,
-                           count_done=(lambda: len(store.done_jobs())) if several else None)
-    if done and worker == 1:
-        progress.log(f"resuming {store.path}: {len(done)} rows already done")
-    ctx = RunContext(config, store, progress, uuid.uuid4().hex[:12], command, started)
-    team = None
-    if worker == 1 and config.workers > 1:
-        from benchmark.execution.team import Team
+class Coordinator:
+    def __init__(self, config: RunConfig, command: str, started: str, store: ResultsStore, executor: Any,
+                 splits: list[Split], entries: list[Entry]) -> None:
+        self.config, self.command, self.started = config, command, started
+        self.store, self.executor = store, executor
+        self.run_id = uuid.uuid4().hex[:12]
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+        self.workers_cpu: dict[str, float] = {}
+        self.failures = 0
+        self.done = store.done_jobs()
+        frame = store.load() if store.exists() else None
+        self.contenders = plan(config, splits, entries, self.done)
+        for c in self.contenders:
+            if c.tuner != "none":
+                c.study = Study(config, c.split, c.entry, c.tuner, c.pinned, _records(frame, c), c.study_name)
+        left = sum(max(0, config.trials - c.study.finished) for c in self.contenders if c.study is not None)
+        self.progress = RunProgress(left + sum(len(c.seeds) for c in self.contenders))
+        self.common = {"run_id": self.run_id, "threads": config.threads,
+                       "versions": json.dumps(provenance.versions()),
+                       "machine": json.dumps(provenance.machine()), "git_rev": provenance.git_rev(),
+                       "command": command, "settings": self._settings()}
 
-        progress.log(f"{config.workers} workers of {config.threads} thread(s) each share the jobs")
-        team = Team(config, command)
-    failures = 0
-    try:
-        if several:
-            from benchmark.execution.workers import run_shared
+    def _settings(self) -> str:
+        """The invocation's resolved settings and start time, as JSON for every row."""
+        from dataclasses import asdict
 
-            failures = run_shared(ctx, splits, entries, done)
-        else:
-            for split in splits:
-                for entry in entries:
-                    for tuner in config.tuners:
-                        failures += run_contender(ctx, split, entry, tuner, done)
-    except BaseException as exc:  # a stop signal, or worker 1 failing: the others stop too
-        if team is not None:
-            team.stop(exc.signum if isinstance(exc, Interrupted) else signal.SIGTERM)
-            team.wait()
-        raise
-    finally:
-        progress.close()
-    if team is not None:
-        statuses = team.wait()  # they end once every job is done
-        ended_badly = [s for s in statuses if s != 0]
-        if ended_badly:
-            progress.log(f"{len(ended_badly)} other worker(s) ended with status "
-                         f"{', '.join(map(str, ended_badly))}")
-            failures += 1
-    from reports.markdown import write_report
+        chosen = asdict(self.config)
+        for key in ("out", "data_dir", "cache_dir", "resume", "overwrite"):
+            chosen.pop(key, None)
+        return json.dumps({"started": self.started, "run_dir": str(self.config.run_dir), **chosen},
+                          sort_keys=True, default=str)
 
-    if several:  # workers finishing together: one writes it, the others find it up to date
-        from benchmark.execution.workers import write_report_once
+    # -- the loop -----------------------------------------------------------------------------
 
-        report = write_report_once(store.run_dir, write_report)
-    else:
-        report = write_report(store.run_dir)
-    progress.log(f"results: {store.path}\nreport:  {report}")
-    return 1 if failures else 0
-
-
-def final_seeds(entry: Entry, config: RunConfig) -> range:
-    """The seeds of a model's finals: 0..N-1, or only 0 for a model whose fit ignores the seed."""
-    return range(1 if getattr(entry.cls, "seed_invariant", False) else config.seeds)
-
-
-def run_contender(ctx: RunContext, split: Split, entry: Entry, tuner: str, done: set) -> int:
-    """Tune one model with one tuner (unless tuner is "none"), then run its finals; failures."""
-    seeds = [s for s in final_seeds(entry, ctx.config)
-             if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
-    if tuner == "none":
-        params, tuning = {**entry.defaults(), **ctx.pinned(entry)}, {"tuner": "none"}
-    else:
-        study = Study(ctx, split, entry, tuner)
-        ctx.progress.log(f"tuning {entry.name} on {split.dataset} with {tuner} "
-                         f"({_budget_text(ctx.config)})")
+    def run(self) -> int:
+        if self.done:
+            self.progress.log(f"resuming {self.store.path}: {len(self.done)} rows already done")
+        if self.executor.slots > 1:
+            self.progress.log(f"{self.executor.slots} jobs run at once ({self.executor.describe()})")
+        gc.freeze()  # the datasets stay for the whole run: keep collections cheap
+        shared = {c.share: c.split for c in self.contenders}
+        for name, split in shared.items():
+            self.executor.share(name, split)
+        for c in self.contenders:
+            if c.study is not None:
+                c.study.open(self.store.run_dir)
+        running: dict[Future, tuple[Contender, Job]] = {}
         try:
-            params = study.run()
-        except RuntimeError as exc:  # no trial finished: the finals fail with that reason
-            params = None
-            ctx.progress.log(f"    {exc}")
-        tuning = study.summary()
-    failures = 0
-    for seed in seeds:
-        row = run_final(ctx, split, entry, tuner, seed, params, tuning)
-        failures += row["status"] != "ok"
-    return failures
+            while True:
+                while len(running) < self.executor.slots:
+                    with signals.deferred():  # a trial is never asked without being tracked
+                        started = self._start_next()
+                    if started is None:
+                        break
+                    running[started[0]] = started[1:]
+                if not running:
+                    break
+                for future in self.executor.wait(list(running), 1.0):
+                    contender, job = running.pop(future)
+                    with signals.deferred():  # the row and the tuner's tell, never half done
+                        self._finish(contender, job, future)
+        except BaseException:
+            for c in self.contenders:  # a stop: running trials do not count (no row)
+                if c.study is not None:
+                    c.study.abandon()
+            raise
+        finally:
+            self.progress.close()
+        from reports.markdown import write_report
 
+        report = write_report(self.store.run_dir)
+        self.progress.log(f"results: {self.store.path}\nreport:  {report}")
+        return 1 if self.failures else 0
 
-def run_final(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int,
-              params: dict[str, Any] | None, tuning: dict[str, Any]) -> dict[str, Any]:
-    """Refit ``params`` on train + validation with ``seed``, evaluate once on test, append the row."""
-    label = f"{split.dataset} {entry.name} {tuner} final seed {seed}"
-    row = ctx.row(split, entry, tuner=tuner, trial="final", seed=seed, params=params or {},
-                  tuning=tuning)
-    epochs = (params or {}).get("epochs")
-    ctx.progress.job_started(label, epochs if isinstance(epochs, int) else None)
-    try:
-        if params is None:
-            raise RuntimeError(f"tuning with {tuner} finished no trial, so there is nothing to refit")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            row.update(_train_and_evaluate(ctx, split, entry, tuner, seed, params))
-        row["status"] = "ok"
-        row["warnings"] = one_line_each(caught)
-        if row["warnings"]:
-            ctx.progress.log(f"    warning: {row['warnings']}")
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # one failing job must not end the run
-        row.update(status="error", error=one_line(exc))
-        with open(ctx.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
-            log.write(f"--- {label}\n{traceback.format_exc()}")
-    ctx.append(row)
-    ctx.progress.job_finished(_summary(label, row))
-    return row
+    def _start_next(self) -> tuple[Future, Contender, Job] | None:
+        job = self._next_job()
+        if job is None:
+            return None
+        contender, job = job
+        task = run_final if job.trial == "final" else run_trial
+        listener = functools.partial(self._on_message, contender, job)
+        future = self.executor.submit(task, job, Shared(contender.share), listener=listener)
+        epochs = job.params.get("epochs")
+        self.progress.job_started(job.label, epochs if isinstance(epochs, int) else None)
+        return future, contender, job
 
-
-def _train_and_evaluate(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int,
-                        params: dict[str, Any]) -> dict[str, Any]:
-    train = Digits(
-        np.concatenate([split.train.images, split.val.images]),
-        np.concatenate([split.train.labels, split.val.labels]),
-    )
-    test, epochs = split.test, params.get("epochs")
-    model = create(entry, params)
-
-    history = History()
-
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        history.add(metrics)
-        ctx.progress.epoch(epoch, epochs, metrics)
-
-    with measure() as fit_time:
-        model.fit(train, None, seed=seed, report=report)
-    batch = min(ctx.config.latency_batch, len(test))
-    for sample in (test.images, test.images[:batch]):  # tracing and set-up per shape: not timed
-        model.warm_up(sample)
-    with measure() as predict_time:
-        predicted = np.asarray(model.predict(test.images))
-    if predicted.shape != test.labels.shape or not np.isin(predicted, np.arange(10)).all():
-        raise ValueError(
-            f"predict returned {predicted.dtype} {predicted.shape}, expected labels 0..9 "
-            f"of shape {test.labels.shape}"
-        )
-    b1, bn = latency_ms(model.predict, test.images, batch=batch)
-    stem = "__".join((unique_slug(split.dataset), entry.name, tuner, "final", f"seed{seed}"))
-    return {
-        "n_train": len(train), "n_val": 0, "n_test": len(test),
-        "test_accuracy": float(np.mean(predicted == test.labels)),
-        "fit_cpu_s": round(fit_time.cpu_s, 3), "fit_wall_s": round(fit_time.wall_s, 3),
-        "predict_cpu_s": round(predict_time.cpu_s, 4),
-        "predict_wall_s": round(predict_time.wall_s, 4),
-        "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
-        "n_params": model.n_params(), "history": history.json(),
-        "predictions": ctx.store.save_predictions(stem, test.labels, predicted, test.images),
-        "model_file": _save_model(ctx, split, entry, tuner, seed, model, len(train))
-        if ctx.config.save_models else None,
-    }
-
-
-def _save_model(ctx: RunContext, split: Split, entry: Entry, tuner: str, seed: int, model: Any,
-                n_train: int) -> str | None:
-    """Keep a final model as RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext> (--save-models);
-    returns that path relative to RUN_DIR, or None, with a warning, where the model cannot be saved."""
-    from benchmark import provenance
-    from models import persist
-
-    if not persist.can_save(entry.cls):
-        warnings.warn(f"--save-models: {entry.name} has no save/load methods, not saved", stacklevel=2)
+    def _next_job(self) -> tuple[Contender, Job] | None:
+        """The first contender's next job: a trial while its study asks for one, then its finals
+        once the study is complete (every trial of it told)."""
+        for c in self.contenders:
+            if not c.finals_started:
+                if c.study is not None:
+                    asked = c.study.ask()
+                    if asked is not None:
+                        number, params = asked
+                        return c, self._job(c, str(number), Study.TRIAL_SEED, params)
+                    if not c.study.complete:
+                        continue
+                self._choose(c)
+            if c.seeds and c.params is None:  # nothing to refit: the finals fail with the reason
+                for seed in c.seeds:
+                    self._fail_final(c, seed)
+                c.seeds = []
+            if c.seeds:
+                return c, self._job(c, "final", c.seeds.pop(0), c.params)
         return None
-    rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{entry.name}-{tuner}-seed{seed}{entry.cls.file_suffix}"
-    persist.save_model(model, ctx.store.run_dir / rel, entry.name, {
-        "dataset": split.dataset, "images": n_train, "tuner": tuner, "seed": seed, "run_id": ctx.run_id},
-        provenance.versions())
-    return rel
+
+    def _choose(self, c: Contender) -> None:
+        c.finals_started = True
+        if c.study is None:
+            c.params, c.tuning, c.why = {**c.entry.defaults(), **c.pinned}, {"tuner": "none"}, None
+            return
+        c.tuning = c.study.summary()
+        try:
+            c.params, c.why = c.study.best(), None
+        except RuntimeError as exc:
+            c.params, c.why = None, str(exc)
+            self.progress.log(f"    {c.entry.name} on {c.split.dataset}: {exc}")
+
+    def _job(self, c: Contender, trial: str, seed: int, params: dict[str, Any]) -> Job:
+        return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner, trial=trial, seed=seed,
+                   params=params, model_paths=self.config.model_paths,
+                   cv=c.study.cv if c.study is not None else 1, tune_subsample=self.config.tune_subsample,
+                   latency_batch=self.config.latency_batch,
+                   save_model=self.config.save_models and trial == "final",
+                   extras={"run_id": self.run_id})
+
+    def _on_message(self, c: Contender, job: Job, message: dict[str, Any]) -> bool:
+        """An epoch of a running job: shown, and for a trial passed to its tuner's pruner."""
+        metrics = message.get("metrics", {})
+        self.progress.epoch(job.label, message.get("epoch"), message.get("epochs"), metrics)
+        value = metrics.get("val_accuracy")
+        if c.study is None or job.trial == "final" or value is None:
+            return False
+        return c.study.report(int(job.trial), int(message["epoch"]), float(value))
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def _finish(self, c: Contender, job: Job, future: Future) -> None:
+        try:
+            result = dict(future.result())
+        except Exception as exc:  # the worker was lost for good, or the task itself broke
+            result = {"status": "error", "error": one_line(exc), "traceback": str(exc)}
+        row = self._row(c, job, result)
+        if job.trial == "final":
+            self.failures += row["status"] != "ok"
+            if row.get("warnings"):
+                self.progress.log(f"    warning: {row['warnings']}")
+        else:
+            c.study.record(int(job.trial), row)
+        self.progress.job_finished(_summary(job, row, c))
+
+    def _row(self, c: Contender, job: Job, result: dict[str, Any]) -> dict[str, Any]:
+        """The row of a finished job, appended to the store (with its predictions and model file)."""
+        trace = result.pop("traceback", None)
+        if trace:
+            with open(self.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
+                log.write(f"--- {job.label}\n{trace}\n")
+        worker, cpu = result.pop("worker", None), result.pop("worker_cpu_s", None)
+        if worker is not None and worker != self.me:
+            self.workers_cpu[worker] = cpu
+        y_pred, model_bytes = result.pop("y_pred", None), result.pop("model_bytes", None)
+        row = {**self.common, "dataset": c.split.dataset, "test_split": c.split.test_split,
+               "model": c.entry.name, "family": c.entry.family, "tuner": c.tuner, "trial": job.trial,
+               "seed": job.seed, "params": json.dumps(job.params, sort_keys=True, default=str),
+               "tuning": json.dumps(c.study.settings if job.trial != "final" else c.tuning, sort_keys=True),
+               **result}
+        stem = "__".join((unique_slug(c.split.dataset), c.entry.name, c.tuner, "final", f"seed{job.seed}"))
+        if y_pred is not None:
+            test = c.split.test
+            row["predictions"] = self.store.save_predictions(stem, test.labels, y_pred, test.images)
+        if model_bytes is not None:
+            row["model_file"] = self._write_model(c, job, model_bytes)
+        self._append(row)
+        return row
+
+    def _write_model(self, c: Contender, job: Job, data: bytes) -> str:
+        """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
+        rel = (f"{MODELS_DIR}/{unique_slug(c.split.dataset)}/"
+               f"{c.entry.name}-{c.tuner}-seed{job.seed}{c.entry.cls.file_suffix}")
+        target = self.store.run_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return rel
+
+    def _fail_final(self, c: Contender, seed: int) -> None:
+        job = self._job(c, "final", seed, {})
+        row = self._row(c, job, {"status": "error", "error": f"RuntimeError: {c.why}"})
+        self.failures += 1
+        self.progress.job_finished(_summary(job, row, c))
+
+    def _append(self, row: dict[str, Any]) -> None:
+        row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        row["process_cpu_s"] = round(cpu_seconds() + sum(self.workers_cpu.values()), 2)
+        self.store.append(row)
 
 
-def _budget_text(config: RunConfig) -> str:
-    parts = [f"at most {config.trials} trials"]
-    if config.budget is not None:
-        parts.append(f"{config.budget:g} CPU-s")
-    if config.tune_subsample is not None:
-        parts.append(f"trials on {config.tune_subsample:,} training images")
-    return ", ".join(parts)
+def _records(frame: Any, c: Contender) -> dict[int, dict[str, Any]]:
+    """Trial rows of this contender already in results.csv (the last row of each number)."""
+    if frame is None:
+        return {}
+    mine = frame[(frame["dataset"] == c.split.dataset) & (frame["model"] == c.entry.name)
+                 & (frame["tuner"] == c.tuner) & (frame["trial"] != "final")]
+    return {int(r["trial"]): record_of(r) for r in mine.to_dict("records")}
 
 
-def _summary(label: str, row: dict[str, Any]) -> str:
-    if row["status"] != "ok":
-        return f"{label}: FAILED {row['error']}"
-    return (
-        f"{label}: test accuracy {100 * row['test_accuracy']:.2f}%, "
-        f"fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)"
-    )
+def _summary(job: Job, row: dict[str, Any], c: Contender) -> str:
+    if row["status"] not in ("ok", "pruned"):
+        return f"{job.label}: FAILED {row.get('error')}"
+    if job.trial != "final":
+        value = row.get("val_accuracy")
+        shown = f"val {100 * value:.2f}%" if value is not None else row["status"]
+        return f"{job.label}: {row['status']}, {shown} ({c.study.cpu_used:.0f} CPU-s used)"
+    return (f"{job.label}: test accuracy {100 * row['test_accuracy']:.2f}%, "
+            f"fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -11,21 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Shows jobs done out of the total, and the epochs of the job in progress.
+    """Shows jobs done out of the total, and the epochs of the jobs in progress."""
 
-    A worker of several (``worker="w2"``) writes plain lines that start with its name, and counts
-    the jobs all workers have done with ``count_done``.
-    """
-
-    def __init__(self, total: int, console: Console | None = None, worker: str | None = None,
-                 count_done: Callable[[], int] | None = None) -> None:
+    def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.total = total
         self.done = 0
-        self.worker, self.count_done = worker, count_done
-        self.live = self.console.is_terminal and worker is None
         self._bar: Progress | None = None
-        if self.live:
+        if self.console.is_terminal:
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), console=self.console, transient=False,
@@ -38,27 +30,27 @@ class RunProgress:
         if self._bar is not None:
             self._bar.console.print(message, highlight=False)
         else:
-            prefix = f"{self.worker}: " if self.worker else ""
-            print(prefix + message.replace("\n", "\n" + prefix), file=sys.stderr, flush=True)
+            print(message, file=sys.stderr, flush=True)
 
     def job_started(self, label: str, epochs: int | None) -> None:
         if self._bar is not None:
             self._bar.update(self._jobs, description=label)
             self._bar.reset(self._epochs, total=epochs, visible=bool(epochs), description="epochs")
         else:
-            self.log(f"[{self.done + 1}/{self.total}] {label} ...")
+            self.log(f"start {label}")
 
-    def epoch(self, epoch: int, epochs: int | None, metrics: dict[str, Any]) -> None:
+    def epoch(self, label: str, epoch: int | None, epochs: int | None, metrics: dict[str, Any]) -> None:
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         if self._bar is not None:
             self._bar.update(self._epochs, completed=epoch, description=f"epoch {shown}")
         else:
-            self.log(f"    epoch {epoch}/{epochs or '?'} {shown}")
+            self.log(f"    {label}: epoch {epoch}/{epochs or '?'} {shown}")
 
     def job_finished(self, summary: str) -> None:
-        self.done = self.count_done() if self.count_done else self.done + 1
+        self.done += 1
+        self.total = max(self.total, self.done)
         if self._bar is not None:
-            self._bar.update(self._jobs, completed=self.done)
+            self._bar.update(self._jobs, completed=self.done, total=self.total)
             self._bar.update(self._epochs, visible=False)
         self.log(f"[{self.done}/{self.total}] {summary}")
 

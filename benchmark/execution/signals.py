@@ -1,11 +1,12 @@
-"""SIGINT and SIGTERM during a run: stop at the next safe point instead of dying mid-write.
+"""SIGINT, SIGTERM and SIGHUP during a run: stop at the next safe point instead of dying mid-write.
 
-While :func:`stop_on_signals` is active, the first SIGINT or SIGTERM raises :class:`Interrupted` in
-the main thread, which abandons the job in progress (a trial or a final: nothing of it is written)
-and unwinds to the runner, which says how to resume and exits with 128 + the signal number (130 for
-SIGINT, 143 for SIGTERM). Inside a :func:`deferred` block (appending a row, telling the storage) the
-signal waits until the block ends, so a row is never cut in half and the storage never half-told. A
-second signal while stopping ends the process at once.
+While :func:`stop_on_signals` is active, the first SIGINT, SIGTERM or SIGHUP (a closed terminal)
+raises :class:`Interrupted` in the coordinator's main thread, which abandons the jobs in progress
+(nothing of them is written; their trials are told failed), stops the workers, says how to resume
+and exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). Inside a
+:func:`deferred` block (appending a row and telling its tuner, asking a trial) the signal waits
+until the block ends, so a row is never cut in half and a tuner never half-told. A second signal
+while stopping ends the process at once.
 
 ``Interrupted`` derives from ``BaseException``: the ``except Exception`` that turns a failing job
 into an error row must not catch it.
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
@@ -85,20 +86,12 @@ def deferred() -> Iterator[None]:
         raise Interrupted(signum)
 
 
-def check() -> None:
-    """Raise :class:`Interrupted` if a stop signal arrived (for loops that wait)."""
-    if _State.active and _State.received is not None and _State.depth == 0:
-        raise Interrupted(_State.received)
-
-
-def stopped(stop: Interrupted, run_dir: Any, command: str, *, shared: bool = False) -> int:
+def stopped(stop: Interrupted, run_dir: Any, command: str) -> int:
     """Say what a stop signal left behind and how to go on; returns the exit status (128 + signal)."""
     import shlex
 
     words = shlex.split(command)
     again = [w for w in words if w != "--overwrite"] + ([] if "--resume" in words else ["--resume"])
-    what = ("this worker stopped (the other workers go on); its finished trials and finals are saved"
-            if shared else "finished trials and finals are saved")
-    print(f"digitbench: {stop}: {what} in {run_dir}/results.csv; continue with: {shlex.join(again)}",
-          file=sys.stderr, flush=True)
+    print(f"digitbench: {stop}: finished trials and finals are saved in {run_dir}/results.csv; "
+          f"continue with: {shlex.join(again)}", file=sys.stderr, flush=True)
     return stop.exit_status

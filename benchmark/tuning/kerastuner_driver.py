@@ -1,20 +1,39 @@
-"""keras-tuner driver: its random, Bayesian and Hyperband oracles over the one search-space language.
+"""keras-tuner driven by ask/tell: its random, Bayesian and Hyperband oracles, trials run elsewhere.
 
-keras-tuner only suggests and remembers here: a ``BaseTuner`` subclass's ``run_trial`` turns a
-trial's hyperparameters into params through ``KerasTunerSpace`` and calls the runner's ``evaluate``;
-no model is built, checkpointed or reloaded by keras-tuner. The study lives in keras-tuner's project
-folder (``overwrite=False``), so a later call continues it. Trial number = ``int(trial_id)``: the
-oracle numbers trials 0, 1, 2... in creation order (ids ``"0000"``, ``"0001"``...), and a trial left
-RUNNING by a killed process is run again under the same number with the same values.
+keras-tuner only suggests and remembers here: no ``tuner.search()``, no model built by keras-tuner.
+Public keras-tuner API relied on, and why:
+
+* ``keras_tuner.engine.base_tuner.BaseTuner(oracle=..., directory=..., project_name=..., overwrite=False)``,
+  built once with no hypermodel: the public way to attach a project folder to an oracle and, when the
+  folder holds a study, reload it; ``tuner.save()`` writes ``oracle.json`` and the tuner file, whose
+  presence is what makes the next driver reload. Only ``tuner.oracle`` is used afterwards.
+* ``kt.oracles.{RandomSearch,BayesianOptimization,Hyperband}Oracle``, subclassed only to override
+  ``score_trial`` (documented as overridable): a trial's score is the value ``tell`` gives, not the
+  best epoch ``report`` recorded.
+* ``oracle.get_space()`` / ``update_space(hp)``: declare the search space (define-by-run, through
+  ``KerasTunerSpace``), again with each trial's values in case they declare new dimensions.
+* ``oracle.create_trial(tuner_id)``: one new trial per call, under a fresh ``tuner_id`` (the oracle
+  keys ongoing trials by it, and hands an ongoing trial back to a tuner_id that asks again). A trial
+  that is not ``RUNNING`` (``IDLE``: waiting; ``STOPPED``: done) means nothing to start now.
+* ``oracle.update_trial(trial_id, metrics, step)``, ``oracle.get_trial``, ``trial.status`` /
+  ``trial.message`` / ``trial.metrics``, ``oracle.end_trial(trial)``, ``oracle.trials``,
+  ``oracle.verbose = 0`` (no per-trial printing).
+* ``oracle.save()`` after ``end_trial``: ``end_trial`` saves before it drops the trial from the
+  ongoing ones, so a kill right then would hand the ended trial out again.
+* ``oracle.get_state()["retry_queue"]``: on reload, trials a killed run left ongoing are queued to be
+  handed out again by ``create_trial``; ``settle`` takes them off the queue that way, then ends them.
+
+Trial number = ``int(trial_id)`` (ids ``"0000"``, ``"0001"``... in creation order). Hyperband with
+unlimited iterations does not wait for a bracket's running trials: it starts the next bracket; ``ask``
+gives None only when it finds no fresh values while trials run (then it waits for promotions).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
+import itertools
 import json
-import logging
 import random
 import sys
 from collections.abc import Callable
@@ -22,94 +41,148 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.tuning.space import KerasTunerSpace, Space
-from benchmark.tuning.trial import KERAS_TUNER_ORACLES, Evaluate, TrialFailed, TrialPruned
+from benchmark.tuning.trial import KERAS_TUNER_ORACLES, Recorded
 from models.lenet import import_keras
 
+ORACLES = KERAS_TUNER_ORACLES
 OBJECTIVE = "val_accuracy"
-#: This many failed trials in a row (over all runs of the study) end it early, with a warning.
-MAX_CONSECUTIVE_FAILURES = 10
 #: Marks a trial that was pruned with no value to report: FAILED for the oracle, finished for us.
 PRUNED_MARK = "digitbench: pruned without a value"
+PRUNED_OK = "digitbench: pruned"
+FAILED_MARK = "digitbench: failed"
+LEFT_RUNNING = "digitbench: left running by an earlier run, no outcome recorded"
 SETTINGS_FILE = "digitbench.json"
 
-log = logging.getLogger(__name__)
 
+class KerasTunerDriver:
+    """A keras-tuner study in ``directory/project``, asked for trials and told their outcomes."""
 
-class _Stop(Exception):
-    """Raised at a trial boundary when the study has its trials or the budget is spent."""
+    def __init__(self, *, search_space: Callable[[Space], dict[str, Any]], oracle: str, directory: Path,
+                 project: str, seed: int, max_epochs: int | None) -> None:
+        if oracle not in ORACLES:
+            raise ValueError(f"unknown keras-tuner oracle {oracle!r}; expected one of {ORACLES}")
+        if oracle == "hyperband" and max_epochs is None:
+            raise ValueError("keras-tuner's Hyperband needs max_epochs (a model with an 'epochs' parameter)")
+        import_keras()  # before keras_tuner, which imports TensorFlow: keeps its start-up noise quiet
+        import keras_tuner as kt
 
+        _check_settings(Path(directory) / project, {"oracle": oracle, "seed": seed, "max_epochs": max_epochs})
+        with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
+            tuner = kt.engine.base_tuner.BaseTuner(oracle=_make_oracle(kt, oracle, seed, max_epochs),
+                                                   directory=str(directory), project_name=project,
+                                                   overwrite=False)
+        self.oracle = tuner.oracle
+        self.oracle.verbose = 0
+        hp = self.oracle.get_space()
+        search_space(KerasTunerSpace(hp))
+        self.oracle.update_space(hp)
+        tuner.save()  # from now on the folder reloads
+        self.search_space, self.with_epochs = search_space, oracle == "hyperband"
+        self._running: dict[int, str] = {}  # trial number -> trial_id
+        self._tuner_ids = (f"digitbench-{i}" for i in itertools.count())
 
-def tune_kerastuner(
-    *,
-    search_space: Callable[[Space], dict[str, Any]],
-    evaluate: Evaluate,
-    oracle: str,
-    max_trials: int,
-    out_of_budget: Callable[[], bool],
-    directory: Path,
-    project: str,
-    seed: int,
-    max_epochs: int | None,
-) -> int:
-    """Run the study until it has ``max_trials`` finished (completed or pruned) trials, earlier runs
-    included, or ``out_of_budget()`` says stop before a new trial. Returns the finished count.
+    def settle(self, recorded: Recorded) -> None:
+        """End the trials the folder holds as running: with ``recorded(number)``, else as failed."""
+        asked = set(self._running.values())
+        queued = list(self.oracle.get_state()["retry_queue"])
+        trials = self.oracle.trials
+        before = {tid: (trials[tid].status, trials[tid].message) for tid in queued}
+        for _ in queued:  # create_trial hands queued trials out first, taking them off the queue
+            if (tid := self.oracle.create_trial(next(self._tuner_ids)).trial_id) not in before:
+                raise RuntimeError(f"keras-tuner handed out trial {tid}, not one of the queued {queued}")
+        for trial in list(self.oracle.trials.values()):
+            if trial.status != "RUNNING" or trial.trial_id in asked:
+                continue
+            status, message = before.get(trial.trial_id, ("RUNNING", None))
+            if status != "RUNNING":  # ended, but killed before its end was fully saved: end it again
+                trial.status, trial.message = status, message
+                self.oracle.end_trial(trial)
+                self.oracle.save()
+                continue
+            number = int(trial.trial_id)
+            self._running[number] = trial.trial_id
+            outcome = recorded(number)
+            self._end(number, *(outcome or ("error", None)), message=None if outcome else LEFT_RUNNING)
 
-    Failed trials (``TrialFailed``) do not count; the oracle moves on to new values. Hyperband
-    passes ``epochs`` = its ``tuner/epochs`` (1..``max_epochs``; a promoted trial trains again from
-    scratch) and iterates brackets until the study has its trials. Any other exception from
-    ``evaluate`` propagates; that trial is run again, same number and values, by the next call.
-    """
-    if oracle not in KERAS_TUNER_ORACLES:
-        raise ValueError(f"unknown keras-tuner oracle {oracle!r}; expected one of {KERAS_TUNER_ORACLES}")
-    if oracle == "hyperband" and max_epochs is None:
-        raise ValueError("keras-tuner's Hyperband needs a model with an 'epochs' parameter to budget")
-    import_keras()  # before keras_tuner, which imports TensorFlow: keeps its start-up noise quiet
-    import keras_tuner as kt
-    from keras_tuner.src import config as kt_config
-
-    kt_config.DEBUG = False  # else every failed trial's traceback goes to stderr (the runner logs errors)
-
-    _check_settings(Path(directory) / project, {"oracle": oracle, "seed": seed, "max_epochs": max_epochs})
-    with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
-        tuner = _tuner_class()(
-            evaluate=evaluate,
-            max_trials=max_trials,
-            out_of_budget=out_of_budget,
-            with_epochs=oracle == "hyperband",
-            oracle=_make_oracle(kt, oracle, seed, max_epochs),
-            hypermodel=lambda hp: search_space(KerasTunerSpace(hp)),
-            directory=str(directory),
-            project_name=project,
-            overwrite=False,
-        )
-    error: BaseException | None = None
-    try:
-        tuner.search(verbose=0)
-    except _Stop:
-        pass
-    except kt.errors.FatalError as e:  # evaluate raised something other than TrialPruned/TrialFailed
-        if e.__cause__ is None:
+    def ask(self) -> tuple[int, dict[str, Any]] | None:
+        """A new trial's number and params, or None when the oracle has nothing to start now."""
+        trial = self.oracle.create_trial(next(self._tuner_ids))
+        if trial.status != "RUNNING":  # IDLE (waiting for running trials) or STOPPED (done)
+            return None
+        number = int(trial.trial_id)
+        self._running[number] = trial.trial_id
+        hp = trial.hyperparameters
+        try:
+            params = self.search_space(KerasTunerSpace(hp))
+        except Exception:
+            self.tell(number, "error", None)
             raise
-        error = e.__cause__
-    if error is not None:
-        raise error
-    return _finished(tuner.oracle)
+        self.oracle.update_space(hp)  # dimensions these values declared first (define-by-run)
+        if self.with_epochs:
+            params["epochs"] = int(hp.values["tuner/epochs"])
+        return number, params
+
+    def report(self, number: int, epoch: int, value: float) -> bool:
+        """Record an epoch's validation accuracy; keras-tuner never stops a trial early: False."""
+        self.oracle.update_trial(self._trial_id(number), {OBJECTIVE: float(value)}, step=epoch)
+        return False
+
+    def tell(self, number: int, status: str, value: float | None) -> None:
+        """End a running trial with its outcome; the folder holds it when this returns."""
+        self._end(number, status, value)
+
+    def finished(self) -> int:
+        """Trials completed or pruned, earlier runs included."""
+        return sum(map(_is_finished, self.oracle.trials.values()))
+
+    def running(self) -> list[int]:
+        """Numbers of the trials asked and not yet told."""
+        return sorted(self._running)
+
+    def _trial_id(self, number: int) -> str:
+        if number not in self._running:
+            raise ValueError(f"trial {number} is not running (running: {self.running()})")
+        return self._running[number]
+
+    def _end(self, number: int, status: str, value: float | None, message: str | None = None) -> None:
+        if status not in ("ok", "pruned", "error") or (status == "ok" and value is None):
+            raise ValueError(f"trial {number}: bad outcome {status!r} with value {value!r}")
+        trial = self.oracle.get_trial(self._trial_id(number))
+        if value is not None and status != "error":
+            # At a step after every reported epoch: the score is the last value (see _make_oracle).
+            history = trial.metrics.get_history(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else []
+            step = max((o.step for o in history), default=-1) + 1
+            self.oracle.update_trial(trial.trial_id, {OBJECTIVE: float(value)}, step=step)
+            trial.status, trial.message = "COMPLETED", (PRUNED_OK if status == "pruned" else None)
+        else:
+            trial.status = "FAILED"
+            trial.message = PRUNED_MARK if status == "pruned" else message or FAILED_MARK
+        self.oracle.end_trial(trial)
+        self.oracle.save()  # end_trial saved the oracle while the trial was still ongoing
+        del self._running[number]
 
 
 def _make_oracle(kt: Any, kind: str, seed: int, max_epochs: int | None) -> Any:
-    """No ``max_trials`` for the oracle (we count finished trials ourselves) and no retries."""
+    """No ``max_trials`` (the coordinator counts), no retries, no stop on failures in a row."""
+    base = {"random": kt.oracles.RandomSearchOracle, "bayesian": kt.oracles.BayesianOptimizationOracle,
+            "hyperband": kt.oracles.HyperbandOracle}[kind]
+
+    class Oracle(base):
+        def score_trial(self, trial: Any) -> None:
+            """The value ``tell`` gave (recorded after every epoch), not the best epoch's."""
+            trial.score = trial.metrics.get_last_value(OBJECTIVE)
+            trial.best_step = trial.metrics.get_history(OBJECTIVE)[-1].step
+
     common = {
         "objective": kt.Objective(OBJECTIVE, "max"),
         # keras-tuner treats seed 0 as "random" and draws trial k's values from seed + k: spread seeds out.
         "seed": random.Random(seed).randrange(1, 2**31 - 1),
         "max_retries_per_trial": 0,
-        "max_consecutive_failed_trials": sys.maxsize,  # we stop cleanly ourselves, see pre_create_trial
+        "max_consecutive_failed_trials": sys.maxsize,
     }
-    if kind == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=None, **common)
-    if kind == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=None, **common)
-    return kt.oracles.HyperbandOracle(max_epochs=max_epochs, hyperband_iterations=None, **common)
+    if kind == "hyperband":
+        return Oracle(max_epochs=max_epochs, hyperband_iterations=None, **common)  # None: no end
+    return Oracle(max_trials=None, **common)
 
 
 def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
@@ -119,10 +192,8 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
     if marker.exists():
         stored = json.loads(marker.read_text())
         if stored != settings:
-            raise ValueError(
-                f"{folder} holds a keras-tuner study with {stored}, not {settings}: "
-                "use another project name, or delete the folder to start over"
-            )
+            raise ValueError(f"{folder} holds a keras-tuner study with {stored}, not {settings}: "
+                             "use another project name, or delete the folder to start over")
         return
     folder.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(settings))
@@ -130,60 +201,3 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
 
 def _is_finished(trial: Any) -> bool:
     return trial.status == "COMPLETED" or (trial.status == "FAILED" and PRUNED_MARK in (trial.message or ""))
-
-
-def _finished(oracle: Any) -> int:
-    return sum(map(_is_finished, oracle.trials.values()))
-
-
-def _failures_in_a_row(oracle: Any) -> int:
-    count = 0
-    for trial_id in reversed(oracle.end_order):
-        if _is_finished(oracle.trials[trial_id]):
-            break
-        count += 1
-    return count
-
-
-@functools.cache
-def _tuner_class() -> type:
-    """The ``BaseTuner`` subclass, made on first use so that importing this module stays cheap."""
-    import keras_tuner as kt
-
-    class DriverTuner(kt.engine.base_tuner.BaseTuner):
-        def __init__(self, *, evaluate: Evaluate, max_trials: int, out_of_budget: Callable[[], bool],
-                     with_epochs: bool, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.evaluate, self.max_trials, self.out_of_budget = evaluate, max_trials, out_of_budget
-            self.with_epochs = with_epochs
-
-        def pre_create_trial(self) -> None:
-            if _finished(self.oracle) >= self.max_trials or self.out_of_budget():
-                raise _Stop
-            if _failures_in_a_row(self.oracle) >= MAX_CONSECUTIVE_FAILURES:
-                log.warning("keras-tuner study %s: %d failed trials in a row, stopping it",
-                            self.project_name, MAX_CONSECUTIVE_FAILURES)
-                raise _Stop
-
-        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> float:
-            hp = trial.hyperparameters
-            params = self.hypermodel.build(hp)
-            if self.with_epochs:
-                params["epochs"] = int(hp.values["tuner/epochs"])
-            try:
-                return float(self.evaluate(int(trial.trial_id), params, None))
-            except TrialPruned as e:
-                if e.value is None:
-                    raise kt.errors.FailedTrialError(PRUNED_MARK) from e
-                return float(e.value)
-            except TrialFailed as e:
-                raise kt.errors.FailedTrialError(f"digitbench: failed: {e}") from e
-            except Exception as e:
-                raise kt.errors.FatalError(f"evaluate raised {e!r}") from e
-
-        def on_trial_end(self, trial: Any) -> None:
-            super().on_trial_end(trial)
-            # Garbage is collected once per trial by the caller's evaluate (benchmark.tuning.study).
-            import_keras().backend.clear_session(free_memory=False)
-
-    return DriverTuner

@@ -1,5 +1,6 @@
-"""SIGINT and SIGTERM stop a run at a safe point (exit 130 / 143, rows flushed, how to resume said),
-and a second run on a folder in use is refused with one line."""
+"""Stopping a run: SIGINT and SIGTERM stop it at a safe point (exit 130 / 143, rows flushed, how to
+resume said, nothing left RUNNING in the tuner); SIGKILL of the coordinator takes its worker
+processes with it and the run resumes at once; a second run on a folder in use is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from conftest import process_alive
 
 from benchmark.commands.main import main
 
@@ -20,18 +22,18 @@ from benchmark.commands.main import main
 def command(tmp_path: Path, tiny_idx: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
             "--model-path", "tinyplugin:EpochModel", "--models", "epoch-model",
-            "--tuner", "optuna", "--pruner", "none", "--trials", "5",
+            "--tuner", "optuna", "--pruner", "none", "--trials", "5", "--seeds", "2",
             "--params", '{"seconds_per_epoch": 0.1}',
             "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), *extra]
 
 
-def start_and_wait_for_trials(tmp_path: Path, tiny_idx: Path, rows: int) -> subprocess.Popen:
+def start_and_wait_for_trials(tmp_path: Path, tiny_idx: Path, rows: int, *extra: str) -> subprocess.Popen:
     """A run in a child process, once ``rows`` trials are written and the next one has begun."""
     log = tmp_path / "fits.log"
     env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
-    child = subprocess.Popen(command(tmp_path, tiny_idx), env=env, stdout=subprocess.DEVNULL,
+    child = subprocess.Popen(command(tmp_path, tiny_idx, *extra), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
-    csv, deadline = tmp_path / "run" / "results.csv", time.monotonic() + 90
+    csv, deadline = tmp_path / "run" / "results.csv", time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
         if csv.exists() and len(csv.read_text().splitlines()) > rows and \
                 log.read_text().count("trial-start") > rows:
@@ -41,13 +43,32 @@ def start_and_wait_for_trials(tmp_path: Path, tiny_idx: Path, rows: int) -> subp
     pytest.fail(f"the run did not get to trial {rows}: {child.communicate()[1][-2000:]}")
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def trial_states(tmp_path: Path) -> list[str]:
+    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    return [t.state.name for t in study.trials]
+
+
+def resume_and_check(tmp_path: Path, tiny_idx: Path) -> pd.DataFrame:
+    """--resume finishes the run: exactly 5 trials and 2 finals, none done twice."""
+    resumed = subprocess.run(command(tmp_path, tiny_idx, "--resume"), capture_output=True, text=True,
+                             env={**os.environ, "TINYPLUGIN_LOG": str(tmp_path / "fits.log")})
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    frame = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str, "seed": str})
+    trials = frame[frame["trial"] != "final"]
+    assert len(trials) == 5 and trials["trial"].is_unique
+    assert sorted(frame.loc[frame["trial"] == "final", "seed"]) == ["0", "1"]
+    assert "RUNNING" not in trial_states(tmp_path)
+    return frame
+
+
+@pytest.mark.parametrize(("signum", "status", "workers"),
+                         [(signal.SIGINT, 130, "1"), (signal.SIGTERM, 143, "2")])
 def test_a_stop_signal_ends_the_run_cleanly_and_it_resumes(tmp_path: Path, tiny_idx: Path,
                                                            plugin_path: Path, signum: int,
-                                                           status: int) -> None:
-    child = start_and_wait_for_trials(tmp_path, tiny_idx, rows=2)
-    time.sleep(0.15)  # in the middle of the third trial's epochs
-    child.send_signal(signum)
+                                                           status: int, workers: str) -> None:
+    child = start_and_wait_for_trials(tmp_path, tiny_idx, 2, "--workers", workers)
+    child.send_signal(signum)  # in the middle of a trial's epochs (each trial has 2..6 of 0.1 s)
     _, err = child.communicate(timeout=60)
     assert child.returncode == status, err[-2000:]
     last = err.strip().splitlines()[-1]
@@ -57,28 +78,46 @@ def test_a_stop_signal_ends_the_run_cleanly_and_it_resumes(tmp_path: Path, tiny_
     csv = tmp_path / "run" / "results.csv"
     assert csv.read_bytes().endswith(b"\n"), "no row cut in half"
     rows = pd.read_csv(csv, dtype={"trial": str})
-    assert len(rows) >= 2 and (rows["status"] == "ok").all() and "final" not in set(rows["trial"])
-    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-    states = [t.state.name for t in study.trials]
-    assert "RUNNING" not in states, "the abandoned trial is told, not left running"
-    abandoned = [t for t in study.trials if t.user_attrs.get("interrupted")]
-    assert len(abandoned) == 1 and abandoned[0].state.name == "FAIL"
-    assert str(abandoned[0].number) not in set(rows["trial"])
-    if signum == signal.SIGINT:
-        return  # resuming is the same after either signal: tested once
+    assert len(rows) >= 2 and (rows["status"] == "ok").all()
+    states = trial_states(tmp_path)
+    assert "RUNNING" not in states, "the abandoned trials are told, not left running"
+    assert states.count("COMPLETE") == len(rows[rows["trial"] != "final"])
+    resume_and_check(tmp_path, tiny_idx)
 
-    resumed = subprocess.run(command(tmp_path, tiny_idx, "--resume"), capture_output=True, text=True,
-                             env={**os.environ, "TINYPLUGIN_LOG": str(tmp_path / "fits.log")})
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    frame = pd.read_csv(csv, dtype={"trial": str})
-    trials = frame[frame["trial"] != "final"]
-    assert len(trials) == 5 and trials["trial"].is_unique and (frame["trial"] == "final").sum() == 1
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
+def test_sigkill_of_the_coordinator_ends_its_workers_and_the_run_resumes_at_once(
+        tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
+    child = start_and_wait_for_trials(tmp_path, tiny_idx, 2, "--workers", "2")
+    workers = _children(child.pid)
+    assert len(workers) >= 2, "two worker processes run the jobs"
+    child.kill()
+    child.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while any(process_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(process_alive(w) for w in workers), "every worker ends with its coordinator"
+    before = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str})
+    frame = resume_and_check(tmp_path, tiny_idx)
+    assert frame.iloc[: len(before)][["trial", "status"]].equals(before[["trial", "status"]])
 
 
 def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, tiny_idx: Path,
                                                     plugin_path: Path, capsys) -> None:
-    child = start_and_wait_for_trials(tmp_path, tiny_idx, rows=1)
+    child = start_and_wait_for_trials(tmp_path, tiny_idx, 1)
     try:
         code = main(["run", "--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:EpochModel",
                      "--models", "epoch-model", "--out", str(tmp_path / "run"), "--resume",
@@ -94,5 +133,5 @@ def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, tiny_idx: Pa
     assert main(["run", "--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:EpochModel",
                  "--models", "epoch-model", "--out",
                  str(tmp_path / "run"), "--resume", "--cache-dir", str(tmp_path / "cache"),
-                 "--tuner", "optuna", "--pruner", "none", "--trials", "5",
+                 "--tuner", "optuna", "--pruner", "none", "--trials", "5", "--seeds", "2",
                  "--params", '{"seconds_per_epoch": 0.0}']) == 0

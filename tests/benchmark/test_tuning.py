@@ -238,16 +238,13 @@ def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx
 
 def _study_with(scores: dict[int, float], scored: int, first_trial: str | None = "defaults"):
     """A Study holding only recorded trials, to test the choice of the trial to refit."""
-    import numpy as np
-
     from benchmark.tuning.study import Study
-    from models.base import Digits
 
     study = Study.__new__(Study)
-    study.previous = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
-                      for n, v in scores.items()}
+    study.records = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
+                     for n, v in scores.items()}
     study.settings = {"first_trial": first_trial} if first_trial else {}
-    study.folds = [(None, Digits(np.zeros((scored, 28, 28), np.uint8), np.zeros(scored, np.int64)))]
+    study.scored_images = scored
     study.tuner = "optuna"
     return study
 

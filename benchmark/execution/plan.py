@@ -1,0 +1,96 @@
+"""The plan: a run's settings expanded to its contenders and their jobs.
+
+A contender is one (dataset, model, tuner). Its jobs are its tuning trials (none with tuner "none";
+how many, the study decides within the budget) and one final per seed, which refits the chosen
+parameters on the whole training part and is evaluated once on the test set. A job is done exactly
+when its row is in the results store: the plan leaves those out, so a resumed run does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.config import RunConfig
+from benchmark.data.datasets import Split
+from benchmark.store import unique_slug
+from models.errors import InputError
+from models.registry import Entry
+
+
+@dataclass
+class Contender:
+    split: Split
+    share: str                      # the name the executor shares the split under
+    entry: Entry
+    tuner: str
+    pinned: dict[str, Any]          # parameters no tuner may change
+    seeds: list[int]                # final seeds still to run
+    all_seeds: int                  # final seeds in all, done or not
+    study: Any = None               # a benchmark.tuning.study.Study, for tuner != "none"
+    finals_started: bool = False
+    params: dict[str, Any] | None = None  # what the finals refit, once known
+    tuning: dict[str, Any] = field(default_factory=dict)  # the final rows' ``tuning`` column
+    why: str | None = None          # why there is nothing to refit, when params is None
+
+    @property
+    def study_name(self) -> str:
+        return f"{unique_slug(self.split.dataset)}__{self.entry.name}"
+
+
+def final_seeds(entry: Entry, config: RunConfig) -> range:
+    """The seeds of a model's finals: 0..N-1, or only 0 for a model whose fit ignores the seed."""
+    return range(1 if getattr(entry.cls, "seed_invariant", False) else config.seeds)
+
+
+def pinned(entry: Entry, config: RunConfig) -> dict[str, Any]:
+    """Parameters no tuner may change: the variant's fixed ones, then the user's overrides."""
+    defaults = entry.defaults()
+    chosen = {k: v for k, v in (config.params or {}).items() if k in defaults}
+    if config.epochs is not None and "epochs" in defaults:
+        chosen["epochs"] = config.epochs
+    return {**chosen, **entry.fixed}
+
+
+def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
+         done: set[tuple[str, ...]]) -> list[Contender]:
+    """Every contender, in the order they run, with the final seeds not yet done."""
+    contenders = []
+    for index, split in enumerate(splits):
+        for entry in entries:
+            for tuner in config.tuners:
+                seeds = final_seeds(entry, config)
+                todo = [s for s in seeds
+                        if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
+                contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
+                                            todo, len(seeds)))
+    return contenders
+
+
+def check_params(params: dict[str, Any], entries: list[Entry]) -> None:
+    """``--params`` values against what the selected models declare, before any work: every name
+    must belong to a selected model, and every value must have the type of the model's declared
+    dimension (an int, a number, one of the options) or, where none is declared, of its default."""
+    from benchmark.tuning.space import Choice, Float, Int, dimensions
+
+    unused = set(params) - {k for e in entries for k in e.defaults()}
+    if unused:
+        raise InputError(f"--params: no selected model has parameter(s) {', '.join(sorted(unused))}")
+    for name, value in params.items():
+        for entry in entries:
+            if name not in entry.defaults() or name in entry.fixed:  # a variant keeps its own
+                continue
+            dim, default = dimensions(entry.cls).get(name), entry.defaults()[name]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if isinstance(dim, Int) or (dim is None and type(default) is int):
+                fits, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            elif isinstance(dim, Float) or (dim is None and type(default) is float):
+                fits, wanted = number, "a number"
+            elif isinstance(dim, Choice):
+                fits, wanted = value in dim.options, "one of " + ", ".join(map(repr, dim.options))
+            elif default is None:
+                fits, wanted = True, ""
+            else:
+                fits, wanted = isinstance(value, type(default)), f"a {type(default).__name__}"
+            if not fits:
+                raise InputError(f"--params: {name} of {entry.name}: expected {wanted}, got {value!r}")

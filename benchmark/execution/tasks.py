@@ -1,0 +1,216 @@
+"""The tasks an executor runs: plain functions from (model, parameters, data, seed) to a row's fields.
+
+A task runs wherever the executor puts it (this process, a local worker process, a Dask worker on
+another machine): it reads nothing from the run folder and writes nothing to it. It gets the dataset
+(a :class:`~benchmark.data.datasets.Split`) as an argument and a ``channel`` to the coordinator, and
+returns the measured fields of its row; the coordinator adds the rest and appends the row. What a
+final produces beyond numbers (its predictions, its saved model file) comes back in the result too.
+
+Per epoch a task sends ``{"epoch": n, "epochs": total, "metrics": {...}}`` through the channel and
+gets back whether to stop (a tuner's pruner decides in the coordinator). Timing is that of the
+process the task runs in (see :mod:`benchmark.execution.timing`); tasks of one process never overlap
+(:data:`_ONE_AT_A_TIME`), so a Dask worker with several threads still times each task alone.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import tempfile
+import threading
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from benchmark import provenance
+from benchmark.data.datasets import Split
+from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb
+from benchmark.tuning.folds import scoring_folds
+from benchmark.tuning.trial import TrialPruned
+from models import registry
+from models.base import Digits
+from models.errors import one_line, one_line_each
+
+_ONE_AT_A_TIME = threading.Lock()
+_prepared: set[type] = set()
+
+
+class Channel(Protocol):
+    """The task's line to the coordinator: ``send(message)`` returns the coordinator's answer."""
+
+    def send(self, message: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial or one final of a (dataset, model, tuner) contender, as a task needs it."""
+
+    dataset: str
+    model: str                       # registry name
+    tuner: str
+    trial: str                       # trial number as text, or "final"
+    seed: int
+    params: dict[str, Any]           # the full parameter set, fixed ones included
+    model_paths: tuple[str, ...] = ()  # --model-path plug-ins the worker must register
+    cv: int = 1                      # trials: folds of models without epochs (1: the validation part)
+    tune_subsample: int | None = None
+    latency_batch: int = 1000
+    save_model: bool = False         # finals: return the model file's bytes
+    extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file
+
+    @property
+    def label(self) -> str:
+        what = "final seed" if self.trial == "final" else "trial"
+        number = self.seed if self.trial == "final" else self.trial
+        return f"{self.dataset} {self.model} {self.tuner} {what} {number}"
+
+
+def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
+    """Train trial ``job`` on the tuning part (or each fold), score it on validation; a row's fields.
+
+    Status ``ok``, ``pruned`` (the coordinator said stop; the last validation accuracy is kept) or
+    ``error`` (with ``error`` and ``traceback``)."""
+    with _ONE_AT_A_TIME:
+        entry = _entry(job)
+        folds = scoring_folds(split, job.cv, job.tune_subsample, seed=job.seed)
+        result: dict[str, Any] = {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
+                                  "n_test": len(split.test)}
+        history: dict[str, list[float]] = {}
+        fit_cpu = fit_wall = predict_cpu = 0.0
+        correct = scored = 0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                for train, val in folds:
+                    model = entry.create(**job.params)
+                    try:
+                        with measure() as fit_time:
+                            model.fit(train, val, seed=job.seed, report=_reporter(channel, job, history))
+                    finally:  # counted even when pruning ends the fit
+                        fit_cpu, fit_wall = fit_cpu + fit_time.cpu_s, fit_wall + fit_time.wall_s
+                    with measure() as predict_time:
+                        predicted = np.asarray(model.predict(val.images))
+                    predict_cpu += predict_time.cpu_s
+                    correct, scored = correct + int(np.sum(predicted == val.labels)), scored + len(val)
+                    del model
+                result.update(status="ok", val_accuracy=correct / scored)
+            except TrialPruned as pruned:
+                result.update(status="pruned", val_accuracy=pruned.value)
+            except Exception as exc:  # a failing trial is a row, not the end of the study
+                result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
+            finally:
+                gc.collect()
+        result.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
+                      predict_cpu_s=round(predict_cpu, 4), history=_history_json(history),
+                      warnings=one_line_each(caught))
+        return _with_process(result)
+
+
+def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
+    """Refit on train + validation with the job's seed, evaluate once on test; a row's fields, plus
+    ``y_pred`` (and the test labels and images' misclassified part) and, with ``save_model``, the
+    model file's ``model_bytes``."""
+    with _ONE_AT_A_TIME:
+        entry = _entry(job)
+        train = Digits(np.concatenate([split.train.images, split.val.images]),
+                       np.concatenate([split.train.labels, split.val.labels]))
+        test = split.test
+        result: dict[str, Any] = {"n_train": len(train), "n_val": 0, "n_test": len(test)}
+        history: dict[str, list[float]] = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result.update(_fit_and_evaluate(channel, job, entry, train, test, history))
+                result["status"] = "ok"
+            except Exception as exc:  # one failing job must not end the run
+                result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
+            finally:
+                gc.collect()
+        result.update(history=_history_json(history), warnings=one_line_each(caught))
+        return _with_process(result)
+
+
+def _fit_and_evaluate(channel: Channel, job: Job, entry: registry.Entry, train: Digits, test: Digits,
+                      history: dict[str, list[float]]) -> dict[str, Any]:
+    model = entry.create(**job.params)
+    with measure() as fit_time:
+        model.fit(train, None, seed=job.seed, report=_reporter(channel, job, history))
+    batch = min(job.latency_batch, len(test))
+    for sample in (test.images, test.images[:batch]):  # tracing and set-up per shape: not timed
+        model.warm_up(sample)
+    with measure() as predict_time:
+        predicted = np.asarray(model.predict(test.images))
+    if predicted.shape != test.labels.shape or not np.isin(predicted, np.arange(10)).all():
+        raise ValueError(f"predict returned {predicted.dtype} {predicted.shape}, expected labels 0..9 "
+                         f"of shape {test.labels.shape}")
+    b1, bn = latency_ms(model.predict, test.images, batch=batch)
+    return {
+        "test_accuracy": float(np.mean(predicted == test.labels)),
+        "fit_cpu_s": round(fit_time.cpu_s, 3), "fit_wall_s": round(fit_time.wall_s, 3),
+        "predict_cpu_s": round(predict_time.cpu_s, 4), "predict_wall_s": round(predict_time.wall_s, 4),
+        "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
+        "n_params": model.n_params(), "y_pred": predicted.astype(np.uint8),
+        "model_bytes": _model_bytes(job, entry, model, len(train)) if job.save_model else None,
+    }
+
+
+def _model_bytes(job: Job, entry: registry.Entry, model: Any, n_train: int) -> bytes | None:
+    """The saved model file's bytes (the coordinator writes them into the run folder), or None with a
+    warning for a model without save/load."""
+    from models import persist
+
+    if not persist.can_save(entry.cls):
+        warnings.warn(f"--save-models: {job.model} has no save/load methods, not saved", stacklevel=2)
+        return None
+    with tempfile.TemporaryDirectory(prefix="digitbench-model-") as folder:
+        path = Path(folder) / f"model{entry.cls.file_suffix}"
+        persist.save_model(model, path, job.model, {"dataset": job.dataset, "images": n_train,
+                                                    "tuner": job.tuner, "seed": job.seed, **job.extras},
+                           provenance.versions())
+        return path.read_bytes()
+
+
+def _reporter(channel: Channel, job: Job, history: dict[str, list[float]]):
+    """The ``report`` callback a model calls after each epoch: recorded, sent, maybe pruned."""
+    epochs = job.params.get("epochs")
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            history.setdefault(name, []).append(round(float(value), 5))
+        stop = channel.send({"epoch": epoch, "epochs": epochs if isinstance(epochs, int) else None,
+                             "metrics": {k: float(v) for k, v in metrics.items()}})
+        if stop:
+            raise TrialPruned(metrics.get("val_accuracy"))
+
+    return report
+
+
+def _entry(job: Job) -> registry.Entry:
+    for spec in job.model_paths:  # plug-ins: registered in every process that runs their tasks
+        if job.model not in registry.names():
+            registry.load_model_path(spec)
+    entry = registry.get(job.model)
+    if entry.cls not in _prepared:  # e.g. importing a framework: once per process, untimed
+        prepare = getattr(entry.cls, "prepare", None)
+        if callable(prepare):
+            prepare()
+        _prepared.add(entry.cls)
+    return entry
+
+
+def _history_json(history: dict[str, list[float]]) -> str | None:
+    import json
+
+    return json.dumps(history, sort_keys=True) if history else None
+
+
+def _with_process(result: dict[str, Any]) -> dict[str, Any]:
+    """Who ran the task, and that process's memory and CPU so far (for the run's CPU total)."""
+    result.update(worker=f"{socket.gethostname()}:{os.getpid()}", rss_mb=rss_mb(),
+                  worker_cpu_s=round(cpu_seconds(), 2))
+    return result
