@@ -71,6 +71,8 @@ CONFIGS: dict[str, tuple[str, str, dict[str, str], dict]] = {
     "db-torch": ("digitbench", "torch", {}, {}),
     "db-jax": ("digitbench", "jax", {}, {}),
     "db-tf-2w": ("digitbench", "tensorflow", {}, {"threads": 1, "workers": 2}),
+    "db-tf-final-2w": ("digitbench", "tensorflow", {},
+                       {"threads": 1, "workers": 2, "seeds": 1, "models": "logreg,lenet-relu"}),
 }
 
 
@@ -100,6 +102,8 @@ NOTES = {
     "db-jax": "digitbench --backend jax",
     "db-tf-2w": "digitbench default --workers 2 x 1 thread: two trainings at once (seeds 0, 1); "
                 "images/s is their sum, CPU-s per training",
+    "db-tf-final-2w": "digitbench default --workers 2 x 1 thread: the LeNet final beside a logistic "
+                      "regression (max_iter 10) that ends first, then alone in its 1-thread worker",
 }
 
 
@@ -180,21 +184,25 @@ def stall_summary(steps: list[float]) -> dict:
 
 
 def digitbench_fit(epochs: int, batch_size: int, backend: str, threads: int, out: Path,
-                   flags: tuple[str, ...] = (), workers: int = 1) -> dict:
-    """``digitbench run`` in a child process, its fit read back from results.csv. With ``workers``
-    above 1, as many seeds train at once, one per worker: images/s is the sum of their rates
-    (reported as the wall time one training of n_train x epochs would take at that rate), CPU-s
-    the mean per training."""
+                   flags: tuple[str, ...] = (), workers: int = 1, seeds: int | None = None,
+                   models: str = "lenet-relu") -> dict:
+    """``digitbench run`` in a child process, its LeNet fit read back from results.csv. With
+    ``workers`` above 1 and ``seeds`` (default: as many as workers) above 1, as many seeds train at
+    once, one per worker: images/s is the sum of their rates (reported as the wall time one training
+    of n_train x epochs would take at that rate), CPU-s the mean per training. Other ``models`` run
+    beside it (a logistic regression: at most 10 iterations, so that it ends first)."""
     import pandas as pd
 
-    params = json.dumps({**LENET5, "epochs": epochs, "batch_size": batch_size})
+    params = json.dumps({**LENET5, "epochs": epochs, "batch_size": batch_size,
+                         **({"max_iter": 10} if "logreg" in models else {})})
     subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--dataset", "fashion-mnist", "--models",
-         "lenet-relu", "--tuner", "none", "--params", params, "--threads", str(threads),
-         "--workers", str(workers), "--seeds", str(workers), "--backend", backend,
+         models, "--tuner", "none", "--params", params, "--threads", str(threads),
+         "--workers", str(workers), "--seeds", str(seeds or workers), "--backend", backend,
          "--latency-batch", "100", "--out", str(out), "--overwrite", *flags],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rows = pd.read_csv(out / "results.csv")
+    rows = rows[rows["model"] == "lenet-relu"]
     n_train = int(rows["n_train"].iloc[0])
     rate = float((n_train * epochs / rows["fit_wall_s"]).sum())
     return {"fit_cpu_s": float(rows["fit_cpu_s"].mean()), "fit_wall_s": n_train * epochs / rate,
@@ -213,7 +221,8 @@ def child_main(name: str, epochs: int, batch: int, threads: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result = digitbench_fit(epochs, options.get("batch_size", batch), backend,
                                     options.get("threads", threads), Path(tmp) / "run",
-                                    tuple(options.get("flags", ())), options.get("workers", 1))
+                                    tuple(options.get("flags", ())), options.get("workers", 1),
+                                    options.get("seeds"), options.get("models", "lenet-relu"))
     print("RESULT " + json.dumps(result))
 
 

@@ -88,25 +88,26 @@ def _delete_studies(config: RunConfig) -> None:
 def run(config: RunConfig, command: str, executor_factory: Any) -> int:
     """Run every unfinished trial and final of ``config``; 0 when all finals succeeded, else 1.
 
-    ``executor_factory()`` opens the executor once the inputs are checked and the folder is ready."""
+    ``executor_factory()`` opens the executor once the inputs are checked."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     entries = check_inputs(config)
     splits = [load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
                          val_fraction=config.val_fraction, test_fraction=config.test_fraction)
               for spec in config.datasets]
-    lock = RunLock(config.run_dir).acquire()
+    executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
     try:
-        with signals.stop_on_signals():
-            store = prepare_run_dir(config)
-            executor = executor_factory()
-            try:
+        lock = RunLock(config.run_dir).acquire()
+        try:
+            with signals.stop_on_signals():
+                store = prepare_run_dir(config)
                 return Coordinator(config, command, started, store, executor, splits, entries).run()
-            finally:
-                executor.shutdown()
-    except signals.Interrupted as stop:
-        return signals.stopped(stop, config.run_dir, command)
+        except signals.Interrupted as stop:
+            executor.shutdown()  # the workers stop before the line that says how to go on
+            return signals.stopped(stop, config.run_dir, command)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        executor.shutdown()
 
 
 class Coordinator:

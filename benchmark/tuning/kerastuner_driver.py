@@ -124,7 +124,7 @@ class KerasTunerDriver:
 
     def report(self, number: int, epoch: int, value: float) -> bool:
         """Record an epoch's validation accuracy; keras-tuner never stops a trial early: False."""
-        self.oracle.update_trial(self._trial_id(number), {OBJECTIVE: float(value)}, step=epoch)
+        self.oracle.update_trial(self._kt_id(number), {OBJECTIVE: float(value)}, step=epoch)
         return False
 
     def tell(self, number: int, status: str, value: float | None) -> None:
@@ -139,7 +139,7 @@ class KerasTunerDriver:
         """Numbers of the trials asked and not yet told."""
         return sorted(self._running)
 
-    def _trial_id(self, number: int) -> str:
+    def _kt_id(self, number: int) -> str:
         if number not in self._running:
             raise ValueError(f"trial {number} is not running (running: {self.running()})")
         return self._running[number]
@@ -147,7 +147,7 @@ class KerasTunerDriver:
     def _end(self, number: int, status: str, value: float | None, message: str | None = None) -> None:
         if status not in ("ok", "pruned", "error") or (status == "ok" and value is None):
             raise ValueError(f"trial {number}: bad outcome {status!r} with value {value!r}")
-        trial = self.oracle.get_trial(self._trial_id(number))
+        trial = self.oracle.get_trial(self._kt_id(number))
         if value is not None and status != "error":
             # At a step after every reported epoch: the score is the last value (see _make_oracle).
             history = trial.metrics.get_history(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else []

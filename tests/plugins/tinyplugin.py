@@ -72,7 +72,7 @@ class EpochModel(NearestCentroid):
     """Trains in epochs and reports a validation accuracy that grows with ``quality``: for pruning.
 
     Each epoch reports ``val_accuracy = quality * epoch / epochs``; the final predictions are the
-    centroid model's. Logs ``trial-start <quality>`` lines to $TINYPLUGIN_LOG when set.
+    centroid model's. Logs ``trial-start <quality> <pid>`` lines to $TINYPLUGIN_LOG when set.
     """
 
     name: ClassVar[str] = "epoch-model"
@@ -87,7 +87,7 @@ class EpochModel(NearestCentroid):
             report: ReportCallback | None = None, **kw: Any) -> Self:
         if os.environ.get("TINYPLUGIN_LOG"):
             with open(os.environ["TINYPLUGIN_LOG"], "a") as log:
-                log.write(f"trial-start {self.params['quality']}\n")
+                log.write(f"trial-start {self.params['quality']} {os.getpid()}\n")
         for epoch in range(1, self.params["epochs"] + 1):
             time.sleep(self.params["seconds_per_epoch"])
             if report is not None:
