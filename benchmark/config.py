@@ -55,6 +55,8 @@ class RunConfig:
     storage: str | None = None       # Optuna RDB URL; default sqlite:///RUN_DIR/optuna.db
     params: dict | None = None       # fixed parameter values for every model that has them
     save_models: bool = False        # keep the final models in RUN_DIR/models/<dataset>/
+    onnx: bool = True                # export final models to ONNX and time them in ONNX Runtime
+    target: float | None = None      # time each epoch-trained final until validation reaches this
     deterministic: bool = False      # TensorFlow op determinism: same seed + threads, same results
 
     @property
@@ -187,7 +189,8 @@ _CHECKS = {
     "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
-    "save_models": _flag, "deterministic": _flag, "workers": _positive_int,
+    "save_models": _flag, "onnx": _flag, "target": _fraction, "deterministic": _flag,
+    "workers": _positive_int,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

@@ -50,6 +50,10 @@ COLUMNS: tuple[str, ...] = (
     "latency_ms_bN",   # wall ms per image at batch size batch_N
     "batch_N",
     "n_params",        # trainable parameters (networks), else empty
+    "macs",            # multiply-adds per predicted image, for models that say (macs_per_image)
+    "onnx_ms_b1_p50", "onnx_ms_b1_p99",  # final rows: ONNX Runtime, 1 thread, 1,000 single-image calls
+    "onnx_mismatches",  # test images whose ONNX label differs from the model's own (0: identical)
+    "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)
@@ -59,6 +63,7 @@ COLUMNS: tuple[str, ...] = (
     "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined
     "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
     "model_file",      # relative path of the saved final model (run --save-models), else empty
+    "onnx_file",       # relative path of its ONNX export (run --save-models), else empty
     "versions",        # JSON: python and package versions
     "machine",         # JSON: cpu model, cores, memory, platform
     "git_rev",         # digitbench's git revision ("+dirty" when modified), or "unknown"

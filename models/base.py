@@ -45,6 +45,15 @@ class DigitModel(ABC):
       ``load(path) -> Self`` reads it back so that it predicts exactly as before. Loading must not
       run code from the file. Use ``models.persist.save_model`` / ``load_model``, which add the
       registry name and provenance to the file.
+    * ``export_onnx(path)`` writes the fitted model as an ONNX graph, and ``onnx_input(images)``
+      gives the array that graph takes for ``(n, 28, 28)`` uint8 images; its first output is either
+      ``(n, 10)`` class scores or ``(n,)`` labels. The finals then time it in ONNX Runtime and check
+      that it predicts the same labels (``benchmark.execution.deployment``).
+    * ``macs_per_image() -> int``: multiply-adds one prediction costs, for the report.
+
+    ``fit`` calls ``report(epoch, metrics)`` after each epoch of an iterative model, with
+    ``val_accuracy`` when it has a validation set; it may add ``val_cpu_s`` and ``val_wall_s``, the
+    time spent on validation so far, which the harness leaves out of the time to a target accuracy.
     """
 
     name: ClassVar[str] = ""

@@ -41,6 +41,25 @@ class SklearnModel(DigitModel):
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.estimator_.predict(pixels(images)).astype(np.int64)
 
+    def onnx_input(self, images: np.ndarray) -> np.ndarray:
+        return pixels(images)
+
+    def export_onnx(self, path: str | Path) -> None:
+        """The fitted estimator through skl2onnx: float32 pixels in 0..1 in, labels first out."""
+        from skl2onnx import to_onnx
+
+        estimator = self._onnx_estimator()
+        options = {"zipmap": False} if hasattr(estimator, "predict_proba") else None  # arrays, not dicts
+        graph = to_onnx(estimator, pixels(np.zeros((1, 28, 28), np.uint8)), options=options)
+        Path(path).write_bytes(graph.SerializeToString())
+
+    def _onnx_estimator(self) -> Any:
+        return self.estimator_
+
+    def macs_per_image(self) -> int:
+        """A linear model: one dot product of the 784 pixels per class score."""
+        return 784 * len(self.estimator_.classes_)
+
     #: Saved as a pickle-free ``.npz`` of the estimator's attributes (``models.sklearn_state``).
     file_suffix: ClassVar[str] = ".npz"
 
@@ -121,6 +140,11 @@ class RBFSVMModel(SklearnModel):
             "C": space.float("C", 0.1, 100.0, log=True),
             "gamma": space.float("gamma", 1e-3, 0.3, log=True),
         }
+
+    def macs_per_image(self) -> int:
+        """A kernel value per support vector (a 784-pixel distance), then the one-vs-one sums."""
+        support, classes = self.estimator_.support_vectors_.shape[0], len(self.estimator_.classes_)
+        return support * 784 + support * (classes - 1)
 
     def _estimator(self, seed: int) -> Any:
         from sklearn.svm import SVC

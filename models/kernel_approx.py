@@ -62,6 +62,16 @@ class NystroemSVMModel(SklearnModel):
         z = self.features_.transform(pixels(images))
         return self.estimator_.predict(z).astype(np.int64)
 
+    def _onnx_estimator(self) -> Any:
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(self.features_, self.estimator_)
+
+    def macs_per_image(self) -> int:
+        """A kernel value per component, the Nystroem normalisation, then a linear SVM."""
+        n = self.features_.components_.shape[0]
+        return n * 784 + n * n + n * len(self.estimator_.classes_)
+
     def save(self, path: str | Path) -> None:
         """Both fitted parts and the parameters in one pickle-free ``.npz``."""
         from models.sklearn_state import save_estimators

@@ -24,6 +24,7 @@ from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
 from reports.provenance import failed_and_pruned_section, run_section
 from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
+from reports.time_to_target import time_to_target_section
 
 REPORT_FILE = "report.md"
 _MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
@@ -142,7 +143,8 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
         interval = mean_interval(group["test_accuracy"].to_numpy(dtype=float))
         means = {c: pd.to_numeric(group[c], errors="coerce").mean()
                  for c in ("fit_cpu_s", "fit_wall_s", "predict_cpu_s", "latency_ms_b1",
-                           "latency_ms_bN")}
+                           "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "macs")}
+        mismatches = pd.to_numeric(group["onnx_mismatches"], errors="coerce").dropna()
         params = sorted({int(v) for v in pd.to_numeric(group["n_params"], errors="coerce")
                          .dropna()})
         tuning = parse_json(group["tuning"].iloc[-1])
@@ -150,7 +152,8 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
                      "budget": _budget(tuner, tuning), "trials_run": tuning.get("trials_run"),
                      "seeds": interval.n, "accuracy": interval.mean,
                      "half_width": interval.half_width, "test_interval": _test_interval(group), **means,
-                     "batch_N": distinct(group["batch_N"]), "params": params})
+                     "batch_N": distinct(group["batch_N"]), "params": params,
+                     "onnx_mismatches": int(mismatches.max()) if len(mismatches) else None})
     board = pd.DataFrame(rows)
     return board.sort_values(["accuracy", "model", "tuner"], ascending=[False, True, True],
                              kind="stable", ignore_index=True)
@@ -162,15 +165,17 @@ def leaderboard_table(board: pd.DataFrame) -> list[str]:
     batch = f"batch {batches[0]}" if len(batches) == 1 else "batch N"
     headers = ["#", "model", "tuner", "family", "tuning budget", "trials run", "seeds", "test accuracy",
                "95% CI", "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
-               f"ms/img, {batch}", "params"]
+               f"ms/img, {batch}", "ONNX ms/img, batch 1: p50 (p99)", "multiply-adds/img", "params"]
     rows = []
     for rank, r in board.iterrows():
+        test_ci = ("{:.2f}–{:.2f} (test set)".format(*(100 * x for x in r["test_interval"]))
+                   if r["test_interval"] is not None else None)
         if r["half_width"] is not None and pd.notna(r["half_width"]):
             ci = f"± {100 * r['half_width']:.2f}"
-        elif r["test_interval"] is not None:
-            ci = "{:.2f}–{:.2f} (test set)".format(*(100 * x for x in r["test_interval"]))
+            if test_ci and 2 * r["half_width"] < r["test_interval"][1] - r["test_interval"][0]:
+                ci += f" over seeds; {test_ci}"  # seeds that agree say nothing of the test set's size
         else:
-            ci = "n=1, no interval"
+            ci = test_ci or "n=1, no interval"
         bn = num(r["latency_ms_bN"])
         if len(batches) > 1 and r["batch_N"]:
             bn += f" (N={'/'.join(r['batch_N'])})"
@@ -181,17 +186,33 @@ def leaderboard_table(board: pd.DataFrame) -> list[str]:
         trials = DASH if r["trials_run"] is None or pd.isna(r["trials_run"]) else int(r["trials_run"])
         rows.append([rank + 1, model, r["tuner"], r["family"], r["budget"], trials, r["seeds"], acc, ci,
                      num(r["fit_cpu_s"]), num(r["fit_wall_s"]), num(r["predict_cpu_s"]),
-                     num(r["latency_ms_b1"]), bn, params])
-    return md_table(headers, rows, "rllllrrrrrrrrrr")
+                     num(r["latency_ms_b1"]), bn, _onnx(r), _macs(r["macs"]), params])
+    return md_table(headers, rows, "rllllrrrrrrrrrrrr")
+
+
+def _onnx(r: pd.Series) -> str:
+    if pd.isna(r["onnx_ms_b1_p50"]):
+        return DASH
+    text = f"{num(r['onnx_ms_b1_p50'])} ({num(r['onnx_ms_b1_p99'])})"
+    if r["onnx_mismatches"]:
+        text += f", {r['onnx_mismatches']} labels differ"
+    return text
+
+
+def _macs(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return DASH
+    return f"{value / 1e6:.2f} M" if value >= 1e5 else f"{value:,.0f}"
 
 
 def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
-    """Wilson interval of a single-seed model's accuracy on its test images; None otherwise."""
+    """Wilson interval of the (mean) accuracy over the test images: how far the test set's size
+    alone lets the accuracy be trusted; None where the test size is unknown."""
     n_test = pd.to_numeric(group["n_test"], errors="coerce")
-    if len(group) != 1 or n_test.isna().any() or int(n_test.iloc[0]) < 1:
+    if n_test.isna().any() or int(n_test.iloc[0]) < 1:
         return None
     n = int(n_test.iloc[0])
-    return accuracy_interval(round(float(group["test_accuracy"].iloc[0]) * n), n)
+    return accuracy_interval(round(float(group["test_accuracy"].mean()) * n), n)
 
 
 def _budget(tuner: str, tuning: dict[str, Any]) -> str:
@@ -236,13 +257,17 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "Test accuracy is the mean over seeds; 95% CI is the Student-t interval of that mean, "
         "in percentage points (how much the accuracy moves from seed to seed); a model with a single "
         "seed gets the 95% Wilson interval of its accuracy on the test images instead (marked "
-        "\"test set\": how much it could move on another test set of the same size). "
+        "\"test set\": how much it could move on another test set of the same size), and so does a "
+        "model whose seeds agree more closely than the test set's size allows. "
         "Times are means over seeds: fit and predict CPU-seconds "
         "(predicting the whole test set), wall-clock milliseconds per image at batch size 1 "
-        "and at a large batch. Best model in bold.",
+        "and at a large batch; then the model exported to ONNX and run in ONNX Runtime on one thread "
+        "(median and 99th percentile of 1,000 single-image calls; a note says when its labels differ "
+        "from the model's own), and the multiply-adds one prediction costs. Best model in bold.",
         "",
     ]
     lines += seed_invariant_note(final)
+    lines += time_to_target_section(final)
     lines += comparisons_section(final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)

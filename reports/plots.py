@@ -73,12 +73,16 @@ def pareto_front(labels: list[str], cpu_s: list[float], accuracy: list[float], o
     order = np.argsort(x[on], kind="stable")
     if on.sum() > 1:
         ax.step(x[on][order], y[on][order], where="post", color="tab:red", lw=1.5, zorder=2)
+    pad = max(0.5, 0.08 * (y.max() - y.min()))
+    placed: list[tuple[float, float]] = []
     for label, xi, yi in zip(labels, x, y, strict=True):
-        ax.annotate(label, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=8)
+        # Points (nearly) on top of each other get their labels stacked, not printed over each other.
+        near = sum(abs(np.log10(xi / px)) < 0.25 and abs(yi - py) < pad for px, py in placed)
+        placed.append((xi, yi))
+        ax.annotate(label, (xi, yi), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8)
     ax.set_xscale("log")
     lo, hi = x.min(), x.max()
     ax.set_xlim(lo / 2, hi * 4)   # room for the labels on the right
-    pad = max(0.5, 0.08 * (y.max() - y.min()))
     ax.set_ylim(y.min() - pad, y.max() + pad)
     ax.set_xlabel("Fit CPU-seconds (mean over seeds, log scale)")
     ax.set_ylabel("Test accuracy, % (mean over seeds)")
@@ -86,6 +90,10 @@ def pareto_front(labels: list[str], cpu_s: list[float], accuracy: list[float], o
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
     return save_png(fig, path)
+
+
+#: Accuracy points a tuning-curve panel spans at the least.
+MIN_SPAN_POINTS = 3.0
 
 
 def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], title: str,
@@ -102,6 +110,10 @@ def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], t
         for tuner, (x, best) in by_tuner.items():
             ax.step(x, 100 * best, where="post", color=colors[tuner], lw=1.6, label=tuner)
             ax.plot(x, 100 * best, "o", ms=2.5, color=colors[tuner])
+        low, high = ax.get_ylim()
+        if high - low < MIN_SPAN_POINTS:  # a 0.05-point step must not fill the panel like a jump
+            middle = (high + low) / 2
+            ax.set_ylim(middle - MIN_SPAN_POINTS / 2, middle + MIN_SPAN_POINTS / 2)
         ax.set_title(model, fontsize=10)
         ax.set_xlabel("Cumulative tuning CPU-s", fontsize=8)
         ax.set_ylabel("Best val. accuracy so far, %", fontsize=8)

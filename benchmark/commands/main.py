@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="switch on TensorFlow's op determinism: the same seed and threads give "
                           "the same results (slower)")
+    run.add_argument("--target", type=float, metavar="ACC",
+                     help="time each final that trains in epochs until its validation accuracy first "
+                          "reaches ACC (e.g. 0.99); such finals train on the training part only")
+    run.add_argument("--no-onnx", dest="onnx", action="store_false", default=None,
+                     help="do not export final models to ONNX and time them in ONNX Runtime")
     run.add_argument("--save-models", action="store_true", default=None,
                      help="keep the final models in RUN_DIR/models/ (for `digitbench predict`)")
     tune = run.add_argument_group("tuning (the same budget for every contender)")

@@ -235,6 +235,9 @@ class Coordinator:
                    cv=c.study.cv if c.study is not None else 1, tune_subsample=self.config.tune_subsample,
                    latency_batch=self.config.latency_batch,
                    save_model=self.config.save_models and trial == "final",
+                   onnx=self.config.onnx and trial == "final",
+                   target=self.config.target if trial == "final" and "epochs" in c.entry.defaults()
+                   else None,
                    extras={"run_id": self.run_id})
 
     def _on_message(self, c: Contender, job: Job, message: dict[str, Any]) -> bool:
@@ -272,6 +275,7 @@ class Coordinator:
         if worker is not None and worker != self.me:
             self.workers_cpu[worker] = cpu
         y_pred, model_bytes = result.pop("y_pred", None), result.pop("model_bytes", None)
+        onnx_bytes = result.pop("onnx_bytes", None)
         row = {**self.common, "dataset": c.split.dataset, "test_split": c.split.test_split,
                "model": c.entry.name, "family": c.entry.family, "tuner": c.tuner, "trial": job.trial,
                "seed": job.seed, "params": json.dumps(job.params, sort_keys=True, default=str),
@@ -282,14 +286,15 @@ class Coordinator:
             test = c.split.test
             row["predictions"] = self.store.save_predictions(stem, test.labels, y_pred, test.images)
         if model_bytes is not None:
-            row["model_file"] = self._write_model(c, job, model_bytes)
+            row["model_file"] = self._write_model(c, job, model_bytes, c.entry.cls.file_suffix)
+        if onnx_bytes is not None and self.config.save_models:
+            row["onnx_file"] = self._write_model(c, job, onnx_bytes, ".onnx")
         self._append(row)
         return row
 
-    def _write_model(self, c: Contender, job: Job, data: bytes) -> str:
+    def _write_model(self, c: Contender, job: Job, data: bytes, suffix: str) -> str:
         """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
-        rel = (f"{MODELS_DIR}/{unique_slug(c.split.dataset)}/"
-               f"{c.entry.name}-{c.tuner}-seed{job.seed}{c.entry.cls.file_suffix}")
+        rel = f"{MODELS_DIR}/{unique_slug(c.split.dataset)}/{c.entry.name}-{c.tuner}-seed{job.seed}{suffix}"
         target = self.store.run_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.execution.executors import MAX_RETRIES, Listener, Shared, TaskFailed, WorkerLost
+from benchmark.execution.executors import MAX_RETRIES, Listener, Shared, Task, TaskFailed, WorkerLost
 from models.errors import InputError
 
 try:  # the optional extra digitbench[dask]
@@ -107,11 +107,7 @@ def _run(fn: Callable, inbox: str, task: str, *args: Any) -> Any:
 
 
 @dataclass
-class _Task:
-    future: Future
-    fn: Callable
-    args: tuple[Any, ...]
-    listener: Listener
+class _Task(Task):
     job: Any = None  # the distributed.Future of the latest submission
     runs: int = 0  # runs started
     resubmits: int = 0

@@ -153,11 +153,17 @@ def _worker_main(conn: Connection, parent: int, setup: Callable[[], None] | None
 
 
 @dataclass
-class _Task:
+class Task:
+    """A submitted task, as an executor keeps it until its future is done."""
+
     future: Future
     fn: Callable
     args: tuple[Any, ...]
     listener: Listener
+
+
+@dataclass
+class _Task(Task):
     tries: int = 0
 
 

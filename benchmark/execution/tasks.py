@@ -15,10 +15,12 @@ process the task runs in (see :mod:`benchmark.execution.timing`); tasks of one p
 from __future__ import annotations
 
 import gc
+import json
 import os
 import socket
 import tempfile
 import threading
+import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ import numpy as np
 
 from benchmark import provenance
 from benchmark.data.datasets import Split
+from benchmark.execution.deployment import onnx_latency
 from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb
 from benchmark.tuning.folds import scoring_folds
 from benchmark.tuning.trial import TrialPruned
@@ -61,6 +64,9 @@ class Job:
     tune_subsample: int | None = None
     latency_batch: int = 1000
     save_model: bool = False         # finals: return the model file's bytes
+    onnx: bool = True                # finals: export to ONNX and time it in ONNX Runtime
+    target: float | None = None      # finals: train on the training part, watch validation, and
+    #                                  time the training until its accuracy first reaches this
     extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file
 
     @property
@@ -80,7 +86,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
         folds = scoring_folds(split, job.cv, job.tune_subsample, seed=job.seed)
         result: dict[str, Any] = {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
                                   "n_test": len(split.test)}
-        history: dict[str, list[float]] = {}
+        reporter = Reporter(channel, job)
         fit_cpu = fit_wall = predict_cpu = 0.0
         correct = scored = 0
         with warnings.catch_warnings(record=True) as caught:
@@ -90,7 +96,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
                     model = entry.create(**job.params)
                     try:
                         with measure() as fit_time:
-                            model.fit(train, val, seed=job.seed, report=_reporter(channel, job, history))
+                            model.fit(train, val, seed=job.seed, report=reporter.start())
                     finally:  # counted even when pruning ends the fit
                         fit_cpu, fit_wall = fit_cpu + fit_time.cpu_s, fit_wall + fit_time.wall_s
                     with measure() as predict_time:
@@ -106,7 +112,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
             finally:
                 gc.collect()
         result.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
-                      predict_cpu_s=round(predict_cpu, 4), history=_history_json(history),
+                      predict_cpu_s=round(predict_cpu, 4), history=reporter.history_json(),
                       warnings=one_line_each(caught))
         return _with_process(result)
 
@@ -114,32 +120,37 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
 def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
     """Refit on train + validation with the job's seed, evaluate once on test; a row's fields, plus
     ``y_pred`` (and the test labels and images' misclassified part) and, with ``save_model``, the
-    model file's ``model_bytes``."""
+    model file's ``model_bytes``; with ``onnx``, its ONNX export's latency and ``onnx_bytes``."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
-        train = Digits(np.concatenate([split.train.images, split.val.images]),
-                       np.concatenate([split.train.labels, split.val.labels]))
+        if job.target is None:  # the whole training part
+            train, val = Digits(np.concatenate([split.train.images, split.val.images]),
+                                np.concatenate([split.train.labels, split.val.labels])), None
+        else:  # watched on the validation part, epoch by epoch
+            train, val = split.train, split.val
         test = split.test
-        result: dict[str, Any] = {"n_train": len(train), "n_val": 0, "n_test": len(test)}
-        history: dict[str, list[float]] = {}
+        result: dict[str, Any] = {"n_train": len(train), "n_val": len(val) if val else 0,
+                                  "n_test": len(test)}
+        reporter = Reporter(channel, job)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result.update(_fit_and_evaluate(channel, job, entry, train, test, history))
+                result.update(_fit_and_evaluate(job, entry, train, val, test, reporter))
                 result["status"] = "ok"
             except Exception as exc:  # one failing job must not end the run
                 result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
             finally:
                 gc.collect()
-        result.update(history=_history_json(history), warnings=one_line_each(caught))
+        result.update(history=reporter.history_json(), warnings=one_line_each(caught),
+                      **reporter.to_target())
         return _with_process(result)
 
 
-def _fit_and_evaluate(channel: Channel, job: Job, entry: registry.Entry, train: Digits, test: Digits,
-                      history: dict[str, list[float]]) -> dict[str, Any]:
+def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digits | None, test: Digits,
+                      reporter: Reporter) -> dict[str, Any]:
     model = entry.create(**job.params)
     with measure() as fit_time:
-        model.fit(train, None, seed=job.seed, report=_reporter(channel, job, history))
+        model.fit(train, val, seed=job.seed, report=reporter.start())
     batch = min(job.latency_batch, len(test))
     for sample in (test.images, test.images[:batch]):  # tracing and set-up per shape: not timed
         model.warm_up(sample)
@@ -149,7 +160,9 @@ def _fit_and_evaluate(channel: Channel, job: Job, entry: registry.Entry, train: 
         raise ValueError(f"predict returned {predicted.dtype} {predicted.shape}, expected labels 0..9 "
                          f"of shape {test.labels.shape}")
     b1, bn = latency_ms(model.predict, test.images, batch=batch)
+    macs = model.macs_per_image() if callable(getattr(model, "macs_per_image", None)) else None
     return {
+        **(onnx_latency(model, test.images, predicted) if job.onnx else {}), "macs": macs,
         "test_accuracy": float(np.mean(predicted == test.labels)),
         "fit_cpu_s": round(fit_time.cpu_s, 3), "fit_wall_s": round(fit_time.wall_s, 3),
         "predict_cpu_s": round(predict_time.cpu_s, 4), "predict_wall_s": round(predict_time.wall_s, 4),
@@ -175,19 +188,45 @@ def _model_bytes(job: Job, entry: registry.Entry, model: Any, n_train: int) -> b
         return path.read_bytes()
 
 
-def _reporter(channel: Channel, job: Job, history: dict[str, list[float]]):
-    """The ``report`` callback a model calls after each epoch: recorded, sent, maybe pruned."""
-    epochs = job.params.get("epochs")
+class Reporter:
+    """The ``report`` callback a model calls after each epoch: the metrics are recorded, sent to the
+    coordinator (which may stop a trial), and, with a target, the training time until validation
+    accuracy first reaches it is kept. A model may report ``val_cpu_s`` / ``val_wall_s``, the time
+    its epoch spent computing validation metrics, so far: that time is not training and is left out
+    (``models.lenet`` does)."""
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
+    def __init__(self, channel: Channel, job: Job) -> None:
+        self.channel, self.job = channel, job
+        epochs = job.params.get("epochs")
+        self.epochs = epochs if isinstance(epochs, int) else None
+        self.history: dict[str, list[float]] = {}
+        self.reached: dict[str, float] = {}
+        self.cpu0 = self.wall0 = 0.0
+
+    def start(self) -> Reporter:
+        """Called just before ``fit``: the clock of the time to target starts."""
+        self.cpu0, self.wall0 = cpu_seconds(), time.perf_counter()
+        return self
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        cpu, wall = cpu_seconds() - self.cpu0, time.perf_counter() - self.wall0
+        metrics = {k: float(v) for k, v in metrics.items()}
+        cpu -= metrics.pop("val_cpu_s", 0.0)
+        wall -= metrics.pop("val_wall_s", 0.0)
         for name, value in metrics.items():
-            history.setdefault(name, []).append(round(float(value), 5))
-        stop = channel.send({"epoch": epoch, "epochs": epochs if isinstance(epochs, int) else None,
-                             "metrics": {k: float(v) for k, v in metrics.items()}})
-        if stop:
-            raise TrialPruned(metrics.get("val_accuracy"))
+            self.history.setdefault(name, []).append(round(value, 5))
+        value = metrics.get("val_accuracy")
+        target = self.job.target
+        if target is not None and value is not None and value >= target and not self.reached:
+            self.reached = {"cpu_s_to_target": round(cpu, 3), "wall_s_to_target": round(wall, 3)}
+        if self.channel.send({"epoch": epoch, "epochs": self.epochs, "metrics": metrics}):
+            raise TrialPruned(value)
 
-    return report
+    def to_target(self) -> dict[str, float]:
+        return self.reached
+
+    def history_json(self) -> str | None:
+        return json.dumps(self.history, sort_keys=True) if self.history else None
 
 
 def _entry(job: Job) -> registry.Entry:
@@ -201,12 +240,6 @@ def _entry(job: Job) -> registry.Entry:
             prepare()
         _prepared.add(entry.cls)
     return entry
-
-
-def _history_json(history: dict[str, list[float]]) -> str | None:
-    import json
-
-    return json.dumps(history, sort_keys=True) if history else None
 
 
 def _with_process(result: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from benchmark.store import load_results
 
 #: Columns that measure time or memory, or name the invocation: allowed to differ between runs.
 TIMING = ["run_id", "utc", "fit_cpu_s", "fit_wall_s", "predict_cpu_s", "predict_wall_s", "latency_ms_b1",
-          "latency_ms_bN", "rss_mb", "process_cpu_s", "command", "settings"]
+          "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "cpu_s_to_target", "wall_s_to_target",
+          "rss_mb", "process_cpu_s", "command", "settings"]
 TUNING_TIMING = {"cpu_s_used"}
 
 

@@ -20,7 +20,7 @@ from benchmark.tuning.space import Choice, FixedSpace, Float, Int, OptunaSpace, 
 from models import registry
 
 LENET_DIMENSIONS = {"filters1", "filters2", "kernel_size", "dense_units", "dropout",
-                    "learning_rate", "batch_size", "epochs"}
+                    "learning_rate", "batch_size", "epochs", "batch_norm", "lr_schedule", "augment"}
 
 
 def run_cli(tmp_path: Path, tiny_idx: Path, *args: str) -> int:

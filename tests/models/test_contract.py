@@ -95,13 +95,55 @@ def test_a_seed_invariant_model_fits_the_same_model_whatever_the_seed(
                                       other.estimator_.decision_function(x))
 
 
-def test_lenet_follows_the_seeds_architecture() -> None:
-    model = registry.get("lenet-tanh").create(filters1=6, filters2=16, dense_units=120)
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_lenet_follows_the_seeds_architecture(batch_norm: bool) -> None:
+    model = registry.get("lenet-tanh").create(filters1=6, filters2=16, dense_units=120,
+                                              batch_norm=batch_norm)
     layers = [type(layer).__name__ for layer in model.build().layers]
-    assert layers == [
-        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Dense",
-    ]
+    act = ["BatchNormalization", "Activation"] if batch_norm else ["Activation"]
+    assert layers == ["Conv2D", *act, "MaxPooling2D", "Conv2D", *act, "MaxPooling2D", "Flatten",
+                      "Dense", *act, "Dropout", "Dense"]
     keras_model = model.build()
-    assert keras_model.layers[0].get_config()["activation"] == "tanh"
+    activations = [lay.get_config()["activation"] for lay in keras_model.layers
+                   if type(lay).__name__ == "Activation"]
+    assert activations == ["tanh"] * 3
     assert keras_model.layers[-1].get_config()["activation"] == "softmax"
     assert keras_model.output_shape == (None, 10)
+
+
+def test_lenet_options_train_and_predict(tiny: tuple[Digits, Digits], tmp_path: Path) -> None:
+    """Batch normalisation, a cosine learning-rate schedule and augmentation: the model trains,
+    the augmentation stays out of the model that predicts, is saved and is exported."""
+    train, test = tiny
+    model = registry.get("lenet-relu").create(epochs=6, batch_norm=True, lr_schedule="cosine",
+                                              augment=0.1).fit(train, seed=0)
+    assert [type(lay).__name__ for lay in model.model_.layers][0] == "Conv2D"
+    assert float(np.mean(model.predict(test.images) == test.labels)) > 0.5
+    with pytest.raises(ValueError, match="lr_schedule"):
+        registry.get("lenet-relu").create(epochs=1, lr_schedule="step").fit(train, seed=0)
+
+
+@pytest.mark.parametrize("name", [n for n in registry.names()
+                                  if callable(getattr(registry.get(n).cls, "export_onnx", None))])
+def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[Digits, Digits],
+                                                         tmp_path: Path) -> None:
+    """Every model that declares an ONNX export: the graph runs in ONNX Runtime and gives the same
+    labels (the exact Nystroem pipeline has no converter: its export fails, which the finals
+    record as a warning; see benchmark.execution.deployment)."""
+    from benchmark.execution.deployment import labels_of, onnx_latency, onnx_session
+
+    entry = registry.get(name)
+    train, test = tiny
+    model = entry.create(**quick_params(entry)).fit(train, seed=0)
+    predicted = model.predict(test.images)
+    assert model.macs_per_image() > 0
+    if name == "svm-nystroem":
+        with pytest.warns(UserWarning, match="ONNX export failed"):
+            assert onnx_latency(model, test.images, predicted) == {}
+        return
+    model.export_onnx(tmp_path / "m.onnx")
+    session = onnx_session((tmp_path / "m.onnx").read_bytes())
+    out = session.run(None, {session.get_inputs()[0].name: model.onnx_input(test.images)})[0]
+    np.testing.assert_array_equal(labels_of(out), predicted)
+    timed = onnx_latency(model, test.images, predicted)
+    assert timed["onnx_mismatches"] == 0 and 0 < timed["onnx_ms_b1_p50"] <= timed["onnx_ms_b1_p99"]

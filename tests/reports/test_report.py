@@ -263,3 +263,20 @@ def test_a_dataset_whose_only_final_failed(tmp_path: Path) -> None:
     text = write_report(tmp_path).read_text(encoding="utf-8")
     assert "No model finished on this dataset (see Failed and pruned jobs)." in text
     assert "RuntimeError: boom" in text.split("## Failed and pruned jobs", 1)[1]
+
+
+def test_leaderboard_shows_onnx_latency_macs_and_the_test_interval_of_agreeing_seeds(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    for seed in (0, 1, 2):  # three seeds, one accuracy: ± 0.00 over seeds says nothing of the test set
+        store.append(_row(store, "mnist-5k", "linear-svm", "baseline", seed, 10, 1.0,
+                          onnx_ms_b1_p50=0.008, onnx_ms_b1_p99=0.02, onnx_mismatches=0, macs=7840))
+    store.append(_row(store, "mnist-5k", "lenet-relu", "cnn", 0, 2, 30.0, onnx_ms_b1_p50=0.31,
+                      onnx_ms_b1_p99=4.7, onnx_mismatches=3, macs=3_522_000))
+    text = write_report(tmp_path).read_text()
+    [svm] = [line for line in text.splitlines() if line.startswith("|") and "linear-svm" in line]
+    low, high = accuracy_interval(90, 100)  # Wilson, for 90 of the 100 test images
+    assert f"± 0.00 over seeds; {100 * low:.2f}–{100 * high:.2f} (test set)" in svm, svm
+    assert "0.00800 (0.0200)" in svm and "7,840" in svm
+    [lenet] = [line for line in text.splitlines() if line.startswith("|") and "lenet-relu" in line
+               and "cnn" in line]
+    assert "0.310 (4.70), 3 labels differ" in lenet and "3.52 M" in lenet

@@ -1,0 +1,112 @@
+"""LeNet recipes on the official MNIST split (60,000 / 10,000): test accuracy, fit CPU-seconds and
+CPU-seconds to a validation accuracy, per recipe (a measurement, not a test).
+
+    .venv/bin/python benchmarks/mnist_lenet.py --data-dir ../shared/data/mnist \\
+        [--recipes defaults,cosine,bn-cosine,bn-cosine-aug] [--epochs 10] [--target 0.99] \\
+        [--parallel 2] [--write benchmarks/RESULTS.md]
+
+Each recipe is one ``digitbench run --dataset mnist --models lenet-relu --tuner none --params ...``
+in its own process with one thread (``--parallel`` of them at a time, one per core). With
+``--target`` the final trains on the 54,000 training images and watches the 6,000 validation ones
+after each epoch (the time to the target leaves validation out); without it, it trains on all
+60,000. Either way it is tested once on the official 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RECIPES: dict[str, dict] = {
+    "defaults": {},
+    "dropout": {"dropout": 0.4},
+    "cosine": {"dropout": 0.4, "lr_schedule": "cosine"},
+    "bn-cosine": {"dropout": 0.4, "lr_schedule": "cosine", "batch_norm": True},
+    "bn-cosine-aug": {"dropout": 0.4, "lr_schedule": "cosine", "batch_norm": True, "augment": 0.08},
+    "cosine-aug": {"dropout": 0.4, "lr_schedule": "cosine", "augment": 0.08},
+    "bn-cosine-lr3": {"dropout": 0.4, "lr_schedule": "cosine", "batch_norm": True,
+                      "learning_rate": 3e-3},
+}
+
+
+def run_recipe(name: str, args: argparse.Namespace, work: Path) -> dict:
+    params = {**RECIPES[name], "epochs": args.epochs}
+    out = work / name
+    command = [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist", "--data-dir",
+               str(args.data_dir), "--models", args.model, "--tuner", "none", "--params",
+               json.dumps(params), "--workers", "1", "--threads", "1", "--seeds", str(args.seeds),
+               "--no-onnx", "--out", str(out), "--overwrite"]
+    if args.target:
+        command += ["--target", str(args.target)]
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import pandas as pd
+
+    rows = pd.read_csv(out / "results.csv")
+    history = [json.loads(h) for h in rows["history"]]
+    return {"recipe": name, "params": params, "test": list(rows["test_accuracy"]),
+            "fit_cpu_s": list(rows["fit_cpu_s"]), "fit_wall_s": list(rows["fit_wall_s"]),
+            "cpu_s_to_target": [None if v != v else v for v in rows["cpu_s_to_target"]],
+            "val": [h.get("val_accuracy") for h in history], "n_train": int(rows["n_train"].iloc[0])}
+
+
+def table(results: list[dict], target: float | None) -> list[str]:
+    lines = ["| recipe | parameters | train images | test accuracy | fit CPU-s | fit wall-s | "
+             "validation accuracy by epoch | CPU-s to target |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for r in results:
+        shown = {k: v for k, v in r["params"].items() if k != "epochs"} or "defaults"
+        vals = "; ".join(", ".join(f"{100 * v:.2f}" for v in seed) for seed in r["val"] if seed) or "—"
+        to = ", ".join("never" if v is None else f"{v:.0f}" for v in r["cpu_s_to_target"]) \
+            if target else "—"
+        lines.append(f"| `{r['recipe']}` | `{json.dumps(shown) if isinstance(shown, dict) else shown}` | "
+                     f"{r['n_train']:,} | {', '.join(f'{100 * t:.2f}%' for t in r['test'])} | "
+                     f"{', '.join(f'{c:.0f}' for c in r['fit_cpu_s'])} | "
+                     f"{', '.join(f'{c:.0f}' for c in r['fit_wall_s'])} | {vals} | {to} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--model", default="lenet-relu")
+    parser.add_argument("--recipes", default="defaults,cosine,bn-cosine,bn-cosine-aug")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--target", type=float)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--write", type=Path)
+    parser.add_argument("--section", default="LeNet recipes on the official MNIST split")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    args.data_dir = args.data_dir.resolve()
+    names = args.recipes.split(",")
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
+        results = list(pool.map(lambda n: run_recipe(n, args, Path(tmp)), names))
+    for r in results:
+        print(json.dumps(r), flush=True)
+    lines = table(results, args.target)
+    print("\n".join(lines))
+    if args.write:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from results_md import machine, versions, write_section
+
+        intro = [f"`{args.model}` on the official MNIST split, {args.epochs} epochs, "
+                 f"{args.seeds} seed(s), one thread per run, {args.parallel} runs at a time on the "
+                 "machine's cores"
+                 + (f"; finals train on the 54,000 training images and watch the 6,000 validation "
+                    f"ones, timing the training until {100 * args.target:.1f}% validation accuracy"
+                    if args.target else "; finals train on all 60,000 training images")
+                 + f". Tested once on the official 10,000. {args.note}".rstrip(), ""]
+        write_section(args.write, args.section, intro + lines,
+                      versions("tensorflow-cpu", "keras", "numpy"), machine())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Time to a target accuracy (``run --target ACC``), ranked with MLPerf's rule.
+
+Each final that trains in epochs records the training CPU- and wall-seconds until its validation
+accuracy first reached the target (validation time left out). MLPerf's training rule for a model:
+at least 5 seeds, the fastest and the slowest dropped, the mean of the rest. A seed that never
+reached the target is named, and counts as not reached, not as fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.format import DASH, md_table, num, pct
+from reports.machine import parse_json
+
+#: Seeds MLPerf's rule needs: the fastest and slowest are dropped from at least this many.
+MLPERF_SEEDS = 5
+
+
+def mlperf_mean(values: list[float]) -> float | None:
+    """The mean without the fastest and the slowest, from at least :data:`MLPERF_SEEDS` values."""
+    if len(values) < MLPERF_SEEDS:
+        return None
+    kept = sorted(values)[1:-1]
+    return float(np.mean(kept))
+
+
+def time_to_target_section(final: pd.DataFrame) -> list[str]:
+    """The section, or nothing when no final was run with a target."""
+    targets = {parse_json(s).get("target") for s in final["settings"].dropna()} - {None}
+    if not targets:
+        return []
+    rows: list[dict[str, Any]] = []
+    for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
+        cpu = pd.to_numeric(group["cpu_s_to_target"], errors="coerce")
+        wall = pd.to_numeric(group["wall_s_to_target"], errors="coerce")
+        history = [parse_json(h) for h in group["history"]]
+        if not any("val_accuracy" in h for h in history):
+            continue  # trains in one go: no epochs to time
+        reached = cpu.notna()
+        rows.append({
+            "model": model, "tuner": tuner, "seeds": len(group), "reached": int(reached.sum()),
+            "missed": sorted(group.loc[~reached, "seed"].astype(str), key=int),
+            "cpu": mlperf_mean(list(cpu[reached])), "wall": mlperf_mean(list(wall[reached])),
+            "cpu_all": float(cpu[reached].mean()) if reached.any() else None,
+            "min_test": float(group["test_accuracy"].min()),
+        })
+    if not rows:
+        return []
+    rows.sort(key=lambda r: (r["cpu"] is None, r["cpu"] if r["cpu"] is not None else np.inf,
+                             r["cpu_all"] if r["cpu_all"] is not None else np.inf))
+    target = ", ".join(pct(t) for t in sorted(targets))
+    table = [[rank + 1, r["model"], r["tuner"], r["seeds"], r["reached"],
+              num(r["cpu"]) if r["cpu"] is not None else DASH,
+              num(r["wall"]) if r["wall"] is not None else DASH,
+              num(r["cpu_all"]) if r["cpu_all"] is not None else DASH,
+              ", ".join(r["missed"]) or "none", pct(r["min_test"])] for rank, r in enumerate(rows)]
+    return [f"### Time to {target} validation accuracy", "",
+            *md_table(["#", "model", "tuner", "seeds", "reached", "CPU-s (MLPerf)", "wall-s (MLPerf)",
+                       "CPU-s (mean of all that reached)", "seeds that never reached it",
+                       "lowest test accuracy"], table, "rllrrrrrlr"),
+            "",
+            "Training time until a final's validation accuracy first reached the target, validation "
+            "itself not counted. Such finals train on the training part only and watch the "
+            "validation part after each epoch. MLPerf's rule ranks the models: at least "
+            f"{MLPERF_SEEDS} seeds that reached it, the fastest and the slowest dropped, the mean of "
+            "the rest (a dash: fewer seeds reached it). Seeds that never reached the target are "
+            "named; their time does not count as fast.", ""]

@@ -1,0 +1,64 @@
+"""``run --target ACC``: each final that trains in epochs records the training time until its
+validation accuracy first reached ACC (validation time left out), and the report ranks the models by
+MLPerf's rule (at least 5 seeds, the fastest and slowest dropped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.commands.main import main
+from benchmark.execution.tasks import Job, Reporter
+from reports.format import num
+from reports.time_to_target import mlperf_mean
+
+
+class Silent:
+    def send(self, message):
+        return False
+
+
+def test_the_time_to_target_leaves_the_reported_validation_time_out() -> None:
+    job = Job(dataset="d", model="m", tuner="none", trial="final", seed=0, params={"epochs": 3},
+              target=0.9)
+    reporter = Reporter(Silent(), job).start()
+    reporter.cpu0 -= 10.0  # as if 10 CPU-s and 10 s had passed since fit began
+    reporter.wall0 -= 10.0
+    reporter(1, {"val_accuracy": 0.8, "val_cpu_s": 1.0, "val_wall_s": 2.0})
+    assert reporter.to_target() == {}
+    reporter(2, {"val_accuracy": 0.91, "val_cpu_s": 4.0, "val_wall_s": 3.0})
+    reached = reporter.to_target()
+    assert 6.0 <= reached["cpu_s_to_target"] < 6.5 and 7.0 <= reached["wall_s_to_target"] < 7.5
+    reporter(3, {"val_accuracy": 0.95, "val_cpu_s": 5.0, "val_wall_s": 4.0})
+    assert reporter.to_target() == reached, "the first epoch that reached it counts"
+    assert json.loads(reporter.history_json()) == {"val_accuracy": [0.8, 0.91, 0.95]}
+
+
+def test_mlperf_mean_drops_the_fastest_and_the_slowest_of_at_least_five() -> None:
+    assert mlperf_mean([10.0, 1.0, 4.0, 5.0, 6.0]) == pytest.approx(5.0)
+    assert mlperf_mean([1.0, 2.0, 3.0, 4.0]) is None
+
+
+def test_run_with_a_target_records_and_ranks_the_time_to_it(tmp_path: Path, tiny_idx: Path,
+                                                            plugin_path: Path) -> None:
+    # epoch-model reports val_accuracy = quality * epoch / epochs: 0.5 * 4/6 = 0.333 first reaches 0.3
+    assert main(["run", "--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:EpochModel",
+                 "--model-path", "tinyplugin:NearestCentroid", "--models", "epoch-model,nearest-centroid",
+                 "--seeds", "5", "--target", "0.3", "--out", str(tmp_path / "run"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    frame = pd.read_csv(tmp_path / "run" / "results.csv")
+    epochs = frame[frame["model"] == "epoch-model"]
+    assert len(epochs) == 5 and epochs["cpu_s_to_target"].notna().all()
+    assert (epochs["cpu_s_to_target"] <= epochs["fit_cpu_s"] + 0.01).all()
+    assert (epochs["n_train"] == 540).all() and (epochs["n_val"] == 60).all(), "the training part only"
+    one_go = frame[frame["model"] == "nearest-centroid"]
+    assert one_go["cpu_s_to_target"].isna().all() and (one_go["n_train"] == 600).all()
+    report = (tmp_path / "run" / "report.md").read_text()
+    section = report.split("### Time to 30.00% validation accuracy", 1)[1].split("###", 1)[0]
+    assert "nearest-centroid" not in section, "models that train in one go have no epochs to time"
+    [row] = [line.split("|") for line in section.splitlines() if "epoch-model" in line]
+    assert [c.strip() for c in row[4:6]] == ["5", "5"], "5 seeds, all reached it"
+    assert row[6].strip() == num(mlperf_mean(list(epochs["cpu_s_to_target"])))
