@@ -113,8 +113,13 @@ def as_input(images: np.ndarray) -> np.ndarray:
 class LeNet(DigitModel):
     """LeNet with a choice of activation, trained with Adam on cross-entropy.
 
-    Defaults (20 and 50 filters of 5x5, 500-wide dense layer) follow the modern LeNet recipe that
-    reaches about 97% on 5,000 training digits in 15 epochs.
+    Defaults: 20 and 50 filters of 5x5 and a 500-wide dense layer (the modern LeNet recipe), dropout
+    0.4 before the output, Adam at 1e-3 decayed to 0 by a cosine over 10 epochs, and small random
+    shifts and rotations in training (``augment`` 0.08). Measured on the official MNIST split (54,000
+    training images, one seed, ``benchmarks/mnist_lenet.py``): 99.11% with the earlier defaults
+    (15 epochs' constant rate, no dropout, no augmentation, run for 10 epochs), 99.40% with dropout
+    and the cosine schedule, 99.50% with batch normalisation and augmentation too, at 1.6x the
+    CPU-seconds; batch normalisation alone bought nothing (99.29%).
     """
 
     name: ClassVar[str] = "lenet"
@@ -125,13 +130,13 @@ class LeNet(DigitModel):
         "filters2": 50,
         "kernel_size": 5,
         "dense_units": 500,
-        "dropout": 0.0,
+        "dropout": 0.4,
         "learning_rate": 1e-3,
         "batch_size": 64,
-        "epochs": 15,
+        "epochs": 10,
         "batch_norm": False,         # normalise each layer's outputs before the activation
-        "lr_schedule": "constant",   # or "cosine": the learning rate decays to 0 over the epochs
-        "augment": 0.0,              # training only: random shifts of up to this fraction of the
+        "lr_schedule": "cosine",     # or "constant"; cosine: the rate decays to 0 over the epochs
+        "augment": 0.08,             # training only: random shifts of up to this fraction of the
                                      # side and rotations of up to a quarter of it of a full turn
                                      # (0.1: 2.8 pixels and 9 degrees)
     }

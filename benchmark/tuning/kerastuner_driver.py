@@ -58,7 +58,8 @@ class KerasTunerDriver:
     """A keras-tuner study in ``directory/project``, asked for trials and told their outcomes."""
 
     def __init__(self, *, search_space: Callable[[Space], dict[str, Any]], oracle: str, directory: Path,
-                 project: str, seed: int, max_epochs: int | None) -> None:
+                 project: str, seed: int, max_epochs: int | None,
+                 first_trial: dict[str, Any] | None = None) -> None:
         if oracle not in ORACLES:
             raise ValueError(f"unknown keras-tuner oracle {oracle!r}; expected one of {ORACLES}")
         if oracle == "hyperband" and max_epochs is None:
@@ -68,7 +69,8 @@ class KerasTunerDriver:
 
         _check_settings(Path(directory) / project, {"oracle": oracle, "seed": seed, "max_epochs": max_epochs})
         with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
-            tuner = kt.engine.base_tuner.BaseTuner(oracle=_make_oracle(kt, oracle, seed, max_epochs),
+            made = _make_oracle(kt, oracle, seed, max_epochs, first_trial)
+            tuner = kt.engine.base_tuner.BaseTuner(oracle=made,
                                                    directory=str(directory), project_name=project,
                                                    overwrite=False)
         self.oracle = tuner.oracle
@@ -162,8 +164,10 @@ class KerasTunerDriver:
         del self._running[number]
 
 
-def _make_oracle(kt: Any, kind: str, seed: int, max_epochs: int | None) -> Any:
-    """No ``max_trials`` (the coordinator counts), no retries, no stop on failures in a row."""
+def _make_oracle(kt: Any, kind: str, seed: int, max_epochs: int | None,
+                 first_trial: dict[str, Any] | None = None) -> Any:
+    """No ``max_trials`` (the coordinator counts), no retries, no stop on failures in a row; the
+    random and Bayesian oracles start from ``first_trial`` (the model's defaults), as Optuna does."""
     base = {"random": kt.oracles.RandomSearchOracle, "bayesian": kt.oracles.BayesianOptimizationOracle,
             "hyperband": kt.oracles.HyperbandOracle}[kind]
 
@@ -172,6 +176,16 @@ def _make_oracle(kt: Any, kind: str, seed: int, max_epochs: int | None) -> Any:
             """The value ``tell`` gave (recorded after every epoch), not the best epoch's."""
             trial.score = trial.metrics.get_last_value(OBJECTIVE)
             trial.best_step = trial.metrics.get_history(OBJECTIVE)[-1].step
+
+        def populate_space(self, trial_id: str) -> dict[str, Any]:
+            """The first trial of a new study: ``first_trial``, the rest of the space at its
+            defaults; later ones: the oracle's own choice (``populate_space`` is keras-tuner's
+            documented way for an oracle to choose values)."""
+            if first_trial and kind != "hyperband" and not self.trials:
+                space = self.get_space()
+                values = {p.name: first_trial.get(p.name, p.default) for p in space.space}
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+            return super().populate_space(trial_id)
 
     common = {
         "objective": kt.Objective(OBJECTIVE, "max"),

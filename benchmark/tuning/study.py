@@ -50,6 +50,8 @@ class Study:
             **({"sampler": config.sampler, "pruner": config.pruner, "first_trial": "defaults"}
                if tuner == "optuna" else {}),
             **({"oracle": self.oracle} if tuner == "keras-tuner" else {}),
+            **({"first_trial": "defaults"}
+               if tuner == "keras-tuner" and self.oracle != "hyperband" else {}),
         }
         self.driver: Any = None
         self.waiting = False  # the tuner had nothing to start until a running trial ends
@@ -76,7 +78,8 @@ class Study:
 
             self.driver = KerasTunerDriver(
                 search_space=self._search_space, oracle=self.oracle, directory=run_dir / "keras-tuner",
-                project=f"{self.name}__{self.oracle}", seed=self.TRIAL_SEED, max_epochs=self.max_epochs)
+                project=f"{self.name}__{self.oracle}", seed=self.TRIAL_SEED, max_epochs=self.max_epochs,
+                first_trial=self._defaults_in_space())
         self.driver.settle(self._recorded)
 
     def ask(self) -> tuple[int, dict[str, Any]] | None:

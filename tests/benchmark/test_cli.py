@@ -25,7 +25,7 @@ def run_cli(*args: str | Path, cache: Path) -> int:
 
 def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
     out = tmp_path / "run"
-    code = run_cli("--dataset", f"idx:{tiny_idx}", "--epochs", "1", "--out", out,
+    code = run_cli("--dataset", f"idx:{tiny_idx}", "--epochs", "3", "--out", out,
                    cache=tmp_path / "cache")
     assert code == 0
     results = pd.read_csv(out / "results.csv")
@@ -39,12 +39,12 @@ def test_every_builtin_runs_end_to_end(tmp_path: Path, tiny_idx: Path) -> None:
     assert (results["threads"] == 2).all() and (results["batch_N"] == 200).all()
     cnn = results[results["family"] == "cnn"]
     assert (cnn["n_params"] > 0).all() and results.loc[results["family"] != "cnn", "n_params"].isna().all()
-    assert results["command"].iloc[0].startswith(f"digitbench run --dataset idx:{tiny_idx} --epochs 1")
+    assert results["command"].iloc[0].startswith(f"digitbench run --dataset idx:{tiny_idx} --epochs 3")
     history = json.loads(results.loc[results["model"] == "lenet-relu", "history"].iloc[0])
-    assert len(history["accuracy"]) == len(history["loss"]) == 1, "one value per epoch"
+    assert len(history["accuracy"]) == len(history["loss"]) == 3, "one value per epoch"
     assert results.loc[results["family"] != "cnn", "history"].isna().all()
     params = json.loads(results.loc[results["model"] == "lenet-tanh", "params"].iloc[0])
-    assert params["activation"] == "tanh" and params["epochs"] == 1
+    assert params["activation"] == "tanh" and params["epochs"] == 3
     assert "tensorflow-cpu" in json.loads(results["versions"].iloc[0]) or "tensorflow" in json.loads(
         results["versions"].iloc[0])
     assert json.loads(results["machine"].iloc[0])["cores"] >= 1

@@ -243,3 +243,14 @@ def test_the_same_seed_gives_the_same_first_params(tmp_path: Path, oracle: str) 
              [("one", 0), ("two", 0), ("three", 1)]]
     assert first[0] == first[1]
     assert first[0] != first[2]
+
+
+@pytest.mark.parametrize("oracle", ["random", "bayesian"])
+def test_the_first_trial_is_the_given_defaults(tmp_path: Path, oracle: str) -> None:
+    driver = KerasTunerDriver(search_space=space, oracle=oracle, directory=tmp_path, project="study",
+                              seed=7, max_epochs=None, first_trial={"x": 0.25, "c": "b"})
+    driver.settle(lambda number: None)
+    number, params = ask(driver)
+    assert number == 0 and params == {"x": 0.25, "k": 1, "c": "b"}, "k: the space's own default"
+    driver.tell(number, "ok", 0.5)
+    assert ask(driver)[1] != params, "later trials are the oracle's"

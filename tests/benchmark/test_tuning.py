@@ -213,7 +213,10 @@ def test_keras_tuner_and_optuna_tune_the_same_model_side_by_side(tmp_path: Path,
         assert (mine["status"] == "ok").all()
     tuning = json.loads(frame.query("tuner == 'keras-tuner' and trial == 'final'")["tuning"].iloc[0])
     assert tuning["oracle"] == "random" and tuning["trials_run"] == 4
-    assert tuning["chosen_because"].startswith("best trial"), "keras-tuner has no defaults trial"
+    assert tuning["first_trial"] == "defaults", "keras-tuner starts from the defaults, as Optuna does"
+    for tuner in ("optuna", "keras-tuner"):
+        first = frame[(frame["tuner"] == tuner) & (frame["trial"] == "0")]["params"].iloc[0]
+        assert json.loads(first)["shrink"] == 0.0, f"{tuner}: trial 0 is the model's defaults"
     assert (tmp_path / "run" / "keras-tuner").is_dir()
 
 
