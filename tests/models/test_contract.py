@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,9 @@ def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[
         with pytest.warns(UserWarning, match="ONNX export failed"):
             assert onnx_latency(model, test.images, predicted) == {}
         return
-    model.export_onnx(tmp_path / "m.onnx")
+    with warnings.catch_warnings():  # the converters' own deprecation notes
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export_onnx(tmp_path / "m.onnx")
     session = onnx_session((tmp_path / "m.onnx").read_bytes())
     out = session.run(None, {session.get_inputs()[0].name: model.onnx_input(test.images)})[0]
     np.testing.assert_array_equal(labels_of(out), predicted)
