@@ -77,7 +77,7 @@ def prepare_run_dir(config: RunConfig) -> ResultsStore:
 def _delete_studies(config: RunConfig) -> None:
     import optuna
 
-    names = {s.study_name for s in optuna.get_all_study_summaries(config.storage_url)}
+    names = set(optuna.get_all_study_names(config.storage_url))
     for dataset in config.datasets:
         for model in config.models:
             name = f"{unique_slug(dataset)}__{model}"

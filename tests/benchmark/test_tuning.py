@@ -263,3 +263,15 @@ def test_defaults_are_kept_unless_beaten_by_more_than_one_standard_error() -> No
     assert number == 2
     # keras-tuner has no defaults trial: plain best, the earlier trial on a tie
     assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, first_trial=None).choice()[0] == 1
+
+
+def test_overwrite_starts_the_studies_of_an_outside_storage_again(tmp_path: Path, tiny_idx: Path,
+                                                                  plugin_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ["--model-path", "tinyplugin:NearestCentroid", "--models", "nearest-centroid",
+            "--tuner", "optuna", "--trials", "2", "--storage", storage]
+    assert run_cli(tmp_path, tiny_idx, *args) == 0
+    assert run_cli(tmp_path, tiny_idx, *args, "--overwrite") == 0
+    [name] = optuna.get_all_study_names(storage)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 2, "not 2 + 2"
+    assert len(results(tmp_path).query("trial != 'final'")) == 2
