@@ -15,13 +15,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import cloudpickle  # installed with distributed, which the dev extra brings (make test)
+import distributed
 import pytest
-
-try:
-    import cloudpickle
-    import distributed
-except ImportError:
-    pytest.skip("needs the dask extra: pip install 'digitbench[dask]'", allow_module_level=True)
 
 from benchmark.execution import dask_executor
 from benchmark.execution.dask_executor import DaskExecutor
