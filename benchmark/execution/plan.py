@@ -26,7 +26,6 @@ class Contender:
     tuner: str
     pinned: dict[str, Any]          # parameters no tuner may change
     seeds: list[int]                # final seeds still to run
-    all_seeds: int                  # final seeds in all, done or not
     study: Any = None               # a benchmark.tuning.study.Study, for tuner != "none"
     finals_started: bool = False
     params: dict[str, Any] | None = None  # what the finals refit, once known
@@ -63,7 +62,7 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
                 todo = [s for s in seeds
                         if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
                 contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
-                                            todo, len(seeds)))
+                                            todo))
     return contenders
 
 

@@ -118,8 +118,8 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
 
 
 def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
-    """Refit on train + validation with the job's seed, evaluate once on test; a row's fields, plus
-    ``y_pred`` (and the test labels and images' misclassified part) and, with ``save_model``, the
+    """Refit on train + validation with the job's seed (on train alone, watching validation, with a
+    ``target``), evaluate once on test; a row's fields, plus ``y_pred`` and, with ``save_model``, the
     model file's ``model_bytes``; with ``onnx``, its ONNX export's latency and ``onnx_bytes``."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
