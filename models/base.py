@@ -41,7 +41,7 @@ class DigitModel(ABC):
     * ``predict_proba(images) -> (n, 10)`` class probabilities, rows summing to 1, whose argmax is
       ``predict``; ensembles average them.
     * ``save(path)`` writes the fitted model, its parameters included, to one file whose name ends
-      in the class attribute ``file_suffix`` (e.g. ``".keras"``, ``".npz"``); the classmethod
+      in the class attribute ``file_suffix`` (e.g. ``".keras"``, ``".skops"``); the classmethod
       ``load(path) -> Self`` reads it back so that it predicts exactly as before. Loading must not
       run code from the file. Use ``models.persist.save_model`` / ``load_model``, which add the
       registry name and provenance to the file.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -9,7 +12,69 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from models.base import DigitModel, Digits, ReportCallback
+from models.errors import InputError
 from models.registry import register
+
+#: What ``SklearnModel.save`` dumps with ``skops.io``: a dict of plain values (this tag, the
+#: scikit-learn version, the parameters) and the fitted estimators under ``"parts"``.
+SKOPS_FORMAT = "digitbench-sklearn"
+
+#: The only types (as ``skops.io`` names them) a saved scikit-learn model may hold beyond plain JSON
+#: values: our models' estimators, their arrays and numpy scalars, and the containers around them.
+#: ``skops.io`` trusts these by default too; a file holding any type skops does not trust and this
+#: list does not name is refused before anything in it is built.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.tuple",
+    "numpy.ndarray",
+    "numpy.float64",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.svm._classes.LinearSVC",
+    "sklearn.svm._classes.SVC",
+    "sklearn.kernel_approximation.Nystroem",
+)
+
+_OLD_NPZ_MEMBER = "estimator.json"   # in the pickle-free .npz model files of digitbench before skops
+
+
+def read_skops(path: Path) -> dict[str, Any]:
+    """The dict ``SklearnModel.save`` dumped to ``path``; InputError (one line) for anything else.
+
+    The types in the file are checked with ``skops.io.get_untrusted_types`` first, and the file is
+    refused if it holds any that skops does not trust and :data:`TRUSTED_TYPES` does not name; only
+    then is it loaded, with ``trusted=TRUSTED_TYPES``. No pickle, so no code from the file runs.
+    """
+    import skops.io
+
+    data = path.read_bytes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile:
+        raise InputError(f"{path}: not a skops model file (not a zip archive)") from None
+    if "schema.json" not in names:
+        if _OLD_NPZ_MEMBER in names:
+            raise InputError(f"{path}: a scikit-learn model file in the .npz format of earlier digitbench "
+                             "versions, which is no longer read (models are now saved with skops, as "
+                             ".skops files): train and save the model again")
+        raise InputError(f"{path}: not a skops model file (a zip archive without schema.json)")
+    try:
+        untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        if untrusted:
+            raise InputError(f"{path}: refused, it holds types a digitbench scikit-learn model never "
+                             f"holds: {', '.join(untrusted)}")
+        state = skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: not a readable skops model file ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != SKOPS_FORMAT:
+        raise InputError(f"{path}: a skops file, but not a digitbench scikit-learn model (no "
+                         f"{SKOPS_FORMAT} tag)")
+    return state
+
+
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def pixels(images: np.ndarray) -> np.ndarray:
@@ -60,22 +125,46 @@ class SklearnModel(DigitModel):
         """A linear model: one dot product of the 784 pixels per class score."""
         return 784 * len(self.estimator_.classes_)
 
-    #: Saved as a pickle-free ``.npz`` of the estimator's attributes (``models.sklearn_state``).
-    file_suffix: ClassVar[str] = ".npz"
+    #: Saved with ``skops.io`` (no pickle; only :data:`TRUSTED_TYPES` are read back).
+    file_suffix: ClassVar[str] = ".skops"
+
+    def saved_parts(self) -> dict[str, Any]:
+        """The unfitted estimators a saved model holds, keyed by the attribute each is fitted into."""
+        return {"estimator_": self._estimator(0)}
 
     def save(self, path: str | Path) -> None:
-        """Write the fitted estimator and the parameters to the ``.npz`` file ``path``."""
-        from models.sklearn_state import save_estimator
+        """Write the parameters and the fitted estimator(s) to the skops file ``path``."""
+        import sklearn
+        import skops.io
 
-        save_estimator(self.estimator_, Path(path), {"params": self.params})
+        state = {"format": SKOPS_FORMAT, "sklearn": sklearn.__version__, "params": self.params,
+                 "parts": {attribute: getattr(self, attribute) for attribute in self.saved_parts()}}
+        skops.io.dump(state, Path(path), compression=zipfile.ZIP_DEFLATED)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """The model saved by :meth:`save`; loading runs no code from the file."""
-        from models.sklearn_state import load_estimator, read_state
+        """The model saved by :meth:`save`; loading runs no code from the file (:func:`read_skops`),
+        and every estimator in it must be of the class this model builds."""
+        import sklearn
 
-        model = cls(**read_state(Path(path))["params"])
-        model.estimator_ = load_estimator(Path(path), model._estimator(0))
+        state = read_skops(Path(path))
+        params, parts = state.get("params"), state.get("parts")
+        if not isinstance(params, dict) or not isinstance(parts, dict) or not all(
+                isinstance(key, str) for key in params):
+            raise ValueError("no parameters or no fitted parts in the file")
+        model = cls(**params)
+        expected = model.saved_parts()
+        if set(parts) != set(expected):
+            raise ValueError(f"holds parts {sorted(parts)}, expected {sorted(expected)}")
+        for attribute, part in parts.items():
+            if type(part) is not type(expected[attribute]):
+                raise ValueError(f"holds a {_type_name(part)} as {attribute}, expected a "
+                                 f"{_type_name(expected[attribute])}")
+        if state.get("sklearn") != sklearn.__version__:
+            warnings.warn(f"{path}: saved with scikit-learn {state.get('sklearn')}, loading with "
+                          f"{sklearn.__version__}; predictions may differ", UserWarning, stacklevel=2)
+        for attribute, part in parts.items():
+            setattr(model, attribute, part)
         return model
 
 

@@ -9,7 +9,6 @@ scored 95.8% against the exact kernel's 96.8%, with prediction about 6x cheaper.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -72,22 +71,9 @@ class NystroemSVMModel(SklearnModel):
         n = self.features_.components_.shape[0]
         return n * 784 + n * n + n * len(self.estimator_.classes_)
 
-    def save(self, path: str | Path) -> None:
-        """Both fitted parts and the parameters in one pickle-free ``.npz``."""
-        from models.sklearn_state import save_estimators
-
-        save_estimators({"features": self.features_, "classifier": self.estimator_}, Path(path),
-                        {"params": self.params})
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        from models.sklearn_state import load_estimators, read_state
-
-        model = cls(**read_state(Path(path))["params"])
-        parts = load_estimators(Path(path), {"features": model._features(0),
-                                             "classifier": model._estimator(0)})
-        model.features_, model.estimator_ = parts["features"], parts["classifier"]
-        return model
+    def saved_parts(self) -> dict[str, Any]:
+        """Both fitted parts: the Nystroem features and the linear SVM on them."""
+        return {"features_": self._features(0), "estimator_": self._estimator(0)}
 
 
 register("svm-nystroem", NystroemSVMModel)

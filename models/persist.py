@@ -1,11 +1,12 @@
 """Saving and loading fitted models: one file per model, that says which registry model it holds.
 
 A model file is what the model's own ``save(path)`` writes (Keras' ``.keras`` archive for the
-LeNets, a pickle-free ``.npz`` for the scikit-learn baselines; both are zip archives) plus one more
-member, ``digitbench.json``: the registry name, the model class, the parameters, where it was
+LeNets, a ``skops.io`` ``.skops`` file for the scikit-learn baselines; both are zip archives) plus one
+more member, ``digitbench.json``: the registry name, the model class, the parameters, where it was
 trained, and the package versions. :func:`load_model` reads that member, looks the name up in the
 registry, checks the class, and calls the class's ``load(path)``. Neither format runs code when
-loaded. Files are written atomically: a temporary file beside the target, then a rename.
+loaded (no pickle; a ``.skops`` file holding a type outside ``models.baselines.TRUSTED_TYPES`` is
+refused). Files are written atomically: a temporary file beside the target, then a rename.
 """
 
 from __future__ import annotations

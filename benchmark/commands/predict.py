@@ -22,7 +22,7 @@ def add_parser(commands: Any) -> None:
         "light on dark) with a model saved by `run --save-models` or `submit --save-model`.")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--model-file", type=Path, required=True, metavar="FILE",
-                        help="a saved model (.keras, .npz)")
+                        help="a saved model (.keras, .skops)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",

@@ -121,6 +121,38 @@ def _zip(path: Path) -> Path:
     return path
 
 
+def _logreg_file(path: Path, write: Callable[[Path], None]) -> Path:
+    """A model file naming ``logreg`` in its ``digitbench.json``, its model part written by ``write``."""
+    import json
+    import zipfile
+
+    write(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("digitbench.json", json.dumps({
+            "format": "digitbench-model", "format_version": 1, "model": "logreg",
+            "class": "models.baselines:LogisticRegressionModel", "params": {}}))
+    return path
+
+
+def _old_npz(path: Path) -> None:
+    """A scikit-learn model as digitbench saved them before skops: arrays plus ``estimator.json``."""
+    import zipfile
+
+    np.savez_compressed(path, **{"estimator/coef_": np.zeros((10, 784))})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("estimator.json", '{"sklearn": "1.9.1", "params": {}, "parts": {}}')
+
+
+def _untrusted_skops(path: Path) -> None:
+    """A skops file whose "estimator" is ``os.system``: a type no digitbench model holds."""
+    import os
+
+    import skops.io
+
+    skops.io.dump({"format": "digitbench-sklearn", "sklearn": "1.9.1", "params": {},
+                   "parts": {"estimator_": os.system}}, path)
+
+
 def _png(path: Path, pixels: np.ndarray) -> Path:
     from PIL import Image
 
@@ -141,7 +173,7 @@ def _predict(tmp: Path, *, model: Path | None = None, image: Path | None = None)
         digit = np.full((40, 40), 255)
         digit[8:32, 18:23] = 0                     # a dark "1" on white paper
         image = _png(tmp / "one.png", digit)
-    return ["predict", "--model-file", str(model or tmp / "never-loaded.npz"), str(image)]
+    return ["predict", "--model-file", str(model or tmp / "never-loaded.skops"), str(image)]
 
 
 def _submit_with_labelled_test(tmp: Path) -> list[str]:
@@ -229,8 +261,15 @@ CORPUS: dict[str, Case] = {
                                    "is a folder, expected a model file", command=True),
     "model file not a zip": Case(lambda tmp: _predict(tmp, model=_file(tmp / "m.keras", b"not a model")),
                                  "not a digitbench model file", command=True),
-    "model file without header": Case(lambda tmp: _predict(tmp, model=_zip(tmp / "m.npz")),
+    "model file without header": Case(lambda tmp: _predict(tmp, model=_zip(tmp / "m.skops")),
                                       "a zip archive without digitbench.json", command=True),
+    "model file in the old .npz format": Case(
+        lambda tmp: _predict(tmp, model=_logreg_file(tmp / "old.npz", _old_npz)),
+        "old.npz: a scikit-learn model file in the .npz format of earlier digitbench versions",
+        command=True),
+    "model file with untrusted types": Case(
+        lambda tmp: _predict(tmp, model=_logreg_file(tmp / "m.skops", _untrusted_skops)),
+        "m.skops: refused, it holds types a digitbench scikit-learn model never holds", command=True),
     # picture files (predict IMAGE)
     "image missing": Case(lambda tmp: _predict(tmp, image=tmp / "absent.png"), "absent.png: no such file",
                           command=True),

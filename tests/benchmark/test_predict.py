@@ -32,7 +32,7 @@ LAYOUTS = [  # (canvas width, height), font size, top-left of the text
 def model_file(tmp_path_factory: pytest.TempPathFactory, real_digits: Digits) -> Path:
     """An RBF SVM trained on the 5,000 real digits (about 2 CPU-s), saved as a model file."""
     model = registry.get("svm-rbf").create().fit(real_digits, seed=0)
-    return persist.save_model(model, tmp_path_factory.mktemp("model") / "svm.npz", "svm-rbf")
+    return persist.save_model(model, tmp_path_factory.mktemp("model") / "svm.skops", "svm-rbf")
 
 
 def draw_digit(digit: int, layout: int, dark_on_light: bool) -> Image.Image:
@@ -78,7 +78,7 @@ def test_predict_reads_drawn_digits(model_file: Path, drawn, capsys: pytest.Capt
 def test_predict_json_with_probabilities(real_digits: Digits, drawn, tmp_path: Path, capsys) -> None:
     model = registry.get("logreg").create(max_iter=200).fit(
         Digits(real_digits.images[:1000], real_digits.labels[:1000]), seed=0)
-    path = persist.save_model(model, tmp_path / "logreg.npz", "logreg")
+    path = persist.save_model(model, tmp_path / "logreg.skops", "logreg")
     files = [str(p) for p, _, _ in drawn[:3]]
     assert main(["predict", "--model-file", str(path), "--json", *files]) == 0
     said = json.loads(capsys.readouterr().out)

@@ -24,7 +24,7 @@ def test_save_models_keeps_every_final_model(tmp_path: Path, tiny_idx: Path, plu
     results = load_results(out / "results.csv")
     linear = results[results["model"] == "linear-svm"].sort_values("seed")  # a seed each
     slug = unique_slug(f"idx:{tiny_idx.resolve()}")
-    assert linear["model_file"].tolist() == [f"models/{slug}/linear-svm-none-seed{s}.npz" for s in (0, 1)]
+    assert linear["model_file"].tolist() == [f"models/{slug}/linear-svm-none-seed{s}.skops" for s in (0, 1)]
     for row in linear.itertuples():
         model, meta = load_model(out / row.model_file)
         assert meta["trained_on"]["images"] == 600 and meta["trained_on"]["seed"] == int(row.seed)

@@ -210,7 +210,7 @@ def test_out_is_a_folder(kaggle, tmp_path: Path, capsys) -> None:
 
 def test_submit_saves_a_model_that_predict_loads(kaggle, tmp_path: Path, capsys) -> None:
     folder, _, test = kaggle
-    out, model_file = tmp_path / "s.csv", tmp_path / "m" / "logreg.npz"
+    out, model_file = tmp_path / "s.csv", tmp_path / "m" / "logreg.skops"
     assert submit(folder, "--model", "logreg", "--params", '{"max_iter": 500}', "--out", out,
                   "--save-model", model_file, cache=tmp_path / "cache") == 0
     assert f"model file: {model_file}" in capsys.readouterr().out
@@ -219,3 +219,12 @@ def test_submit_saves_a_model_that_predict_loads(kaggle, tmp_path: Path, capsys)
     model, meta = load_model(model_file)
     assert meta["trained_on"]["images"] == N_TRAIN and meta["params"]["max_iter"] == 500
     np.testing.assert_array_equal(model.predict(test.images), pd.read_csv(out)["Label"])
+
+
+def test_save_model_names_the_skops_suffix(kaggle, tmp_path: Path, capsys) -> None:
+    """scikit-learn models are saved as .skops; the .npz of earlier versions is refused before training."""
+    folder, _, _ = kaggle
+    assert submit(folder, "--model", "logreg", "--out", tmp_path / "s.csv", "--save-model",
+                  tmp_path / "logreg.npz", cache=tmp_path / "cache") == 2
+    assert "logreg models are saved as .skops files" in one_error_line(capsys)
+    assert not (tmp_path / "s.csv").exists()
