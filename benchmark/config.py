@@ -49,6 +49,7 @@ class RunConfig:
     pruner: str = "median"           # Optuna
     oracle: str = "bayesian"         # keras-tuner
     trials: int = 20
+    study_seeds: int = 1             # each study repeated with seeds 0..N-1 (the tuning curves' bands)
     budget: float | None = None      # CPU-seconds per study; stops at a trial boundary
     tune_subsample: int | None = None  # tuning trials train on this many images (finals on all)
     cv: int = 5                      # folds scoring trials of models without epochs (1: hold-out)
@@ -83,10 +84,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "standard": {"datasets": ("fashion-mnist",), "models": BUILTIN_MODELS, "seeds": 3,
                  "tuners": ("optuna",), "trials": 20, "budget": 300.0, "tune_subsample": 10_000,
                  "cv": 1, "epochs": 10},
-    # Official MNIST (60k/10k; IDX files from --data-dir or a download), five seeds, and the
-    # approximate kernel SVM next to the exact one (at 60k their costs differ most).
+    # Official MNIST (60k/10k; IDX files from --data-dir or a download) in under an hour on 2 cores:
+    # the approximate kernel SVM next to the exact one (at 60k their costs differ most), each model
+    # tuned on a 20,000-image subsample scored on the validation part, at most 40 trials and 300
+    # CPU-seconds; finals on all 54,000 training images with five seeds, each LeNet final timed to
+    # 99% validation accuracy (MLPerf's rule needs the five seeds).
     "full": {"datasets": ("mnist",), "models": (*BUILTIN_MODELS, "svm-nystroem"), "seeds": 5,
-             "tuners": ("optuna",), "trials": 40, "budget": 1800.0, "tune_subsample": 20_000},
+             "tuners": ("optuna",), "trials": 40, "budget": 300.0, "tune_subsample": 20_000,
+             "cv": 1, "target": 0.99},
 }
 
 # TOML keys and CLI flags use the field names of RunConfig ("-" for "_" on the command line), except
@@ -186,7 +191,8 @@ _CHECKS = {
     "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _names,
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
-    "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "budget": _positive_number,
+    "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "study_seeds": _positive_int,
+    "budget": _positive_number,
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
     "save_models": _flag, "onnx": _flag, "target": _fraction, "deterministic": _flag,

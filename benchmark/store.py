@@ -39,7 +39,7 @@ COLUMNS: tuple[str, ...] = (
     "family",          # "baseline" | "cnn" | a plug-in's family
     "tuner",           # "none" | "optuna" | "keras-tuner"
     "trial",           # trial number as text, or "final" for models evaluated on the test set
-    "seed",
+    "seed",            # finals: the final's seed; trials: their study's seed (--study-seeds)
     "params",          # JSON of the full parameter set
     "tuning",          # JSON: tuner settings and budget; on final rows also what tuning used
     "val_accuracy",    # empty where the model saw no validation set
@@ -54,6 +54,7 @@ COLUMNS: tuple[str, ...] = (
     "onnx_ms_b1_p50", "onnx_ms_b1_p99",  # final rows: ONNX Runtime, 1 thread, 1,000 single-image calls
     "onnx_mismatches",  # test images whose ONNX label differs from the model's own (0: identical)
     "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
+    "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)

@@ -11,7 +11,7 @@ import numpy as np
 #: ``report(epoch, metrics)``: called by iterative models after each epoch (1-based), with a dict
 #: such as ``{"loss": 0.3, "accuracy": 0.91, "val_accuracy": 0.9}``. Tuners use it for pruning;
 #: the runner uses it for progress.
-ReportCallback = Callable[[int, dict[str, float]], None]
+ReportCallback = Callable[[float, dict[str, float]], None]
 
 
 class Digits(NamedTuple):
@@ -54,6 +54,9 @@ class DigitModel(ABC):
     ``fit`` calls ``report(epoch, metrics)`` after each epoch of an iterative model, with
     ``val_accuracy`` when it has a validation set; it may add ``val_cpu_s`` and ``val_wall_s``, the
     time spent on validation so far, which the harness leaves out of the time to a target accuracy.
+    When ``getattr(report, "checks_per_epoch", 1)`` is more than 1 (a final timed to a target), a
+    model may also measure validation accuracy within each epoch and report it with a fractional
+    epoch (1.25, 1.5, ...): such reports count toward the target only.
     """
 
     name: ClassVar[str] = ""

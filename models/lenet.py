@@ -228,7 +228,7 @@ class LeNet(DigitModel):
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution(keras),
         )
-        callbacks = [_Reporter(report)] if report is not None else []
+        callbacks = [_Reporter(report, val)] if report is not None else []
         with _traced_gradients_released():
             history = trainer.fit(
                 as_input(train.images),
@@ -346,13 +346,38 @@ def _reporter_class() -> type:
 
     class Reporter(keras.callbacks.Callback):
         """Reports each epoch's metrics, and the time spent on validation so far (``val_cpu_s``,
-        ``val_wall_s``), which is not training time."""
+        ``val_wall_s``), which is not training time. When ``report.checks_per_epoch`` asks for
+        more than one check an epoch, the validation accuracy is also measured and reported at
+        those fractions of the epoch (epoch 1.25, 1.5, ...)."""
 
-        def __init__(self, report: ReportCallback) -> None:
+        def __init__(self, report: ReportCallback, val: Digits | None) -> None:
             super().__init__()
             self.report = report
+            self.val = None if val is None else (as_input(val.images), val.labels)
+            self.checks = getattr(report, "checks_per_epoch", 1) if val is not None else 1
             self.val_cpu = self.val_wall = 0.0
             self.started = (0.0, 0.0)
+            self.epoch, self.checked = 0, 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch, self.checked = epoch, 0
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            steps = self.params.get("steps") if self.checks > 1 else None
+            if not steps:
+                return
+            due = min(self.checks - 1, (batch + 1) * self.checks // steps)  # checks passed so far
+            if due <= self.checked:
+                return
+            self.checked = due
+            cpu, wall = time.process_time(), time.perf_counter()
+            x, y = self.val
+            accuracy = self.model.evaluate(x, y, batch_size=PREDICT_CHUNK, verbose=0, return_dict=True)
+            self.val_cpu += time.process_time() - cpu
+            self.val_wall += time.perf_counter() - wall
+            self.report(self.epoch + due / self.checks,
+                        {"val_accuracy": float(accuracy["accuracy"]), "val_cpu_s": self.val_cpu,
+                         "val_wall_s": self.val_wall})
 
         def on_test_begin(self, logs: dict | None = None) -> None:
             self.started = (time.process_time(), time.perf_counter())
@@ -370,8 +395,8 @@ def _reporter_class() -> type:
     return Reporter
 
 
-def _Reporter(report: ReportCallback) -> Any:  # noqa: N802 - reads like the class it builds
-    return _reporter_class()(report)
+def _Reporter(report: ReportCallback, val: Digits | None) -> Any:  # noqa: N802 - reads like a class
+    return _reporter_class()(report, val)
 
 
 register("lenet-relu", LeNet, activation="relu")

@@ -16,9 +16,9 @@ import pandas as pd
 
 from benchmark.store import load_misclassified, load_predictions
 from reports import plots
-from reports.format import code, count, natural_key, num, pct
+from reports.format import code, count, md_table, natural_key, num, pct
 from reports.machine import parse_json
-from reports.stats import pareto_optimal
+from reports.stats import best_at, pareto_optimal
 
 GALLERY_MAX = 40
 _READ_ERRORS = (OSError, KeyError, ValueError)
@@ -75,40 +75,86 @@ def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Best-so-far validation accuracy against cumulative tuning CPU-s, per model and tuner."""
+    """Anytime curves: best-so-far validation accuracy against cumulative tuning CPU-s, per model
+    and tuner, over the repeated studies (``--study-seeds``) with a band, and a table of what each
+    tuner had found at equal CPU."""
     lines = ["### Tuning curves", ""]
     trials = trial_rows(rows)
     if trials.empty:
         return lines + ["No tuning trials were recorded for this dataset, so there are no tuning "
                         "curves.", ""]
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    models = sorted(trials["model"].unique(), key=natural_key)
-    for model in models:
+    curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
+    for model in sorted(trials["model"].unique(), key=natural_key):
         for tuner in sorted(trials.loc[trials["model"] == model, "tuner"].unique()):
             group = trials[(trials["model"] == model) & (trials["tuner"] == tuner)]
-            seed = min(group["seed"].unique(), key=natural_key)
-            group = group[group["seed"] == seed].sort_values("number", kind="stable")
-            best = group["val"].cummax().ffill()
-            if best.notna().any():
+            studies = []
+            for seed in sorted(group["seed"].unique(), key=natural_key):
+                study = group[group["seed"] == seed].sort_values("number", kind="stable")
+                best = study["val"].cummax().ffill()
+                if best.notna().any():
+                    studies.append((study["cpu_s"].cumsum().to_numpy(float), best.to_numpy(float)))
+            if studies:
                 method = _method(group["tuning"].iloc[0])
-                label = f"{tuner} ({method})" if method else tuner
-                curves.setdefault(model, {})[label] = (group["cpu_s"].cumsum().to_numpy(float),
-                                                       best.to_numpy(float))
+                curves.setdefault(model, {})[f"{tuner} ({method})" if method else tuner] = studies
     if not curves:
         return lines + ["No tuning trial finished with a validation accuracy, so there are no "
                         "tuning curves.", ""]
     name = f"tuning-curves-{slug}.png"
     tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})  # with sampler or oracle
     plots.tuning_curves(curves, f"Tuning curves on {dataset}", run_dir / name)
+    most = max(len(s) for by_tuner in curves.values() for s in by_tuner.values())
     caption = ("Best validation accuracy so far against the CPU-seconds tuning had spent (fit and "
                "predict of every trial in trial order, pruned and failed trials included), one "
                "panel per model")
+    if most > 1:
+        caption += (f"; over {most} studies per tuner with seeds 0..{most - 1} (`--study-seeds`: "
+                     "sampler, tuning subsample and trial training seeded alike), the line is their "
+                     "median and the band spans the lowest to the highest, drawn from when every "
+                     "study had finished a trial")
     if len(tuners) > 1:
         caption += (f", one line per tuner ({', '.join(tuners)}). The tuners scored trials as the "
                     "Tuning table says, so compare their shapes and costs more than their levels.")
     else:
         caption += f" (tuner {tuners[0]})."
-    return lines + [f"![Tuning curves on {dataset}]({name})", "", caption, ""]
+    if not any(t.startswith("random") for t in tuners):
+        caption += (" No random-search baseline was run: add `random` to `--tuner` for the line "
+                    "that says what a tuner buys over random search at equal CPU.")
+    return lines + [f"![Tuning curves on {dataset}]({name})", "", caption, ""] + _anytime_table(curves)
+
+
+#: Fractions of the common CPU span at which the anytime table compares the tuners.
+ANYTIME_FRACTIONS = (0.25, 0.5, 1.0)
+
+
+def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]) -> list[str]:
+    """Per model with two or more tuners: each tuner's best validation accuracy at the same
+    CPU-seconds (a quarter, half and all of the span every tuner's median study reached)."""
+    rows = []
+    for model, by_tuner in curves.items():
+        if len(by_tuner) < 2:
+            continue
+        span = min(float(np.median([x[-1] for x, _ in studies])) for studies in by_tuner.values())
+        for tuner, studies in by_tuner.items():
+            cells = []
+            for fraction in ANYTIME_FRACTIONS:
+                found = best_at(studies, np.array([fraction * span]))[:, 0]
+                found = found[~np.isnan(found)]
+                if not len(found):
+                    cells.append("-")
+                elif len(found) == 1:
+                    cells.append(pct(found[0]))
+                else:
+                    cells.append(f"{pct(np.median(found))} ({pct(found.min())}–{pct(found.max())})")
+            rows.append([model, tuner, str(len(studies)), *cells])
+    if not rows:
+        return []
+    headers = ["model", "tuner", "studies", *(f"at {int(100 * f)}% of the span" for f in ANYTIME_FRACTIONS)]
+    return (["Best validation accuracy each tuner had found at equal tuning CPU-seconds (the span: "
+             "the CPU-seconds every tuner's median study reached), median over the studies with "
+             "the lowest and highest in brackets (-: no trial had finished by then). Where the "
+             "random-search line is level with a tuner's, the tuner bought nothing over random "
+             "search at that cost.", ""]
+            + md_table(headers, rows, "llrrrr") + [""])
 
 
 def _method(cell: Any) -> str:

@@ -15,7 +15,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from reports.stats import N_CLASSES, confusion_counts  # noqa: E402
+from reports.stats import N_CLASSES, best_at, confusion_counts  # noqa: E402
 
 
 def save_png(fig: Figure, path: Path) -> Path:
@@ -96,10 +96,12 @@ def pareto_front(labels: list[str], cpu_s: list[float], accuracy: list[float], o
 MIN_SPAN_POINTS = 3.0
 
 
-def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], title: str,
+def tuning_curves(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]], title: str,
                   path: Path) -> Path:
     """Small multiples, one per model: best-so-far validation accuracy against cumulative tuning
-    CPU-seconds, one line per tuner. ``curves[model][tuner] = (cumulative_cpu_s, best_so_far)``."""
+    CPU-seconds, one line per tuner. ``curves[model][tuner]`` holds one ``(cumulative_cpu_s,
+    best_so_far)`` per study: one study is drawn as its steps; several as their median with a band
+    from the lowest to the highest."""
     n = len(curves)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -107,9 +109,20 @@ def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], t
     tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})
     colors = {t: f"C{i}" for i, t in enumerate(tuners)}
     for ax, (model, by_tuner) in zip(axes.flat, curves.items(), strict=False):
-        for tuner, (x, best) in by_tuner.items():
-            ax.step(x, 100 * best, where="post", color=colors[tuner], lw=1.6, label=tuner)
-            ax.plot(x, 100 * best, "o", ms=2.5, color=colors[tuner])
+        for tuner, studies in by_tuner.items():
+            if len(studies) == 1:
+                x, best = studies[0]
+                ax.step(x, 100 * best, where="post", color=colors[tuner], lw=1.6)
+                ax.plot(x, 100 * best, "o", ms=2.5, color=colors[tuner])
+                continue
+            # From the moment every study has finished a trial: each is then a rising step line,
+            # and so are their median and extremes.
+            grid = np.unique(np.concatenate([x for x, _ in studies]))
+            grid = grid[grid >= max(x[0] for x, _ in studies)]
+            found = 100 * best_at(studies, grid)
+            middle, low, high = np.median(found, 0), found.min(0), found.max(0)
+            ax.fill_between(grid, low, high, step="post", color=colors[tuner], alpha=0.18, lw=0)
+            ax.step(grid, middle, where="post", color=colors[tuner], lw=1.6)
         low, high = ax.get_ylim()
         if high - low < MIN_SPAN_POINTS:  # a 0.05-point step must not fill the panel like a jump
             middle = (high + low) / 2
@@ -122,8 +135,7 @@ def tuning_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], t
     for ax in axes.flat[n:]:
         ax.axis("off")
     # One legend for all panels, above them: inside a panel it would hide a line's points.
-    handles = [matplotlib.lines.Line2D([], [], color=colors[t], lw=1.6, marker="o", ms=2.5, label=t)
-               for t in tuners]
+    handles = [matplotlib.lines.Line2D([], [], color=colors[t], lw=1.6, label=t) for t in tuners]
     fig.suptitle(title, y=1.0)
     fig.legend(handles=handles, loc="upper center", ncol=len(tuners), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.97))

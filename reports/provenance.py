@@ -19,11 +19,13 @@ from reports.machine import distinct, parse_json
 
 #: Settings shown per invocation, in this order, with their labels.
 SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tuners": "tuners",
-            "trials": "trials per study", "budget": "CPU-s per study", "sampler": "sampler",
+            "trials": "trials per study", "budget": "CPU-s per study",
+            "study_seeds": "studies per tuner (--study-seeds)", "sampler": "sampler",
             "pruner": "pruner", "oracle": "oracle", "tune_subsample": "tuning subsample",
             "cv": "folds (models without epochs)", "seeds": "seeds", "epochs": "epochs",
             "threads": "threads", "deterministic": "deterministic ops (--deterministic)",
-            "latency_batch": "latency batch", "params": "fixed params"}
+            "latency_batch": "latency batch", "target": "time to validation accuracy (--target)",
+            "params": "fixed params"}
 _KEY = ["dataset", "model", "tuner", "trial", "seed"]
 
 
@@ -116,7 +118,9 @@ def run_section(frame: pd.DataFrame) -> list[str]:
     if not with_settings:
         return lines + ["The results file records no settings (written by an older digitbench).", ""]
     tuners = {t for i in with_settings for t in i.settings.get("tuners") or []}
-    unused = {"sampler", "pruner"} if "optuna" not in tuners else set()
+    unused = {"sampler"} if "optuna" not in tuners else set()
+    unused |= {"pruner"} if not tuners & {"optuna", "random"} else set()
+    unused |= {"study_seeds"} if tuners <= {"none"} else set()
     unused |= {"oracle"} if "keras-tuner" not in tuners else set()
     keys = [k for k in SETTINGS if k not in unused and any(k in i.settings for i in with_settings)]
     headers = ["setting", *(code(i.run_id) for i in with_settings)]

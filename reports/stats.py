@@ -161,3 +161,14 @@ def pareto_optimal(cost: Sequence[float], score: Sequence[float]) -> list[bool]:
     points = list(zip(cost, score, strict=True))
     return [not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2 in points)
             for c, s in points]
+
+
+def best_at(studies: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> np.ndarray:
+    """Each study's best-so-far value at the CPU-seconds of ``grid`` (rows: studies), NaN before
+    its first finished trial; after its last trial a study keeps what it found."""
+    out = np.full((len(studies), len(grid)), np.nan)
+    for i, (x, best) in enumerate(studies):
+        index = np.searchsorted(x, grid, side="right") - 1
+        seen = index >= 0
+        out[i, seen] = best[index[seen]]
+    return out

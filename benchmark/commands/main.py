@@ -69,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-models", action="store_true", default=None,
                      help="keep the final models in RUN_DIR/models/ (for `digitbench predict`)")
     tune = run.add_argument_group("tuning (the same budget for every contender)")
-    tune.add_argument("--tuner", help="none, optuna, keras-tuner, or several comma-separated")
+    tune.add_argument("--tuner", help="none, optuna, keras-tuner, random (random search, the baseline), "
+                      "or several comma-separated")
     tune.add_argument("--trials", type=int, help="trials per dataset x model x tuner (default 20)")
     tune.add_argument("--budget", type=float, metavar="CPU_SECONDS",
                       help="CPU-seconds per dataset x model x tuner; stops at a trial boundary")
+    tune.add_argument("--study-seeds", type=int, metavar="N",
+                      help="repeat each study with seeds 0..N-1 for the tuning curves' bands "
+                           "(finals refit study 0's choice; default 1)")
     tune.add_argument("--sampler", help="Optuna sampler: tpe (default) or random")
     tune.add_argument("--pruner", help="Optuna pruner: median (default), hyperband or none")
     tune.add_argument("--oracle", help="keras-tuner oracle: bayesian (default), random, hyperband")

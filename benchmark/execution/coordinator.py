@@ -27,7 +27,7 @@ from benchmark.data.datasets import Split, load_split
 from benchmark.execution import signals
 from benchmark.execution.executors import Shared
 from benchmark.execution.locking import RunLock
-from benchmark.execution.plan import Contender, check_params, plan
+from benchmark.execution.plan import Contender, check_params, plan, study_name
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.tasks import Job, run_final, run_trial
 from benchmark.execution.timing import cpu_seconds
@@ -80,9 +80,11 @@ def _delete_studies(config: RunConfig) -> None:
     names = set(optuna.get_all_study_names(config.storage_url))
     for dataset in config.datasets:
         for model in config.models:
-            name = f"{unique_slug(dataset)}__{model}"
-            if name in names:
-                optuna.delete_study(study_name=name, storage=config.storage_url)
+            for tuner in config.tuners:
+                for seed in range(config.study_seeds):
+                    name = study_name(dataset, model, tuner, seed)
+                    if name in names:
+                        optuna.delete_study(study_name=name, storage=config.storage_url)
 
 
 def run(config: RunConfig, command: str, executor_factory: Any) -> int:
@@ -124,7 +126,8 @@ class Coordinator:
         self.contenders = plan(config, splits, entries, self.done)
         for c in self.contenders:
             if c.tuner != "none":
-                c.study = Study(config, c.split, c.entry, c.tuner, c.pinned, _records(frame, c), c.study_name)
+                c.study = Study(config, c.split, c.entry, c.tuner, c.pinned, _records(frame, c), c.study_name,
+                                c.study_seed)
         left = sum(max(0, config.trials - c.study.finished) for c in self.contenders if c.study is not None)
         self.progress = RunProgress(left + sum(len(c.seeds) for c in self.contenders))
         self.common = {"run_id": self.run_id, "threads": config.threads,
@@ -205,9 +208,12 @@ class Coordinator:
                     asked = c.study.ask()
                     if asked is not None:
                         number, params = asked
-                        return c, self._job(c, str(number), Study.TRIAL_SEED, params)
+                        return c, self._job(c, str(number), c.study_seed, params)
                     if not c.study.complete:
                         continue
+                if c.study_seed:  # a repeated study, for the tuning curves only: no finals
+                    c.finals_started = True
+                    continue
                 self._choose(c)
             if c.seeds and c.params is None:  # nothing to refit: the finals fail with the reason
                 for seed in c.seeds:
@@ -319,7 +325,8 @@ def _records(frame: Any, c: Contender) -> dict[int, dict[str, Any]]:
     if frame is None:
         return {}
     mine = frame[(frame["dataset"] == c.split.dataset) & (frame["model"] == c.entry.name)
-                 & (frame["tuner"] == c.tuner) & (frame["trial"] != "final")]
+                 & (frame["tuner"] == c.tuner) & (frame["trial"] != "final")
+                 & (frame["seed"] == str(c.study_seed))]
     return {int(r["trial"]): record_of(r) for r in mine.to_dict("records")}
 
 

@@ -1,8 +1,10 @@
 """The plan: a run's settings expanded to its contenders and their jobs.
 
-A contender is one (dataset, model, tuner). Its jobs are its tuning trials (none with tuner "none";
-how many, the study decides within the budget) and one final per seed, which refits the chosen
-parameters on the whole training part and is evaluated once on the test set. A job is done exactly
+A contender is one (dataset, model, tuner) study. Its jobs are its tuning trials (none with tuner
+"none"; how many, the study decides within the budget) and one final per seed, which refits the
+chosen parameters on the whole training part and is evaluated once on the test set. With
+``--study-seeds N`` each tuned (dataset, model, tuner) has N contenders, studies seeded 0..N-1, for
+the tuning curves' bands; only study 0's contender has finals. A job is done exactly
 when its row is in the results store: the plan leaves those out, so a resumed run does the rest.
 """
 
@@ -31,10 +33,18 @@ class Contender:
     params: dict[str, Any] | None = None  # what the finals refit, once known
     tuning: dict[str, Any] = field(default_factory=dict)  # the final rows' ``tuning`` column
     why: str | None = None          # why there is nothing to refit, when params is None
+    study_seed: int = 0             # the study's seed; its trial rows carry it in the seed column
 
     @property
     def study_name(self) -> str:
-        return f"{unique_slug(self.split.dataset)}__{self.entry.name}"
+        return study_name(self.split.dataset, self.entry.name, self.tuner, self.study_seed)
+
+
+def study_name(dataset: str, model: str, tuner: str, seed: int) -> str:
+    """The Optuna study (or keras-tuner project) name of one study: ``<dataset>__<model>``, then
+    ``__random`` for the random-search baseline and ``__s<k>`` for study seed k > 0."""
+    name = f"{unique_slug(dataset)}__{model}"
+    return name + ("__random" if tuner == "random" else "") + (f"__s{seed}" if seed else "")
 
 
 def final_seeds(entry: Entry, config: RunConfig) -> range:
@@ -63,6 +73,9 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
                         if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
                 contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
                                             todo))
+                if tuner != "none":
+                    contenders += [Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
+                                             [], study_seed=k) for k in range(1, config.study_seeds)]
     return contenders
 
 

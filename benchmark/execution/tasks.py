@@ -193,10 +193,18 @@ class Reporter:
     coordinator (which may stop a trial), and, with a target, the training time until validation
     accuracy first reaches it is kept. A model may report ``val_cpu_s`` / ``val_wall_s``, the time
     its epoch spent computing validation metrics, so far: that time is not training and is left out
-    (``models.lenet`` does)."""
+    (``models.lenet`` does).
+
+    With a target, ``checks_per_epoch`` asks the model to measure validation accuracy that many
+    times an epoch, so the time to target is read to a fraction of an epoch; such in-between reports
+    come with a fractional epoch and only count toward the target (no history, no pruning)."""
+
+    #: Validation checks an epoch a model is asked for when a final is timed to a target.
+    CHECKS_PER_EPOCH_TO_TARGET = 4
 
     def __init__(self, channel: Channel, job: Job) -> None:
         self.channel, self.job = channel, job
+        self.checks_per_epoch = self.CHECKS_PER_EPOCH_TO_TARGET if job.target is not None else 1
         epochs = job.params.get("epochs")
         self.epochs = epochs if isinstance(epochs, int) else None
         self.history: dict[str, list[float]] = {}
@@ -208,17 +216,20 @@ class Reporter:
         self.cpu0, self.wall0 = cpu_seconds(), time.perf_counter()
         return self
 
-    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+    def __call__(self, epoch: float, metrics: dict[str, float]) -> None:
         cpu, wall = cpu_seconds() - self.cpu0, time.perf_counter() - self.wall0
         metrics = {k: float(v) for k, v in metrics.items()}
         cpu -= metrics.pop("val_cpu_s", 0.0)
         wall -= metrics.pop("val_wall_s", 0.0)
-        for name, value in metrics.items():
-            self.history.setdefault(name, []).append(round(value, 5))
         value = metrics.get("val_accuracy")
         target = self.job.target
         if target is not None and value is not None and value >= target and not self.reached:
-            self.reached = {"cpu_s_to_target": round(cpu, 3), "wall_s_to_target": round(wall, 3)}
+            self.reached = {"cpu_s_to_target": round(cpu, 3), "wall_s_to_target": round(wall, 3),
+                            "epochs_to_target": round(float(epoch), 3)}
+        if epoch != int(epoch):  # a check within an epoch: for the target only
+            return
+        for name, value in metrics.items():
+            self.history.setdefault(name, []).append(round(value, 5))
         if self.channel.send({"epoch": epoch, "epochs": self.epochs, "metrics": metrics}):
             raise TrialPruned(value)
 

@@ -20,7 +20,7 @@ from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
 from benchmark.tuning.folds import fold_sizes
 from benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
-from benchmark.tuning.trial import Outcome
+from benchmark.tuning.trial import OPTUNA_TUNERS, Outcome
 from models.registry import Entry
 
 #: This many failed trials in a row end a study early (a model that cannot train with any values).
@@ -28,17 +28,19 @@ MAX_FAILURES_IN_A_ROW = 10
 
 
 class Study:
-    TRIAL_SEED = 0  # every trial trains with this seed; finals use seeds 0..N-1
+    """One study. Its ``seed`` seeds the tuner's sampler, the tuning subsample and folds, and every
+    trial's training; ``--study-seeds N`` repeats a study with seeds 0..N-1 (the finals refit what
+    study 0 chose)."""
 
     def __init__(self, config: RunConfig, split: Split, entry: Entry, tuner: str, pinned: dict[str, Any],
-                 records: dict[int, dict[str, Any]], name: str) -> None:
+                 records: dict[int, dict[str, Any]], name: str, seed: int = 0) -> None:
         self.config, self.split, self.entry, self.tuner = config, split, entry, tuner
-        self.pinned, self.name = pinned, name
+        self.pinned, self.name, self.seed = pinned, name, seed
         self.records = records  # trial number -> its row's record (see record_of)
         self.max_epochs = self._max_epochs()
         self.cv = config.cv if self.max_epochs is None else 1
         tune_images, val_images, self.scored_images = fold_sizes(split, self.cv, config.tune_subsample,
-                                                                 self.TRIAL_SEED)
+                                                                 seed)
         self.oracle = config.oracle
         if tuner == "keras-tuner" and self.oracle == "hyperband" and self.max_epochs is None:
             self.oracle = "bayesian"  # Hyperband allocates epochs; this model has none
@@ -46,15 +48,19 @@ class Study:
             "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
             "scoring": (f"{self.cv}-fold cross-validation on the training part"
                         if self.cv > 1 else "the validation part"),
-            "tune_images": tune_images, "val_images": val_images, "trial_seed": self.TRIAL_SEED,
-            **({"sampler": config.sampler, "pruner": config.pruner, "first_trial": "defaults"}
-               if tuner == "optuna" else {}),
+            "tune_images": tune_images, "val_images": val_images, "study_seed": seed,
+            **({"sampler": self.sampler, "pruner": config.pruner, "first_trial": "defaults"}
+               if tuner in OPTUNA_TUNERS else {}),
             **({"oracle": self.oracle} if tuner == "keras-tuner" else {}),
             **({"first_trial": "defaults"}
                if tuner == "keras-tuner" and self.oracle != "hyperband" else {}),
         }
         self.driver: Any = None
         self.waiting = False  # the tuner had nothing to start until a running trial ends
+
+    @property
+    def sampler(self) -> str:
+        return "random" if self.tuner == "random" else self.config.sampler
 
     def _max_epochs(self) -> int | None:
         if "epochs" in self.pinned:
@@ -66,19 +72,19 @@ class Study:
 
     def open(self, run_dir: Path) -> None:
         """Open (or continue) the tuner's own study, and settle trials a killed run left running."""
-        if self.tuner == "optuna":
+        if self.tuner in OPTUNA_TUNERS:
             from benchmark.tuning.optuna_driver import OptunaDriver
 
             self.driver = OptunaDriver(
                 search_space=self._search_space, study_name=self.name, storage=self.config.storage_url,
-                sampler=self.config.sampler, pruner=self.config.pruner, max_trials=self.config.trials,
-                seed=self.TRIAL_SEED, max_epochs=self.max_epochs, first_trial=self._defaults_in_space())
+                sampler=self.sampler, pruner=self.config.pruner, max_trials=self.config.trials,
+                seed=self.seed, max_epochs=self.max_epochs, first_trial=self._defaults_in_space())
         else:
             from benchmark.tuning.kerastuner_driver import KerasTunerDriver
 
             self.driver = KerasTunerDriver(
                 search_space=self._search_space, oracle=self.oracle, directory=run_dir / "keras-tuner",
-                project=f"{self.name}__{self.oracle}", seed=self.TRIAL_SEED, max_epochs=self.max_epochs,
+                project=f"{self.name}__{self.oracle}", seed=self.seed, max_epochs=self.max_epochs,
                 first_trial=self._defaults_in_space())
         self.driver.settle(self._recorded)
 

@@ -231,6 +231,7 @@ CORPUS: dict[str, Case] = {
     "negative budget": Case(lambda tmp: ["--budget", "-5"], "budget"),
     "zero seeds": Case(lambda tmp: ["--seeds", "0"], "seeds"),
     "zero threads": Case(lambda tmp: ["--threads", "0"], "threads"),
+    "zero study seeds": Case(lambda tmp: ["--study-seeds", "0"], "--study-seeds"),
     "non-integer trials": Case(lambda tmp: ["--trials", "many"], "--trials"),
     "unknown tuner": Case(lambda tmp: ["--tuner", "grid-search"], "grid-search"),
     "bad --model-path": Case(lambda tmp: ["--model-path", "no_such_module:Model"], "no_such_module"),

@@ -37,6 +37,38 @@ def test_the_time_to_target_leaves_the_reported_validation_time_out() -> None:
     assert json.loads(reporter.history_json()) == {"val_accuracy": [0.8, 0.91, 0.95]}
 
 
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, message):
+        self.sent.append(message)
+        return False
+
+
+def test_checks_within_an_epoch_count_toward_the_target_only() -> None:
+    """With a target the model is asked for four checks an epoch; a check at epoch 1.25 can reach
+    the target, but only whole epochs go to the history and to the coordinator."""
+    job = Job(dataset="d", model="m", tuner="none", trial="final", seed=0, params={"epochs": 3},
+              target=0.9)
+    channel = Recording()
+    reporter = Reporter(channel, job).start()
+    assert reporter.checks_per_epoch == 4
+    assert Reporter(channel, Job(dataset="d", model="m", tuner="optuna", trial="0", seed=0,
+                                 params={})).checks_per_epoch == 1, "trials: one check an epoch"
+    reporter.cpu0 -= 10.0
+    reporter(0.5, {"val_accuracy": 0.85, "val_cpu_s": 1.0, "val_wall_s": 1.0})
+    reporter(1, {"val_accuracy": 0.88, "loss": 0.4, "val_cpu_s": 1.5, "val_wall_s": 1.5})
+    assert reporter.to_target() == {}
+    reporter(1.25, {"val_accuracy": 0.91, "val_cpu_s": 2.0, "val_wall_s": 2.0})
+    reached = reporter.to_target()
+    assert reached["epochs_to_target"] == 1.25 and 8.0 <= reached["cpu_s_to_target"] < 8.5
+    reporter(2, {"val_accuracy": 0.93, "loss": 0.3, "val_cpu_s": 2.5, "val_wall_s": 2.5})
+    assert reporter.to_target() == reached
+    assert json.loads(reporter.history_json()) == {"val_accuracy": [0.88, 0.93], "loss": [0.4, 0.3]}
+    assert [m["epoch"] for m in channel.sent] == [1, 2]
+
+
 def test_mlperf_mean_drops_the_fastest_and_the_slowest_of_at_least_five() -> None:
     assert mlperf_mean([10.0, 1.0, 4.0, 5.0, 6.0]) == pytest.approx(5.0)
     assert mlperf_mean([1.0, 2.0, 3.0, 4.0]) is None

@@ -275,3 +275,44 @@ def test_overwrite_starts_the_studies_of_an_outside_storage_again(tmp_path: Path
     [name] = optuna.get_all_study_names(storage)
     assert len(optuna.load_study(study_name=name, storage=storage).trials) == 2, "not 2 + 2"
     assert len(results(tmp_path).query("trial != 'final'")) == 2
+
+
+def test_study_seeds_repeat_each_study_and_random_search_is_a_tuner(tmp_path: Path, tiny_idx: Path,
+                                                                    plugin_path: Path) -> None:
+    args = ["--model-path", "tinyplugin:NearestCentroid", "--models", "nearest-centroid",
+            "--tuner", "optuna,random", "--trials", "5", "--cv", "1", "--study-seeds", "3",
+            "--seeds", "2"]
+    assert run_cli(tmp_path, tiny_idx, *args) == 0
+    frame = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str, "seed": str})
+    trials, finals = frame[frame["trial"] != "final"], frame[frame["trial"] == "final"]
+    for tuner in ("optuna", "random"):
+        mine = trials[trials["tuner"] == tuner]
+        assert sorted(mine.groupby("seed").size().items()) == [("0", 5), ("1", 5), ("2", 5)]
+        for seed, study in mine.groupby("seed"):
+            tuning = json.loads(study["tuning"].iloc[0])
+            assert tuning["study_seed"] == int(seed)
+            assert tuning["sampler"] == ("random" if tuner == "random" else "tpe")
+            assert json.loads(study[study["trial"] == "0"]["params"].iloc[0])["shrink"] == 0.0
+        shrinks = {s: sorted(json.loads(p)["shrink"] for p in g["params"]) for s, g in mine.groupby("seed")}
+        assert shrinks["0"] != shrinks["1"] != shrinks["2"], "each study samples with its own seed"
+        # the finals refit study 0's choice, once per final seed, and only study 0 has finals
+        mine_finals = finals[finals["tuner"] == tuner]
+        assert sorted(mine_finals["seed"]) == ["0", "1"]
+        chosen = json.loads(mine_finals["tuning"].iloc[0])
+        assert chosen["study_seed"] == 0 and chosen["trials_run"] == 5
+        row = mine[(mine["seed"] == "0") & (mine["trial"] == str(chosen["chosen_trial"]))].iloc[0]
+        assert json.loads(mine_finals["params"].iloc[0]) == json.loads(row["params"])
+    names = set(optuna.get_all_study_names(f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"))
+    base = next(n for n in names if n.endswith("__nearest-centroid"))
+    assert names == {base, f"{base}__s1", f"{base}__s2", f"{base}__random", f"{base}__random__s1",
+                     f"{base}__random__s2"}
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    tuning = report.split("### Tuning curves", 1)[1].split("\n### ", 1)[0]
+    assert "over 3 studies per tuner with seeds 0..2" in tuning
+    table = [line for line in tuning.splitlines() if line.startswith("| nearest-centroid")]
+    assert [line.split("|")[2].strip() for line in table] == ["optuna (tpe, median pruner)",
+                                                              "random (random, median pruner)"]
+    assert all(line.split("|")[3].strip() == "3" for line in table)
+    # a resumed run finds every study done and adds nothing
+    assert run_cli(tmp_path, tiny_idx, *args, "--resume") == 0
+    assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == len(frame)

@@ -124,6 +124,41 @@ def test_lenet_options_train_and_predict(tiny: tuple[Digits, Digits], tmp_path: 
         registry.get("lenet-relu").create(epochs=1, lr_schedule="step").fit(train, seed=0)
 
 
+class CheckingReport:
+    """A ``report`` callback that asks for four validation checks an epoch, as a final timed to a
+    target does, and keeps every call."""
+
+    checks_per_epoch = 4
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, dict[str, float]]] = []
+
+    def __call__(self, epoch: float, metrics: dict[str, float]) -> None:
+        self.calls.append((epoch, metrics))
+
+
+def test_lenet_checks_validation_within_epochs_when_asked(tiny: tuple[Digits, Digits]) -> None:
+    """600 images at batch 8: 75 steps an epoch, so checks after a quarter, half and three quarters
+    (at the step boundaries of 16 steps an execution), each with the validation time so far."""
+    train, val = tiny
+    report = CheckingReport()
+    registry.get("lenet-relu").create(epochs=2, batch_size=8, augment=0.0, filters1=4, filters2=8,
+                                      dense_units=32).fit(train, val, seed=0, report=report)
+    epochs = [e for e, _ in report.calls]
+    within = [e for e in epochs if e != int(e)]
+    assert [e for e in epochs if e == int(e)] == [1, 2]
+    assert within == sorted(within) and set(within) <= {0.25, 0.5, 0.75, 1.25, 1.5, 1.75}
+    assert {0.25, 1.25} <= set(within) and len(within) >= 4
+    spent = [m["val_cpu_s"] for _, m in report.calls]
+    assert all(0 < a <= b for a, b in zip(spent, spent[1:], strict=False)), "validation time adds up"
+    assert all(0 <= m["val_accuracy"] <= 1 for _, m in report.calls)
+    plain: list[int] = []
+    registry.get("lenet-relu").create(epochs=1, batch_size=8, augment=0.0, filters1=4, filters2=8,
+                                      dense_units=32).fit(train, val, seed=0,
+                                                          report=lambda e, m: plain.append(e))
+    assert plain == [1], "one report an epoch unless asked for more"
+
+
 @pytest.mark.parametrize("name", [n for n in registry.names()
                                   if callable(getattr(registry.get(n).cls, "export_onnx", None))])
 def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[Digits, Digits],

@@ -120,3 +120,36 @@ def test_untuned_networks_show_training_accuracy(tmp_path: Path) -> None:
     assert "(learning-curves-mnist-5k.png)" in learning
     assert "**training** accuracy by epoch of each final model (first seed): lenet-relu, lenet-tanh" \
         in learning
+
+
+def test_anytime_curves_take_the_median_and_range_of_repeated_studies(tmp_path: Path) -> None:
+    """Three studies per tuner: the anytime table compares the tuners at equal CPU-seconds, with
+    the median and the range over the studies."""
+    store = ResultsStore(tmp_path)
+    # per tuner, per study seed: validation accuracy of trials 0..3, each trial costing 1 CPU-s
+    scores = {"optuna": [[0.90, 0.92, 0.95, 0.96], [0.90, 0.91, 0.94, 0.94], [0.89, 0.95, 0.95, 0.97]],
+              "random": [[0.90, 0.91, 0.91, 0.93], [0.90, 0.90, 0.92, 0.92], [0.89, 0.90, 0.90, 0.94]]}
+    for tuner, studies in scores.items():
+        sampler = "tpe" if tuner == "optuna" else "random"
+        for seed, values in enumerate(studies):
+            for trial, val in enumerate(values):
+                store.append(_row(store, "mnist-5k", "logreg", "baseline", seed, 0, 1.0, tuner=tuner,
+                                  tuning=json.dumps({"sampler": sampler, "pruner": "none"}),
+                                  trial=trial, val_accuracy=val, status="ok", test_accuracy=None,
+                                  predictions=None, predict_cpu_s=0.0))
+        y_true, y_pred = _predictions(5)
+        store.append(_row(store, "mnist-5k", "logreg", "baseline", 0, 5, 1.0, tuner=tuner,
+                          predictions=store.save_predictions(f"logreg-{tuner}", y_true, y_pred),
+                          tuning=json.dumps({"chosen_trial": 3, "study_seed": 0})))
+    text = write_report(tmp_path).read_text(encoding="utf-8")
+    tuning = _subsection(text, "Tuning curves")
+    assert "over 3 studies per tuner with seeds 0..2" in tuning and "No random-search baseline" not in tuning
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:7]]
+            for line in tuning.splitlines() if line.startswith("| logreg")}
+    # span 4 CPU-s: at 1 CPU-s (trial 0 done), 2 CPU-s (trials 0-1) and 4 CPU-s (all four)
+    assert rows["optuna (tpe)"] == ["3", "90.00% (89.00%–90.00%)", "92.00% (91.00%–95.00%)",
+                           "96.00% (94.00%–97.00%)"]
+    assert rows["random (random)"] == ["3", "90.00% (89.00%–90.00%)", "90.00% (90.00%–91.00%)",
+                              "93.00% (92.00%–94.00%)"]
+    image = matplotlib.image.imread(tmp_path / "tuning-curves-mnist-5k.png")
+    assert image.shape[0] > 100
