@@ -41,6 +41,8 @@ class RunConfig:
     latency_batch: int = 1000
     backend: str = field(default_factory=default_backend)  # Keras backend; KERAS_BACKEND, else tensorflow
     steps_per_execution: int = 16    # Keras training steps per backend call (same steps; torch: 1)
+    native_size: bool = False        # keep images that are not 28x28 at their size (models that can)
+    test_on: tuple[str, ...] = ()    # other datasets whose test part every final is also tested on
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     # Tuning: the same budget for every contender, per (dataset, model, tuner).
@@ -196,7 +198,7 @@ _CHECKS = {
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
     "save_models": _flag, "onnx": _flag, "target": _fraction, "deterministic": _flag,
-    "workers": _positive_int,
+    "workers": _positive_int, "native_size": _flag, "test_on": _names,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

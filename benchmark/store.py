@@ -34,6 +34,7 @@ COLUMNS: tuple[str, ...] = (
     "utc",             # ISO-8601 UTC time the row was written
     "dataset",         # dataset spec, e.g. "mnist-5k", "idx:/data/mnist"
     "test_split",      # where the test set came from ("official test set", "stratified hold-out ...")
+    "preparation",     # how the images reached the models ("28x28 as read", "prepared as MNIST ...")
     "n_train", "n_val", "n_test",
     "model",           # registry name, e.g. "lenet-relu"
     "family",          # "baseline" | "cnn" | a plug-in's family
@@ -55,6 +56,7 @@ COLUMNS: tuple[str, ...] = (
     "onnx_mismatches",  # test images whose ONNX label differs from the model's own (0: identical)
     "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
     "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
+    "cross_test",      # finals with --test-on: JSON {dataset: {"n_test": n, "correct": k}}
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)

@@ -66,6 +66,9 @@ class DigitModel(ABC):
     #: finals then train it once, with seed 0, instead of repeating an identical computation per
     #: seed, and the report says so.
     seed_invariant: ClassVar[bool] = False
+    #: True when ``fit`` and ``predict`` take images of any one size ``(n, height, width)``, not only
+    #: 28x28: such models can run on a dataset loaded with ``--native-size``.
+    any_image_size: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))

@@ -78,7 +78,7 @@ def _type_name(obj: Any) -> str:
 
 
 def pixels(images: np.ndarray) -> np.ndarray:
-    """``(n, 28, 28)`` uint8 -> ``(n, 784)`` float32 in 0..1."""
+    """``(n, height, width)`` uint8 -> ``(n, height * width)`` float32 in 0..1."""
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
@@ -86,6 +86,7 @@ class SklearnModel(DigitModel):
     """A scikit-learn classifier on flattened pixels; subclasses say how to build it."""
 
     family: ClassVar[str] = "baseline"
+    any_image_size: ClassVar[bool] = True  # flattened pixels of whatever size it was fitted on
 
     @abstractmethod
     def _estimator(self, seed: int) -> Any:
@@ -115,15 +116,15 @@ class SklearnModel(DigitModel):
 
         estimator = self._onnx_estimator()
         options = {"zipmap": False} if hasattr(estimator, "predict_proba") else None  # arrays, not dicts
-        graph = to_onnx(estimator, pixels(np.zeros((1, 28, 28), np.uint8)), options=options)
+        graph = to_onnx(estimator, np.zeros((1, estimator.n_features_in_), np.float32), options=options)
         Path(path).write_bytes(graph.SerializeToString())
 
     def _onnx_estimator(self) -> Any:
         return self.estimator_
 
     def macs_per_image(self) -> int:
-        """A linear model: one dot product of the 784 pixels per class score."""
-        return 784 * len(self.estimator_.classes_)
+        """A linear model: one dot product of the pixels per class score."""
+        return self.estimator_.n_features_in_ * len(self.estimator_.classes_)
 
     #: Saved with ``skops.io`` (no pickle; only :data:`TRUSTED_TYPES` are read back).
     file_suffix: ClassVar[str] = ".skops"
@@ -231,9 +232,9 @@ class RBFSVMModel(SklearnModel):
         }
 
     def macs_per_image(self) -> int:
-        """A kernel value per support vector (a 784-pixel distance), then the one-vs-one sums."""
-        support, classes = self.estimator_.support_vectors_.shape[0], len(self.estimator_.classes_)
-        return support * 784 + support * (classes - 1)
+        """A kernel value per support vector (a distance over the pixels), then the one-vs-one sums."""
+        support, pixels_ = self.estimator_.support_vectors_.shape
+        return support * pixels_ + support * (len(self.estimator_.classes_) - 1)
 
     def _estimator(self, seed: int) -> Any:
         from sklearn.svm import SVC

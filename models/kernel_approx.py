@@ -69,7 +69,7 @@ class NystroemSVMModel(SklearnModel):
     def macs_per_image(self) -> int:
         """A kernel value per component, the Nystroem normalisation, then a linear SVM."""
         n = self.features_.components_.shape[0]
-        return n * 784 + n * n + n * len(self.estimator_.classes_)
+        return n * self.features_.n_features_in_ + n * n + n * len(self.estimator_.classes_)
 
     def saved_parts(self) -> dict[str, Any]:
         """Both fitted parts: the Nystroem features and the linear SVM on them."""

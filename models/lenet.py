@@ -106,7 +106,7 @@ def _traced_gradients_released() -> Iterator[None]:
 
 
 def as_input(images: np.ndarray) -> np.ndarray:
-    """``(n, 28, 28)`` uint8 -> ``(n, 28, 28, 1)`` float32 in 0..1."""
+    """``(n, height, width)`` uint8 -> ``(n, height, width, 1)`` float32 in 0..1."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
@@ -124,6 +124,7 @@ class LeNet(DigitModel):
 
     name: ClassVar[str] = "lenet"
     family: ClassVar[str] = "cnn"
+    any_image_size: ClassVar[bool] = True  # the input layer takes the training images' size
     defaults: ClassVar[dict[str, Any]] = {
         "activation": "relu",
         "filters1": 20,
@@ -158,10 +159,11 @@ class LeNet(DigitModel):
             "augment": space.float("augment", 0.0, 0.15),
         }
 
-    def build(self) -> Any:
-        """The uncompiled Keras model for the current parameters: CONV => ACT => POOL => CONV =>
-        ACT => POOL => FC => ACT => FC (softmax), with batch normalisation before each activation
-        when ``batch_norm``. Augmentation is not part of it (see :meth:`fit`)."""
+    def build(self, shape: tuple[int, int] = (28, 28)) -> Any:
+        """The uncompiled Keras model for the current parameters and ``shape`` (height, width) of
+        image: CONV => ACT => POOL => CONV => ACT => POOL => FC => ACT => FC (softmax), with batch
+        normalisation before each activation when ``batch_norm``. Augmentation is not part of it
+        (see :meth:`fit`)."""
         keras = import_keras()
         layers = keras.layers
         p = self.params
@@ -173,7 +175,7 @@ class LeNet(DigitModel):
 
         return keras.Sequential(
             [
-                keras.Input((28, 28, 1)),
+                keras.Input((*shape, 1)),
                 *block(layers.Conv2D(p["filters1"], k, padding="same", use_bias=not bn)),
                 layers.MaxPooling2D(2),
                 *block(layers.Conv2D(p["filters2"], k, padding="valid", use_bias=not bn)),
@@ -193,7 +195,7 @@ class LeNet(DigitModel):
         if a <= 0:
             return model
         layers = keras.layers
-        return keras.Sequential([keras.Input((28, 28, 1)),
+        return keras.Sequential([keras.Input(model.input_shape[1:]),
                                  layers.RandomTranslation(a, a, fill_mode="constant"),
                                  layers.RandomRotation(a / 4, fill_mode="constant"), model])
 
@@ -220,7 +222,7 @@ class LeNet(DigitModel):
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         p = self.params
-        model = self.build()
+        model = self.build(train.images.shape[1:3])
         trainer = self._trainer(keras, model)
         trainer.compile(
             optimizer=self._optimizer(keras, len(train)),
@@ -258,7 +260,7 @@ class LeNet(DigitModel):
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
-                @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+                @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
                 def compiled(x: Any) -> Any:
                     return model(x, training=False)
 
@@ -294,10 +296,11 @@ class LeNet(DigitModel):
     def macs_per_image(self) -> int:
         """Multiply-adds of one forward pass: both convolutions and both dense layers."""
         p, k = self.params, self.params["kernel_size"]
-        conv1 = 28 * 28 * p["filters1"] * k * k
-        side = 14 - k + 1  # after the first pooling, a "valid" convolution
-        conv2 = side * side * p["filters2"] * k * k * p["filters1"]
-        flat = (side // 2) ** 2 * p["filters2"]
+        height, width = self.model_.input_shape[1:3] if hasattr(self, "model_") else (28, 28)
+        conv1 = height * width * p["filters1"] * k * k
+        rows, cols = height // 2 - k + 1, width // 2 - k + 1  # after the first pooling, "valid"
+        conv2 = rows * cols * p["filters2"] * k * k * p["filters1"]
+        flat = (rows // 2) * (cols // 2) * p["filters2"]
         return conv1 + conv2 + flat * p["dense_units"] + p["dense_units"] * 10
 
     def n_params(self) -> int | None:

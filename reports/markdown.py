@@ -20,6 +20,7 @@ from benchmark.store import dataset_slug as slugify
 from models.errors import InputError
 from reports import figures, plots
 from reports.comparisons import comparisons_section
+from reports.cross_dataset import cross_dataset_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
 from reports.provenance import failed_and_pruned_section, run_section
@@ -246,6 +247,8 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
                          f"and tested once on {count(s['n_test'])}.")
     for split in distinct(sized["test_split"]):
         lines.append(f"- Test set: {split}")
+    for preparation in distinct(sized["preparation"]):
+        lines.append(f"- Pictures: {preparation}")
     lines.append("")
     if final.empty:
         return lines + ["No model finished on this dataset (see Failed and pruned jobs).", ""]
@@ -268,6 +271,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     ]
     lines += seed_invariant_note(final)
     lines += time_to_target_section(final)
+    lines += cross_dataset_section(final, dataset)
     lines += comparisons_section(final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)

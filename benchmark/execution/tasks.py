@@ -67,6 +67,7 @@ class Job:
     onnx: bool = True                # finals: export to ONNX and time it in ONNX Runtime
     target: float | None = None      # finals: train on the training part, watch validation, and
     #                                  time the training until its accuracy first reaches this
+    test_on: tuple[str, ...] = ()    # finals: the --test-on datasets, whose test parts follow the split
     extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file
 
     @property
@@ -117,10 +118,12 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
         return _with_process(result)
 
 
-def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
+def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> dict[str, Any]:
     """Refit on train + validation with the job's seed (on train alone, watching validation, with a
     ``target``), evaluate once on test; a row's fields, plus ``y_pred`` and, with ``save_model``, the
-    model file's ``model_bytes``; with ``onnx``, its ONNX export's latency and ``onnx_bytes``."""
+    model file's ``model_bytes``; with ``onnx``, its ONNX export's latency and ``onnx_bytes``.
+    ``others`` are the test parts of the ``job.test_on`` datasets: the model is tested once on each
+    (``cross_test``: JSON ``{spec: {"n_test": n, "correct": k}}``)."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
         if job.target is None:  # the whole training part
@@ -135,7 +138,8 @@ def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result.update(_fit_and_evaluate(job, entry, train, val, test, reporter))
+                result.update(_fit_and_evaluate(job, entry, train, val, test, reporter,
+                                                dict(zip(job.test_on, others, strict=True))))
                 result["status"] = "ok"
             except Exception as exc:  # one failing job must not end the run
                 result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
@@ -147,7 +151,7 @@ def run_final(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
 
 
 def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digits | None, test: Digits,
-                      reporter: Reporter) -> dict[str, Any]:
+                      reporter: Reporter, others: dict[str, Digits]) -> dict[str, Any]:
     model = entry.create(**job.params)
     with measure() as fit_time:
         model.fit(train, val, seed=job.seed, report=reporter.start())
@@ -161,7 +165,11 @@ def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digit
                          f"of shape {test.labels.shape}")
     b1, bn = latency_ms(model.predict, test.images, batch=batch)
     macs = model.macs_per_image() if callable(getattr(model, "macs_per_image", None)) else None
+    cross = {spec: {"n_test": len(other), "correct": int(np.sum(np.asarray(model.predict(other.images))
+                                                                 == other.labels))}
+             for spec, other in others.items()}
     return {
+        "cross_test": json.dumps(cross, sort_keys=True) if cross else None,
         **(onnx_latency(model, test.images, predicted) if job.onnx else {}), "macs": macs,
         "test_accuracy": float(np.mean(predicted == test.labels)),
         "fit_cpu_s": round(fit_time.cpu_s, 3), "fit_wall_s": round(fit_time.wall_s, 3),

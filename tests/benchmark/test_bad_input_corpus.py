@@ -19,6 +19,7 @@ from conftest import write_idx
 from benchmark.commands.main import main
 
 N_TRAIN, N_TEST = 60, 20
+N_NPZ = 200  # enough for a stratified test hold-out and validation part of 10 classes
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(784))
 
 
@@ -82,6 +83,52 @@ def csv_case(text: str | bytes | Callable[[], str | bytes], expect: str) -> Case
                 expect)
 
 
+def picture_folder(folder: Path, spoil: Callable[[Path], object] = lambda root: None) -> Path:
+    """A valid ``folder:`` dataset (train/<digit>/ with ten 16x16 pictures a digit, test/<digit>/
+    with two); ``spoil(folder)`` then breaks it."""
+    from PIL import Image
+
+    for part, n in (("train", 100), ("test", 20)):
+        images, labels = _digits(n)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            (folder / part / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[:16, :16]).save(folder / part / str(label) / f"{i}.png")
+    spoil(folder)
+    return folder
+
+
+def folder_case(expect: str, spoil: Callable[[Path], object], *flags: str) -> Case:
+    return Case(lambda tmp: ["--dataset", f"folder:{picture_folder(tmp / 'pics', spoil)}", *flags], expect)
+
+
+def _emptied(path: Path) -> None:
+    """Every file under ``path`` removed; the folders stay."""
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        file.unlink()
+
+
+def npz_case(expect: str, write: Callable[[Path], object]) -> Case:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "digits.npz"
+        write(path)
+        return ["--dataset", f"npz:{path}"]
+    return Case(make, expect)
+
+
+def _npz(path: Path, **change: object) -> None:
+    """A valid npz dataset (16x16 images, no test pair) with ``change``'s arrays put in or, when
+    None, left out."""
+    images, labels = _digits(N_NPZ)
+    arrays = {"x_train": images[:, :16, :16], "y_train": labels} | change
+    np.savez(path, **{name: array for name, array in arrays.items() if array is not None})
+
+
+def _object_npz(path: Path) -> None:
+    """An npz whose x_train is an object array: reading it back needs pickle."""
+    images, labels = _digits(N_NPZ)
+    np.savez(path, x_train=np.array([*images[:, :16, :16], None], dtype=object), y_train=labels)
+
+
 def config_case(toml: str, expect: str) -> Case:
     def make(tmp: Path) -> list[str]:
         path = tmp / "run.toml"
@@ -106,6 +153,14 @@ def _replace_with_folder(path: Path) -> None:
 def _file(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def _folder(path: Path) -> Path:
@@ -188,8 +243,12 @@ CORPUS: dict[str, Case] = {
                                    train_images=_truncate_gzip),
     "idx wrong magic": idx_case("wrong IDX magic number", train_labels=lambda p: _rewrite(
         p, np.arange(N_TRAIN) % 10, magic=0x0803)),
-    "idx wrong dimensions": idx_case("images are 32x32, expected 28x28", t10k_images=lambda p: _rewrite(
-        p, np.zeros((N_TEST, 32, 32), np.uint8))),
+    "idx zero-pixel dimension": idx_case(
+        "t10k-images-idx3-ubyte.gz: images are 0x28 pixels, an empty picture",
+        t10k_images=lambda p: _rewrite(p, np.zeros((N_TEST, 0, 28), np.uint8))),
+    "idx blank images of another size": idx_case("t10k-images-idx3-ubyte.gz: image 1: no digit found",
+                                                 t10k_images=lambda p: _rewrite(
+                                                     p, np.zeros((N_TEST, 32, 32), np.uint8))),
     "idx label 10": idx_case("label 10", train_labels=lambda p: _rewrite(p, np.full(N_TRAIN, 10))),
     "idx count mismatch": idx_case(f"holds {N_TRAIN} images but", train_labels=lambda p: _rewrite(
         p, np.arange(N_TRAIN - 1) % 10)),
@@ -220,6 +279,48 @@ CORPUS: dict[str, Case] = {
     "csv binary garbage": csv_case(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 50, "train.csv: not a UTF-8 text"),
     "csv missing train.csv": Case(lambda tmp: ["--dataset", f"kaggle:{(tmp / 'kg').mkdir() or tmp / 'kg'}"],
                                   "train.csv: no such file"),
+    # picture folders (folder:DIR)
+    "folder without train/": folder_case("pics: no train/ folder",
+                                         lambda root: (root / "train").rename(root / "training")),
+    "folder label named cat": folder_case("pics/train/cat: folder name 'cat' is not a digit label 0..9",
+                                          lambda root: (root / "train" / "cat").mkdir()),
+    "folder file directly in train/": folder_case(
+        "pics/train/notes.txt: a file directly in train/",
+        lambda root: (root / "train" / "notes.txt").write_text("my digits\n")),
+    "folder without pictures": folder_case("pics/train: no pictures",
+                                           lambda root: _emptied(root / "train")),
+    "folder corrupt picture": folder_case(
+        "pics/train/3/bad.png: cannot read image",
+        lambda root: _file(root / "train" / "3" / "bad.png", b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 10)),
+    "folder zero-byte picture": folder_case("pics/test/7/empty.png: empty file",
+                                            lambda root: _file(root / "test" / "7" / "empty.png", b"")),
+    "folder inside a label folder": folder_case("pics/train/2/more: a folder inside a label folder",
+                                                lambda root: (root / "train" / "2" / "more").mkdir()),
+    "folder blank picture": folder_case("pics/train/5/blank.png: no digit found", lambda root: _png(
+        root / "train" / "5" / "blank.png", np.full((20, 20), 255))),
+    "folder of two sizes with --native-size": folder_case(
+        "pics/train/9/wide.png: 16x24 pixels, but", lambda root: _png(
+            root / "train" / "9" / "wide.png", np.zeros((16, 24))), "--native-size"),
+    # Keras' mnist.npz layout (npz:FILE)
+    "npz not an npz file": npz_case("digits.npz: not an npz file",
+                                    lambda p: p.write_text("x_train,y_train\n1,2\n")),
+    "npz a single .npy array": npz_case("digits.npz: not an npz file (a zip archive of .npy arrays, as "
+                                        "numpy.savez writes, expected; this is a single .npy array)",
+                                        lambda p: p.write_bytes(_npy_bytes(np.zeros((3, 28, 28), np.uint8)))),
+    "npz missing y_train": npz_case("digits.npz: missing array(s) y_train", lambda p: _npz(p, y_train=None)),
+    "npz x_test without y_test": npz_case("digits.npz: missing array(s) y_test", lambda p: _npz(
+        p, x_test=np.zeros((N_TEST, 16, 16), np.uint8))),
+    "npz label 10": npz_case("digits.npz: y_train item 5 (counting from 1): label 10 is not a digit 0..9",
+                             lambda p: _npz(p, y_train=np.where(np.arange(N_NPZ) == 4, 10, 1))),
+    "npz x_train of 2 dimensions": npz_case(
+        f"digits.npz: x_train has shape ({N_NPZ}, 784), expected (n, height, width)",
+        lambda p: _npz(p, x_train=_digits(N_NPZ)[0].reshape(N_NPZ, 784))),
+    "npz pixels scaled to 0..1": npz_case("digits.npz: x_train: pixels are not integers in 0..255",
+                                          lambda p: _npz(p, x_train=_digits(N_NPZ)[0] / 255.0)),
+    "npz labels one short": npz_case(f"digits.npz: y_train has shape ({N_NPZ - 1},), expected "
+                                     f"({N_NPZ},)", lambda p: _npz(p, y_train=np.arange(N_NPZ - 1) % 10)),
+    "npz object array needing pickle": npz_case("digits.npz: cannot read arrays without pickle", _object_npz),
+    "npz missing file": npz_case("digits.npz: no such file", lambda p: None),
     # TOML config
     "toml syntax error": config_case("seeds = = 3\n", "run.toml"),
     "toml unknown key": config_case("seedz = 3\n", "seedz"),
@@ -326,6 +427,20 @@ def run_cli(argv: list[str]) -> int | str | None:
 def test_corpus_is_at_least_25_distinct_cases() -> None:
     assert len(CORPUS) >= 25
     assert len({c.expect for c in CORPUS.values()}) >= 25
+
+
+def test_the_folder_and_npz_cases_spoil_inputs_that_are_otherwise_fine(tmp_path: Path) -> None:
+    """Each folder: and npz: case above breaks one thing: unspoiled, the same inputs load."""
+    from benchmark.data.datasets import load_split
+
+    split = load_split(f"folder:{picture_folder(tmp_path / 'pics')}", cache_dir=tmp_path / "cache")
+    assert split.test_split == "official test set (20 images)" and split.preparation.startswith(
+        "read at 16x16 and prepared")
+    assert load_split(f"folder:{tmp_path / 'pics'}", cache_dir=tmp_path / "cache",
+                      native_size=True).image_shape == (16, 16)
+    _npz(tmp_path / "digits.npz")
+    split = load_split(f"npz:{tmp_path / 'digits.npz'}", cache_dir=tmp_path / "cache")
+    assert len(split.train) + len(split.val) + len(split.test) == N_NPZ
 
 
 # -- unusual but fine -----------------------------------------------------------------------------
