@@ -132,12 +132,12 @@ class LeNet(DigitModel):
         "kernel_size": 5,
         "dense_units": 500,
         "dropout": 0.4,
-        "learning_rate": 1e-3,
-        "batch_size": 64,
+        "learning_rate": 3e-3,       # with batch 128 and no augmentation: 99% validation accuracy
+        "batch_size": 128,           # on full MNIST after one epoch (benchmarks/RESULTS.md)
         "epochs": 10,
         "batch_norm": False,         # normalise each layer's outputs before the activation
         "lr_schedule": "cosine",     # or "constant"; cosine: the rate decays to 0 over the epochs
-        "augment": 0.08,             # training only: random shifts of up to this fraction of the
+        "augment": 0.0,              # training only: random shifts of up to this fraction of the
                                      # side and rotations of up to a quarter of it of a full turn
                                      # (0.1: 2.8 pixels and 9 degrees)
     }
