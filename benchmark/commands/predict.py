@@ -47,6 +47,11 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     for spec in args.model_path:
         registry.load_model_path(spec)
     model, meta = persist.load_model(args.model_file)
+    size = meta.get("trained_on", {}).get("image_size", [28, 28])
+    if list(size) != [28, 28]:
+        raise InputError(f"--model-file {args.model_file}: trained on {size[0]}x{size[1]} images "
+                         "(run --native-size); predict prepares pictures at 28x28, so it takes only "
+                         "models trained on 28x28 images")
     proba = probabilities(model, images)
     labels = proba.argmax(axis=1)
     has_proba = hasattr(model, "predict_proba")

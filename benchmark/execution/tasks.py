@@ -176,11 +176,11 @@ def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digit
         "predict_cpu_s": round(predict_time.cpu_s, 4), "predict_wall_s": round(predict_time.wall_s, 4),
         "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
         "n_params": model.n_params(), "y_pred": predicted.astype(np.uint8),
-        "model_bytes": _model_bytes(job, entry, model, len(train)) if job.save_model else None,
+        "model_bytes": _model_bytes(job, entry, model, train) if job.save_model else None,
     }
 
 
-def _model_bytes(job: Job, entry: registry.Entry, model: Any, n_train: int) -> bytes | None:
+def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> bytes | None:
     """The saved model file's bytes (the coordinator writes them into the run folder), or None with a
     warning for a model without save/load."""
     from models import persist
@@ -190,7 +190,8 @@ def _model_bytes(job: Job, entry: registry.Entry, model: Any, n_train: int) -> b
         return None
     with tempfile.TemporaryDirectory(prefix="digitbench-model-") as folder:
         path = Path(folder) / f"model{entry.cls.file_suffix}"
-        persist.save_model(model, path, job.model, {"dataset": job.dataset, "images": n_train,
+        persist.save_model(model, path, job.model, {"dataset": job.dataset, "images": len(train),
+                                                    "image_size": list(train.images.shape[1:3]),
                                                     "tuner": job.tuner, "seed": job.seed, **job.extras},
                            provenance.versions())
         return path.read_bytes()

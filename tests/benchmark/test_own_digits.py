@@ -312,11 +312,18 @@ def lenet_macs(height: int, width: int, k: int = 5, f1: int = 4, f2: int = 8, de
             + (rows // 2) * (cols // 2) * f2 * dense + dense * 10)
 
 
-def test_native_size_trains_on_16x16_pictures(tmp_path: Path, small_folder: Path) -> None:
+def test_native_size_trains_on_16x16_pictures(tmp_path: Path, small_folder: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert run_cli("--dataset", f"folder:{small_folder}", "--models", "logreg,lenet-relu",
                    "--native-size", "--epochs", "1", "--params", SMALL_LENET, "--out", out,
-                   "--cache-dir", tmp_path / "cache") == 0
+                   "--cache-dir", tmp_path / "cache", "--save-models") == 0
+    [saved] = (out / "models").glob("*/logreg-*.skops")
+    picture = next((small_folder / "train" / "3").iterdir())
+    capsys.readouterr()
+    assert main(["predict", "--model-file", str(saved), str(picture)]) == 2, "predict prepares 28x28"
+    line = one_error_line(capsys)
+    assert str(saved) in line and "trained on 16x16 images" in line, line
     results = pd.read_csv(out / "results.csv").set_index("model")
     assert (results["status"] == "ok").all()
     assert (results["preparation"] == "native size 16x16 (--native-size: not resized)").all()
