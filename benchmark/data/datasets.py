@@ -128,7 +128,6 @@ def _load_arrays(spec: str, data_dir: str | Path | None, cache: Path,
     ``source_sizes``, the distinct sizes the images were read at; source description)."""
     kind, _, arg = spec.strip().partition(":")
     kind = kind.lower()
-    mode = "native" if native else "prepared"
     if kind in ("idx", "kaggle", "folder") and arg:
         folder = require_dir(Path(arg).expanduser().resolve())
         if kind == "idx":
@@ -140,7 +139,7 @@ def _load_arrays(spec: str, data_dir: str | Path | None, cache: Path,
         return f"kaggle:{folder}", arrays, str(path)
     if kind == "npz" and arg:
         path = require_file(Path(arg).expanduser().resolve(), expected="an .npz file")
-        arrays = _cached(cache, f"npz-{mode}", [path],
+        arrays = _cached(cache, _tag("npz", native), [path],
                          lambda: _prepared(readers.read_npz(path), str(path), native))
         return f"npz:{path}", arrays, str(path)
     if kind == "mnist-5k" and not arg:
@@ -194,7 +193,7 @@ def _load_image_folder(folder: Path, cache: Path, native: bool) -> dict[str, np.
         arrays["source_sizes"] = np.array(sorted(sizes), np.int64).reshape(-1, 2)
         return arrays
 
-    return _cached(cache, f"folder-{'native' if native else 'prepared'}", files, build)
+    return _cached(cache, _tag("folder", native), files, build)
 
 
 def _keras_load_data(module: str) -> tuple:
@@ -279,9 +278,15 @@ def _load_idx_dir(folder: Path, cache: Path, native: bool = False) -> dict[str, 
         raw = _named("train", train) | _named("test", readers.read_idx_pair(paths[2], paths[3]))
         return _prepared(raw, str(folder), native, {"train": paths[0], "test": paths[2]})
 
-    return _cached(cache, f"idx-{'native' if native else 'prepared'}", paths, build)
+    return _cached(cache, _tag("idx", native), paths, build)
 
 
+
+
+def _tag(source: str, native: bool) -> str:
+    """The cache tag of a source's arrays: prepared to 28x28 and native-size ones are kept apart
+    (``_read_cache`` checks the 28x28 shape unless the file name says native)."""
+    return f"{source}-{'native' if native else 'prepared'}"
 
 
 def _cached(cache: Path, tag: str, files: list[Path],

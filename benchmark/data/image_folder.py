@@ -61,13 +61,11 @@ def read_pictures(pictures: list[tuple[Path, int]], native: bool) -> tuple[np.nd
         sizes.append(gray.shape)
         if border_is_light(gray):
             gray = 255.0 - gray
-        if native:
-            if gray.shape != sizes[0]:
-                raise InputError(f"{path}: {gray.shape[0]}x{gray.shape[1]} pixels, but "
-                                 f"{pictures[0][0]} is {sizes[0][0]}x{sizes[0][1]} (--native-size "
-                                 "needs one size)")
-            images.append(np.clip(np.round(gray), 0, 255).astype(np.uint8))
-        elif gray.shape == (FIELD, FIELD):
+        if native and gray.shape != sizes[0]:
+            raise InputError(f"{path}: {gray.shape[0]}x{gray.shape[1]} pixels, but "
+                             f"{pictures[0][0]} is {sizes[0][0]}x{sizes[0][1]} (--native-size "
+                             "needs one size)")
+        if native or gray.shape == (FIELD, FIELD):  # used as it is
             images.append(np.clip(np.round(gray), 0, 255).astype(np.uint8))
         else:
             images.append(to_mnist(gray, name=str(path)))
