@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.atomic import atomic_path
 from models.errors import InputError
 
 RESULTS_FILE = "results.csv"
@@ -133,11 +134,8 @@ class ResultsStore:
         """Rewrite a file written by an older digitbench (a subset of today's columns) with today's
         header, the new columns empty; the old file is replaced in one rename, never half-written."""
         frame = load_results(self.path)
-        tmp = self.path.with_name(f".{self.path.name}.upgrade.tmp")
-        frame.to_csv(tmp, index=False, columns=list(COLUMNS), lineterminator="\n")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            frame.to_csv(tmp, index=False, columns=list(COLUMNS), lineterminator="\n")
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row (missing columns empty) and flush it to disk.
@@ -185,15 +183,12 @@ class ResultsStore:
         without the dataset.
         """
         rel = Path(PREDICTIONS_DIR) / f"{name}.npz"
-        target = self.run_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"y_true": y_true.astype(np.uint8), "y_pred": y_pred.astype(np.uint8)}
         if images is not None:
             wrong = np.flatnonzero(y_true != y_pred)
             arrays.update(wrong_index=wrong.astype(np.int32), wrong_images=images[wrong].astype(np.uint8))
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, target)
+        with atomic_path(self.run_dir / rel) as tmp:
+            np.savez_compressed(tmp, **arrays)
         return rel.as_posix()
 
 

@@ -6,10 +6,11 @@ machine and the package versions of the run that produced it.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+
+from models.atomic import write_text
 
 HEADER = ("# Benchmark results\n\nWritten by the scripts in `benchmarks/` (each rewrites its own "
           "section; see the script's docstring for how to run it). Measured on a shared machine: "
@@ -31,9 +32,7 @@ def write_section(path: Path, title: str, lines: list[str], versions: dict[str, 
         text = pattern.sub(lambda _: body + "\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + body + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text.rstrip("\n") + "\n")
 
 
 def versions(*names: str) -> dict[str, str]:

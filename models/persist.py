@@ -12,13 +12,13 @@ refused). Files are written atomically: a temporary file beside the target, then
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from models import registry
+from models.atomic import atomic_path
 from models.base import DigitModel
 from models.errors import InputError, require_file
 
@@ -65,25 +65,19 @@ def save_model(model: DigitModel, path: str | Path, name: str,
     caller trained with) are recorded for whoever loads the file.
     """
     path = check_target(registry.get(name), Path(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
         "class": class_path(type(model)), "params": model.get_params(),
         "trained_on": trained_on or {}, "saved_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": versions or {},
     }
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        if zipfile.is_zipfile(tmp):
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(META_MEMBER, json.dumps(meta, sort_keys=True, default=str))
-        else:
+        if not zipfile.is_zipfile(tmp):
             raise ValueError(f"{class_path(type(model))}.save did not write a zip archive, so the "
                              "file cannot say which model it holds")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(META_MEMBER, json.dumps(meta, sort_keys=True, default=str))
     return path
 
 

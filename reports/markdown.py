@@ -7,7 +7,6 @@ previous report intact.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 
 from benchmark.store import RESULTS_FILE, load_predictions, load_results
 from benchmark.store import dataset_slug as slugify
+from models.atomic import write_text
 from models.errors import InputError
 from reports import figures, plots
 from reports.comparisons import comparisons_section
@@ -54,7 +54,7 @@ def write_report(run_dir: Path) -> Path:
         lines += failed_and_pruned_section(frame)
         lines += warnings_section(frame)
     path = run_dir / REPORT_FILE
-    write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
+    write_text(path, "\n".join(lines).rstrip("\n") + "\n")
     return path
 
 
@@ -68,19 +68,6 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise InputError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     return frame
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, flush it to disk, then rename it over."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def dataset_slugs(datasets: pd.Series) -> dict[str, str]:

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark.store import load_predictions
+from models.atomic import write_text
 from models.errors import InputError
 from reports import plots
 from reports.format import DASH, code, md_table, num, pct
 from reports.machine import environment, parse_json
-from reports.markdown import dataset_slugs, final_rows, leaderboard, read_results, write_text_atomic
+from reports.markdown import dataset_slugs, final_rows, leaderboard, read_results
 from reports.provenance import busy_wall_s, invocations
 from reports.stats import paired_comparison
 
@@ -56,7 +57,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
     for dataset, slug in dataset_slugs(every["dataset"]).items():
         lines += dataset_comparison(dataset, slug, run_dirs, frames, labels, out_dir)
     path = out_dir / COMPARISON_FILE
-    write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
+    write_text(path, "\n".join(lines).rstrip("\n") + "\n")
     return path
 
 

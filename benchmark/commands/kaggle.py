@@ -5,8 +5,6 @@ write the submission and say what was done."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.timing import Measured, measure
 from benchmark.store import RESULTS_FILE, load_results
+from models.atomic import write_text
 from models.base import probabilities
 from models.errors import InputError
 from models.registry import Entry
@@ -187,20 +186,5 @@ def parse_params(text: str | None) -> dict[str, Any]:
 
 def write_submission(path: Path, labels: Any) -> None:
     """Write ``ImageId,Label`` rows (ImageId = 1..n in order) to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False, encoding="ascii", newline="\n") as fh:
-        tmp = Path(fh.name)
-        try:
-            fh.write("ImageId,Label\n")
-            fh.writelines(f"{i},{int(label)}\n" for i, label in enumerate(labels, start=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        except BaseException:
-            fh.close()
-            tmp.unlink(missing_ok=True)
-            raise
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(path, "ImageId,Label\n" + "".join(f"{i},{int(label)}\n"
+                                                  for i, label in enumerate(labels, start=1)))

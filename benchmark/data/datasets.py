@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from benchmark.data import image_folder, readers
 from benchmark.data.prepare import describe, kind_of, prepare
 from benchmark.data.readers import IDX_NAMES
+from models.atomic import atomic_path
 from models.base import Digits
 from models.errors import InputError, require_dir, require_file
 
@@ -325,17 +325,10 @@ def _read_cache(target: Path) -> dict[str, np.ndarray] | None:
 
 def _write_cache(target: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically (temporary file, then rename); failing to cache is not an error."""
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as fh:
-            tmp = fh.name
-            np.savez(fh, **arrays)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            np.savez(tmp, **arrays)
     except OSError:
         pass
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)  # gone already after a successful rename
 
 

@@ -34,6 +34,7 @@ from benchmark.execution.timing import cpu_seconds
 from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore, unique_slug
 from benchmark.tuning.study import Study, record_of
 from models import registry
+from models.atomic import write_bytes
 from models.errors import InputError, one_line
 from models.registry import Entry
 
@@ -344,11 +345,7 @@ class Coordinator:
     def _write_model(self, c: Contender, job: Job, data: bytes, suffix: str) -> str:
         """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
         rel = f"{MODELS_DIR}/{unique_slug(c.split.dataset)}/{c.entry.name}-{c.tuner}-seed{job.seed}{suffix}"
-        target = self.store.run_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_bytes(self.store.run_dir / rel, data)
         return rel
 
     def _fail_final(self, c: Contender, seed: int) -> None:

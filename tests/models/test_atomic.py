@@ -1,0 +1,27 @@
+"""The one atomic-write helper: a file appears whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.atomic import atomic_path, write_bytes, write_text
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
+    target = write_text(tmp_path / "report.md", "old\n")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_the_temporary_name_keeps_the_suffix_and_the_folder_is_made(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "p.npz"
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".npz" and tmp.parent == target.parent and tmp.name.startswith(".")
+        tmp.write_bytes(b"x")
+    assert write_bytes(target, b"yz").read_bytes() == b"yz"
+    assert [p.name for p in target.parent.iterdir()] == ["p.npz"]
