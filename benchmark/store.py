@@ -39,6 +39,8 @@ COLUMNS: tuple[str, ...] = (
     "n_train", "n_val", "n_test",
     "model",           # registry name, e.g. "lenet-relu"
     "family",          # "baseline" | "cnn" | a plug-in's family
+    "model_class",     # the registry entry's class, "module:Class": entries of one class are variants
+    "fixed",           # JSON of the parameters the registry entry fixes (its variant), e.g. activation
     "tuner",           # "none" | "optuna" | "keras-tuner"
     "trial",           # trial number as text, or "final" for models evaluated on the test set
     "seed",            # finals: the final's seed; trials: their study's seed (--study-seeds)

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 
 
 def class_path(cls: type) -> str:
+    """``module:Class``, as :attr:`models.registry.Entry.class_path` records it."""
     return f"{cls.__module__}:{cls.__qualname__}"
 
 

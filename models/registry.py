@@ -34,6 +34,11 @@ class Entry:
     def family(self) -> str:
         return self.cls.family
 
+    @property
+    def class_path(self) -> str:
+        """``module:Class`` of the model class: entries with the same one are variants of it."""
+        return f"{self.cls.__module__}:{self.cls.__qualname__}"
+
     def defaults(self) -> dict[str, Any]:
         """Every parameter with the value this entry uses unless told otherwise."""
         return {**self.cls.defaults, **self.fixed}

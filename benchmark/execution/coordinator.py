@@ -327,7 +327,9 @@ class Coordinator:
         onnx_bytes = result.pop("onnx_bytes", None)
         row = {**self.common, "dataset": c.split.dataset, "test_split": c.split.test_split,
                "preparation": c.split.preparation,
-               "model": c.entry.name, "family": c.entry.family, "tuner": c.tuner, "trial": job.trial,
+               "model": c.entry.name, "family": c.entry.family, "model_class": c.entry.class_path,
+               "fixed": json.dumps(dict(c.entry.fixed), sort_keys=True, default=str),
+               "tuner": c.tuner, "trial": job.trial,
                "seed": job.seed, "params": json.dumps(job.params, sort_keys=True, default=str),
                "tuning": json.dumps(c.study.settings if job.trial != "final" else c.tuning, sort_keys=True),
                **result}
