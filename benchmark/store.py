@@ -42,7 +42,7 @@ COLUMNS: tuple[str, ...] = (
     "model_class",     # the registry entry's class, "module:Class": entries of one class are variants
     "fixed",           # JSON of the parameters the registry entry fixes (its variant), e.g. activation
     "tuner",           # "none" | "optuna" | "keras-tuner"
-    "trial",           # trial number as text, or "final" for models evaluated on the test set
+    "trial",           # trial number, or "final" (FINAL) for models evaluated on the test set
     "seed",            # finals: the final's seed; trials: their study's seed (--study-seeds)
     "params",          # JSON of the full parameter set
     "tuning",          # JSON: tuner settings and budget; on final rows also what tuning used
@@ -98,8 +98,26 @@ def unique_slug(spec: str) -> str:
     return f"{dataset_slug(spec)}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
 
 
-def job_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row[k]) for k in JOB_KEY)
+#: The ``trial`` cell of a final row; trial rows hold their number.
+FINAL = "final"
+
+#: A job's key as the code uses it: (dataset, model, tuner, trial number or None for a final, seed).
+JobKey = tuple[str, str, str, int | None, int]
+
+
+def trial_cell(number: int | None) -> str:
+    """The ``trial`` cell of a job: its number as text, or ``final`` (None)."""
+    return FINAL if number is None else str(number)
+
+
+def trial_number(cell: Any) -> int | None:
+    """The trial number a ``trial`` cell holds; None for a final."""
+    return None if str(cell) == FINAL else int(cell)
+
+
+def job_key(row: Mapping[str, Any]) -> JobKey:
+    return (str(row["dataset"]), str(row["model"]), str(row["tuner"]), trial_number(row["trial"]),
+            int(row["seed"]))
 
 
 class ResultsStore:
@@ -168,13 +186,24 @@ class ResultsStore:
     def load(self) -> pd.DataFrame:
         return load_results(self.path)
 
-    def done_jobs(self) -> set[tuple[str, ...]]:
+    def done_jobs(self) -> set[JobKey]:
         """Keys of the jobs that finished with status ok."""
         if not self.exists():
             return set()
         frame = self.load()
         ok = frame[frame["status"] == "ok"]
         return {job_key(r) for r in ok[list(JOB_KEY)].to_dict("records")}
+
+    def trial_rows(self) -> dict[tuple[str, str, str, int], dict[int, dict[str, Any]]]:
+        """The trial rows of every study, (dataset, model, tuner, study seed) -> trial number ->
+        row (the last row of each number)."""
+        studies: dict[tuple[str, str, str, int], dict[int, dict[str, Any]]] = {}
+        if self.exists():
+            frame = self.load()
+            for row in frame[frame["trial"] != FINAL].to_dict("records"):
+                dataset, model, tuner, number, seed = job_key(row)
+                studies.setdefault((dataset, model, tuner, seed), {})[number] = row
+        return studies
 
     def save_predictions(self, name: str, y_true: np.ndarray, y_pred: np.ndarray,
                          images: np.ndarray | None = None) -> str:

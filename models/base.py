@@ -69,6 +69,11 @@ class DigitModel(ABC):
     #: True when ``fit`` and ``predict`` take images of any one size ``(n, height, width)``, not only
     #: 28x28: such models can run on a dataset loaded with ``--native-size``.
     any_image_size: ClassVar[bool] = False
+    #: True when ``fit`` trains in epochs, reporting each through ``report``: the model then has an
+    #: ``epochs`` parameter (``--epochs`` sets it), its trials can be pruned epoch by epoch, and its
+    #: finals can be timed to a target accuracy. The registry refuses a class whose ``epochs``
+    #: parameter and this attribute disagree.
+    trains_in_epochs: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -78,6 +83,30 @@ class DigitModel(ABC):
                 f"it takes {', '.join(sorted(self.defaults)) or 'none'}"
             )
         self.params: dict[str, Any] = {**self.defaults, **params}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Refuse, before any work, a parameter set this model cannot train with: raise
+        ``ValueError`` naming the parameter and its value. ``params`` is the full set (defaults
+        filled in). This default refuses unknown names and values whose type differs from the
+        default's (a whole number where the default is one, a number where it is a float, the same
+        type otherwise; a default of None takes anything); models add their own ranges."""
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            raise ValueError(f"no parameter(s) {', '.join(unknown)}; it takes "
+                             f"{', '.join(sorted(cls.defaults)) or 'none'}")
+        for name, value in params.items():
+            default = cls.defaults[name]
+            if default is None:
+                continue
+            if isinstance(default, bool) or not isinstance(default, int | float):
+                fits, wanted = isinstance(value, type(default)), f"a {type(default).__name__}"
+            elif isinstance(default, int):
+                fits, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            else:
+                fits, wanted = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+            if not fits:
+                raise ValueError(f"{name} must be {wanted}, got {value!r}")
 
     @classmethod
     def search_space(cls, space: Any) -> dict[str, Any]:
@@ -100,7 +129,6 @@ class DigitModel(ABC):
         val: Digits | None = None,
         *,
         seed: int,
-        budget: float | None = None,
         report: ReportCallback | None = None,
     ) -> Self:
         """Train on ``train``; ``val`` (if given) may be used for monitoring only. Returns self."""

@@ -92,13 +92,22 @@ class SklearnModel(DigitModel):
     def _estimator(self, seed: int) -> Any:
         """A new, unfitted scikit-learn classifier built from ``self.params``."""
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """The types, then scikit-learn's own validation: a fit on two images of each digit (a few
+        milliseconds), whose ``InvalidParameterError`` names the parameter and the value."""
+        super().check_params(params)
+        images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence on 20 random images means nothing
+            cls(**params).fit(Digits(images, np.arange(20) % 10), seed=0)
+
     def fit(
         self,
         train: Digits,
         val: Digits | None = None,
         *,
         seed: int,
-        budget: float | None = None,
         report: ReportCallback | None = None,
     ) -> Self:
         self.estimator_ = self._estimator(seed).fit(pixels(train.images), train.labels)

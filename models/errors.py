@@ -33,6 +33,13 @@ def require_file(path: Path, expected: str = "a file", missing: str = "no such f
     return path
 
 
+def message_line(exc: BaseException) -> str:
+    """An exception's message on one line of at most 200 characters (its type where it has none):
+    what a one-line error shows of an exception it explains."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def one_line(exc: BaseException) -> str:
     """``Type: first line of the message``, at most 500 characters: an error as a row records it."""
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -50,7 +50,7 @@ class NystroemSVMModel(SklearnModel):
         p = self.params
         return LinearSVC(C=p["C"], max_iter=p["max_iter"], random_state=seed)
 
-    def fit(self, train: Digits, val: Digits | None = None, *, seed: int, budget: float | None = None,
+    def fit(self, train: Digits, val: Digits | None = None, *, seed: int,
             report: ReportCallback | None = None) -> Self:
         x = pixels(train.images)
         self.features_ = self._features(seed, len(x)).fit(x)

@@ -61,6 +61,10 @@ def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> En
         raise TypeError(f"{name}: {cls!r} is not a subclass of models.base.DigitModel")
     if not cls.family:
         raise TypeError(f"{name}: {cls.__name__} declares no family")
+    if cls.trains_in_epochs != ("epochs" in cls.defaults):
+        raise TypeError(f"{name}: {cls.__name__} " + (
+            "declares trains_in_epochs = True but has no 'epochs' parameter" if cls.trains_in_epochs
+            else "has an 'epochs' parameter: declare trains_in_epochs = True"))
     unknown = set(fixed) - set(cls.defaults)
     if unknown:
         raise TypeError(f"{name}: {cls.__name__} has no parameter(s) {sorted(unknown)}")

@@ -124,9 +124,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     flags["tuners"] = flags.pop("tuner")
     config = build_config(flags, args.config)
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
-    from benchmark.execution.coordinator import run
+    from benchmark.execution.session import run
 
-    return run(config, shlex.join([PROG, *argv]), functools.partial(open_executor, config))
+    code = run(config, shlex.join([PROG, *argv]), functools.partial(open_executor, config))
+    if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
+        from reports.markdown import write_report
+
+        report = write_report(config.run_dir)
+        print(f"results: {config.run_dir / 'results.csv'}\nreport:  {report}", file=sys.stderr, flush=True)
+    return code
 
 
 def open_executor(config):  # config: benchmark.config.RunConfig -> an executor

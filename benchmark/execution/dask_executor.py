@@ -34,7 +34,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.execution.executors import MAX_RETRIES, Listener, Shared, Task, TaskFailed, WorkerLost
+from benchmark.execution.executors import (
+    MAX_RETRIES,
+    Executor,
+    Listener,
+    Shared,
+    Task,
+    TaskFailed,
+    WorkerLost,
+)
 from models.errors import InputError
 
 try:  # the optional extra digitbench[dask]
@@ -115,7 +123,7 @@ class _Task(Task):
     replies: dict[str, Any] = field(default_factory=dict)  # run -> its reply Queue
 
 
-class DaskExecutor:
+class DaskExecutor(Executor):
     """Tasks on the Dask cluster at ``address``; ``setup`` runs in each worker before its first task."""
 
     def __init__(self, address: str, setup: Callable[[], None] | None = None) -> None:

@@ -41,11 +41,13 @@ def labels_of(output: np.ndarray) -> np.ndarray:
     return output.argmax(axis=1) if output.ndim == 2 else output.astype(np.int64)
 
 
-def onnx_latency(model: Any, images: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
-    """``onnx_ms_b1_p50``, ``onnx_ms_b1_p99``, ``onnx_mismatches`` (test images whose ONNX label
-    differs from the model's) and ``onnx_bytes`` (the graph), or {} for a model without export."""
+def onnx_latency(model: Any, images: np.ndarray,
+                 predicted: np.ndarray) -> tuple[dict[str, Any], bytes | None]:
+    """The row's fields ``onnx_ms_b1_p50``, ``onnx_ms_b1_p99``, ``onnx_mismatches`` (test images
+    whose ONNX label differs from the model's), and the graph's bytes; ``({}, None)`` for a model
+    without export."""
     if not callable(getattr(model, "export_onnx", None)) or not callable(getattr(model, "onnx_input", None)):
-        return {}
+        return {}, None
     try:
         with tempfile.TemporaryDirectory(prefix="digitbench-onnx-") as folder, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the converters' own deprecation notes, not the model's
@@ -56,7 +58,7 @@ def onnx_latency(model: Any, images: np.ndarray, predicted: np.ndarray) -> dict[
     except Exception as exc:  # an unsupported layer or converter: recorded, not fatal
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         warnings.warn(f"ONNX export failed, not timed: {type(exc).__name__}: {first}", stacklevel=2)
-        return {}
+        return {}, None
     name = session.get_inputs()[0].name
     x = model.onnx_input(images)
     onnx_labels = np.concatenate([labels_of(session.run(None, {name: x[i : i + CHUNK]})[0])
@@ -72,4 +74,4 @@ def onnx_latency(model: Any, images: np.ndarray, predicted: np.ndarray) -> dict[
     times_ms = [1000 * t for t in times]
     return {"onnx_ms_b1_p50": round(statistics.median(times_ms), 4),
             "onnx_ms_b1_p99": round(float(np.percentile(times_ms, 99)), 4),
-            "onnx_mismatches": int(np.sum(onnx_labels != predicted)), "onnx_bytes": data}
+            "onnx_mismatches": int(np.sum(onnx_labels != predicted))}, data

@@ -1,4 +1,5 @@
-"""Executors: where the coordinator's tasks run. One interface, in the style of ``concurrent.futures``:
+"""Executors: where the coordinator's tasks run. One interface (:class:`Executor`), in the style of
+``concurrent.futures``:
 
 * ``share(name, value)``: data every task may need (a dataset), sent to the workers once;
   a task argument ``Shared(name)`` stands for it;
@@ -23,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -50,6 +52,33 @@ class TaskFailed(RuntimeError):
     """The task function raised (a bug: tasks turn model failures into rows); the traceback."""
 
 
+class Executor(ABC):
+    """Runs tasks ``fn(channel, *args)`` somewhere; ``slots`` of them at once."""
+
+    slots: int
+
+    @abstractmethod
+    def share(self, name: str, value: Any) -> None:
+        """Make ``value`` available to every task as the argument ``Shared(name)``."""
+
+    @abstractmethod
+    def submit(self, fn: Callable, *args: Any, listener: Listener) -> Future:
+        """Run ``fn(channel, *args)``; the task's ``channel.send(m)`` returns ``listener(m)``."""
+
+    @abstractmethod
+    def wait(self, futures: Iterable[Future], timeout: float) -> set[Future]:
+        """The finished ones of ``futures``, serving the tasks' messages meanwhile; at most
+        ``timeout`` seconds when none finishes."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop every worker now; running tasks are abandoned."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the tasks run, for the progress line."""
+
+
 def _resolve(args: tuple[Any, ...], shared: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(shared[a.name] if isinstance(a, Shared) else a for a in args)
 
@@ -64,7 +93,7 @@ class _Direct:
         return self.listener(message)
 
 
-class InlineExecutor:
+class InlineExecutor(Executor):
     """Runs each task in this process, one at a time, when the coordinator waits."""
 
     slots = 1
@@ -191,7 +220,7 @@ class _Worker:
         self.conn.close()
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """``workers`` processes on this machine; ``setup`` runs in each before its first task."""
 
     def __init__(self, workers: int, setup: Callable[[], None] | None = None) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
-from benchmark.store import unique_slug
-from models.errors import InputError
+from benchmark.store import JobKey, unique_slug
+from benchmark.tuning.study import Study
+from models.errors import InputError, message_line
 from models.registry import Entry
 
 
@@ -28,7 +29,7 @@ class Contender:
     tuner: str
     pinned: dict[str, Any]          # parameters no tuner may change
     seeds: list[int]                # final seeds still to run
-    study: Any = None               # a benchmark.tuning.study.Study, for tuner != "none"
+    study: Study | None = None      # for tuner != "none"
     finals_started: bool = False
     params: dict[str, Any] | None = None  # what the finals refit, once known
     tuning: dict[str, Any] = field(default_factory=dict)  # the final rows' ``tuning`` column
@@ -56,13 +57,13 @@ def pinned(entry: Entry, config: RunConfig) -> dict[str, Any]:
     """Parameters no tuner may change: the variant's fixed ones, then the user's overrides."""
     defaults = entry.defaults()
     chosen = {k: v for k, v in (config.params or {}).items() if k in defaults}
-    if config.epochs is not None and "epochs" in defaults:
+    if config.epochs is not None and entry.cls.trains_in_epochs:
         chosen["epochs"] = config.epochs
     return {**chosen, **entry.fixed}
 
 
 def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
-         done: set[tuple[str, ...]]) -> list[Contender]:
+         done: set[JobKey]) -> list[Contender]:
     """Every contender, in the order they run, with the final seeds not yet done."""
     contenders = []
     for index, split in enumerate(splits):
@@ -70,7 +71,7 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
             for tuner in config.tuners:
                 seeds = final_seeds(entry, config)
                 todo = [s for s in seeds
-                        if (split.dataset, entry.name, tuner, "final", str(s)) not in done]
+                        if (split.dataset, entry.name, tuner, None, s) not in done]
                 contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
                                             todo))
                 if tuner != "none":
@@ -79,30 +80,37 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
     return contenders
 
 
-def check_params(params: dict[str, Any], entries: list[Entry]) -> None:
-    """``--params`` values against what the selected models declare, before any work: every name
-    must belong to a selected model, and every value must have the type of the model's declared
-    dimension (an int, a number, one of the options) or, where none is declared, of its default."""
+def check_params(config: RunConfig, entries: list[Entry]) -> None:
+    """``--params`` (and ``--epochs``) against what the selected models declare, before any work:
+    every name must belong to a selected model, every value must have the type of the model's
+    declared dimension (a whole number, a number, one of the options), and each model's own
+    :meth:`~models.base.DigitModel.check_params` must accept the parameter set it would train with.
+    A value no model can take ends the run with one line naming the flag, the model, the parameter
+    and the value."""
     from benchmark.tuning.space import Choice, Float, Int, dimensions
 
+    params = config.params or {}
     unused = set(params) - {k for e in entries for k in e.defaults()}
     if unused:
         raise InputError(f"--params: no selected model has parameter(s) {', '.join(sorted(unused))}")
-    for name, value in params.items():
-        for entry in entries:
-            if name not in entry.defaults() or name in entry.fixed:  # a variant keeps its own
-                continue
-            dim, default = dimensions(entry.cls).get(name), entry.defaults()[name]
+    for entry in entries:
+        chosen = pinned(entry, config)
+        declared = dimensions(entry.cls)
+        for name, value in chosen.items():
+            dim = declared.get(name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if isinstance(dim, Int) or (dim is None and type(default) is int):
+            if name in entry.fixed or dim is None:  # a variant keeps its own; the model checks the rest
+                continue
+            if isinstance(dim, Int):
                 fits, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
-            elif isinstance(dim, Float) or (dim is None and type(default) is float):
+            elif isinstance(dim, Float):
                 fits, wanted = number, "a number"
-            elif isinstance(dim, Choice):
-                fits, wanted = value in dim.options, "one of " + ", ".join(map(repr, dim.options))
-            elif default is None:
-                fits, wanted = True, ""
             else:
-                fits, wanted = isinstance(value, type(default)), f"a {type(default).__name__}"
+                assert isinstance(dim, Choice)
+                fits, wanted = value in dim.options, "one of " + ", ".join(map(repr, dim.options))
             if not fits:
                 raise InputError(f"--params: {name} of {entry.name}: expected {wanted}, got {value!r}")
+        try:
+            entry.cls.check_params({**entry.defaults(), **chosen})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"--params: {entry.name}: {message_line(exc)}") from None

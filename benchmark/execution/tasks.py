@@ -3,10 +3,11 @@
 A task runs wherever the executor puts it (this process, a local worker process, a Dask worker on
 another machine): it reads nothing from the run folder and writes nothing to it. It gets the dataset
 (a :class:`~benchmark.data.datasets.Split`) as an argument and a ``channel`` to the coordinator, and
-returns the measured fields of its row; the coordinator adds the rest and appends the row. What a
-final produces beyond numbers (its predictions, its saved model file) comes back in the result too.
+returns a :class:`~benchmark.execution.jobs.TaskResult`: the measured fields of its row, and what a final
+produces beyond numbers (its predictions, its saved model file and ONNX export, as values); the
+recorder adds the rest and writes them.
 
-Per epoch a task sends ``{"epoch": n, "epochs": total, "metrics": {...}}`` through the channel and
+Per epoch a task sends an :class:`~benchmark.execution.jobs.EpochReport` through the channel and
 gets back whether to stop (a tuner's pruner decides in the coordinator). Timing is that of the
 process the task runs in (see :mod:`benchmark.execution.timing`); tasks of one process never overlap
 (:data:`_ONE_AT_A_TIME`), so a Dask worker with several threads still times each task alone.
@@ -15,7 +16,6 @@ process the task runs in (see :mod:`benchmark.execution.timing`); tasks of one p
 from __future__ import annotations
 
 import gc
-import json
 import os
 import socket
 import tempfile
@@ -23,7 +23,6 @@ import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ import numpy as np
 from benchmark import provenance
 from benchmark.data.datasets import Split
 from benchmark.execution.deployment import onnx_latency
+from benchmark.execution.jobs import EpochReport, Job, TaskResult
 from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb
 from benchmark.tuning.folds import scoring_folds
 from benchmark.tuning.trial import TrialPruned
@@ -44,50 +44,23 @@ _prepared: set[type] = set()
 
 
 class Channel(Protocol):
-    """The task's line to the coordinator: ``send(message)`` returns the coordinator's answer."""
+    """The task's line to the coordinator: ``send(report)`` returns the coordinator's answer (True:
+    stop this trial)."""
 
-    def send(self, message: dict[str, Any]) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Job:
-    """One trial or one final of a (dataset, model, tuner) contender, as a task needs it."""
-
-    dataset: str
-    model: str                       # registry name
-    tuner: str
-    trial: str                       # trial number as text, or "final"
-    seed: int
-    params: dict[str, Any]           # the full parameter set, fixed ones included
-    model_paths: tuple[str, ...] = ()  # --model-path plug-ins the worker must register
-    cv: int = 1                      # trials: folds of models without epochs (1: the validation part)
-    tune_subsample: int | None = None
-    latency_batch: int = 1000
-    save_model: bool = False         # finals: return the model file's bytes
-    onnx: bool = True                # finals: export to ONNX and time it in ONNX Runtime
-    target: float | None = None      # finals: train on the training part, watch validation, and
-    #                                  time the training until its accuracy first reaches this
-    test_on: tuple[str, ...] = ()    # finals: the --test-on datasets, whose test parts follow the split
-    extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file
-
-    @property
-    def label(self) -> str:
-        what = "final seed" if self.trial == "final" else "trial"
-        number = self.seed if self.trial == "final" else self.trial
-        return f"{self.dataset} {self.model} {self.tuner} {what} {number}"
+    def send(self, message: EpochReport) -> Any: ...
 
 
-def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
-    """Train trial ``job`` on the tuning part (or each fold), score it on validation; a row's fields.
+def run_trial(channel: Channel, job: Job, split: Split) -> TaskResult:
+    """Train trial ``job`` on the tuning part (or each fold), score it on validation.
 
     Status ``ok``, ``pruned`` (the coordinator said stop; the last validation accuracy is kept) or
     ``error`` (with ``error`` and ``traceback``)."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
         folds = scoring_folds(split, job.cv, job.tune_subsample, seed=job.seed)
-        result: dict[str, Any] = {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
-                                  "n_test": len(split.test)}
-        reporter = Reporter(channel, job)
+        result = TaskResult("ok", {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
+                                   "n_test": len(split.test)})
+        reporter = EpochReporter(channel, job)
         fit_cpu = fit_wall = predict_cpu = 0.0
         correct = scored = 0
         with warnings.catch_warnings(record=True) as caught:
@@ -105,23 +78,23 @@ def run_trial(channel: Channel, job: Job, split: Split) -> dict[str, Any]:
                     predict_cpu += predict_time.cpu_s
                     correct, scored = correct + int(np.sum(predicted == val.labels)), scored + len(val)
                     del model
-                result.update(status="ok", val_accuracy=correct / scored)
+                result.fields["val_accuracy"] = correct / scored
             except TrialPruned as pruned:
-                result.update(status="pruned", val_accuracy=pruned.value)
+                result.status, result.fields["val_accuracy"] = "pruned", pruned.value
             except Exception as exc:  # a failing trial is a row, not the end of the study
-                result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
+                _failed(result, exc)
             finally:
                 gc.collect()
-        result.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
-                      predict_cpu_s=round(predict_cpu, 4), history=reporter.history_json(),
-                      warnings=one_line_each(caught))
+        result.fields.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
+                             predict_cpu_s=round(predict_cpu, 4), history=reporter.recorded_history(),
+                             warnings=one_line_each(caught))
         return _with_process(result)
 
 
-def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> dict[str, Any]:
+def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> TaskResult:
     """Refit on train + validation with the job's seed (on train alone, watching validation, with a
-    ``target``), evaluate once on test; a row's fields, plus ``y_pred`` and, with ``save_model``, the
-    model file's ``model_bytes``; with ``onnx``, its ONNX export's latency and ``onnx_bytes``.
+    ``target``), evaluate once on test: the row's fields, the predictions and, with ``save_model``,
+    the model file's bytes; with ``onnx``, its ONNX export's latency and bytes.
     ``others`` are the test parts of the ``job.test_on`` datasets: the model is tested once on each
     (``cross_test``: JSON ``{spec: {"n_test": n, "correct": k}}``)."""
     with _ONE_AT_A_TIME:
@@ -132,26 +105,26 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> dict
         else:  # watched on the validation part, epoch by epoch
             train, val = split.train, split.val
         test = split.test
-        result: dict[str, Any] = {"n_train": len(train), "n_val": len(val) if val else 0,
-                                  "n_test": len(test)}
-        reporter = Reporter(channel, job)
+        result = TaskResult("ok", {"n_train": len(train), "n_val": len(val) if val else 0,
+                                   "n_test": len(test)})
+        reporter = EpochReporter(channel, job)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result.update(_fit_and_evaluate(job, entry, train, val, test, reporter,
-                                                dict(zip(job.test_on, others, strict=True))))
-                result["status"] = "ok"
+                _fit_and_evaluate(result, job, entry, train, val, test, reporter,
+                                  dict(zip(job.test_on, others, strict=True)))
             except Exception as exc:  # one failing job must not end the run
-                result.update(status="error", error=one_line(exc), traceback=traceback.format_exc())
+                _failed(result, exc)
             finally:
                 gc.collect()
-        result.update(history=reporter.history_json(), warnings=one_line_each(caught),
-                      **reporter.to_target())
+        result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught),
+                             **reporter.reached)
         return _with_process(result)
 
 
-def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digits | None, test: Digits,
-                      reporter: Reporter, others: dict[str, Digits]) -> dict[str, Any]:
+def _fit_and_evaluate(result: TaskResult, job: Job, entry: registry.Entry, train: Digits,
+                      val: Digits | None, test: Digits, reporter: EpochReporter,
+                      others: dict[str, Digits]) -> None:
     model = entry.create(**job.params)
     with measure() as fit_time:
         model.fit(train, val, seed=job.seed, report=reporter.start())
@@ -168,21 +141,21 @@ def _fit_and_evaluate(job: Job, entry: registry.Entry, train: Digits, val: Digit
     cross = {spec: {"n_test": len(other), "correct": int(np.sum(np.asarray(model.predict(other.images))
                                                                  == other.labels))}
              for spec, other in others.items()}
-    return {
-        "cross_test": json.dumps(cross, sort_keys=True) if cross else None,
-        **(onnx_latency(model, test.images, predicted) if job.onnx else {}), "macs": macs,
-        "test_accuracy": float(np.mean(predicted == test.labels)),
-        "fit_cpu_s": round(fit_time.cpu_s, 3), "fit_wall_s": round(fit_time.wall_s, 3),
-        "predict_cpu_s": round(predict_time.cpu_s, 4), "predict_wall_s": round(predict_time.wall_s, 4),
-        "latency_ms_b1": round(b1, 4), "latency_ms_bN": round(bn, 5), "batch_N": batch,
-        "n_params": model.n_params(), "y_pred": predicted.astype(np.uint8),
-        "model_bytes": _model_bytes(job, entry, model, train) if job.save_model else None,
-    }
+    onnx_fields, result.onnx_bytes = onnx_latency(model, test.images, predicted) if job.onnx else ({}, None)
+    result.fields.update(
+        cross_test=cross or None, **onnx_fields, macs=macs,
+        test_accuracy=float(np.mean(predicted == test.labels)),
+        fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
+        predict_cpu_s=round(predict_time.cpu_s, 4), predict_wall_s=round(predict_time.wall_s, 4),
+        latency_ms_b1=round(b1, 4), latency_ms_bN=round(bn, 5), batch_N=batch, n_params=model.n_params())
+    result.predictions = predicted.astype(np.uint8)
+    result.model_bytes = _model_bytes(job, entry, model, train) if job.save_model else None
 
 
 def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> bytes | None:
-    """The saved model file's bytes (the coordinator writes them into the run folder), or None with a
-    warning for a model without save/load."""
+    """The saved model file's bytes, or None with a warning for a model without save/load. A model
+    saves to a path, so the file is made here in a temporary folder: the task may run on a machine
+    that cannot see the run folder, where the recorder writes the bytes."""
     from models import persist
 
     if not persist.can_save(entry.cls):
@@ -197,7 +170,7 @@ def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> 
         return path.read_bytes()
 
 
-class Reporter:
+class EpochReporter:
     """The ``report`` callback a model calls after each epoch: the metrics are recorded, sent to the
     coordinator (which may stop a trial), and, with a target, the training time until validation
     accuracy first reaches it is kept. A model may report ``val_cpu_s`` / ``val_wall_s``, the time
@@ -214,13 +187,11 @@ class Reporter:
     def __init__(self, channel: Channel, job: Job) -> None:
         self.channel, self.job = channel, job
         self.checks_per_epoch = self.CHECKS_PER_EPOCH_TO_TARGET if job.target is not None else 1
-        epochs = job.params.get("epochs")
-        self.epochs = epochs if isinstance(epochs, int) else None
         self.history: dict[str, list[float]] = {}
         self.reached: dict[str, float] = {}
         self.cpu0 = self.wall0 = 0.0
 
-    def start(self) -> Reporter:
+    def start(self) -> EpochReporter:
         """Called just before ``fit``: the clock of the time to target starts."""
         self.cpu0, self.wall0 = cpu_seconds(), time.perf_counter()
         return self
@@ -239,14 +210,11 @@ class Reporter:
             return
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(round(value, 5))
-        if self.channel.send({"epoch": epoch, "epochs": self.epochs, "metrics": metrics}):
+        if self.channel.send(EpochReport(int(epoch), self.job.epochs, metrics)):
             raise TrialPruned(value)
 
-    def to_target(self) -> dict[str, float]:
-        return self.reached
-
-    def history_json(self) -> str | None:
-        return json.dumps(self.history, sort_keys=True) if self.history else None
+    def recorded_history(self) -> dict[str, list[float]] | None:
+        return self.history or None
 
 
 def _entry(job: Job) -> registry.Entry:
@@ -262,8 +230,12 @@ def _entry(job: Job) -> registry.Entry:
     return entry
 
 
-def _with_process(result: dict[str, Any]) -> dict[str, Any]:
+def _failed(result: TaskResult, exc: Exception) -> None:
+    result.status, result.error, result.traceback = "error", one_line(exc), traceback.format_exc()
+
+
+def _with_process(result: TaskResult) -> TaskResult:
     """Who ran the task, and that process's memory and CPU so far (for the run's CPU total)."""
-    result.update(worker=f"{socket.gethostname()}:{os.getpid()}", rss_mb=rss_mb(),
-                  worker_cpu_s=round(cpu_seconds(), 2))
+    result.worker, result.worker_cpu_s = f"{socket.gethostname()}:{os.getpid()}", round(cpu_seconds(), 2)
+    result.fields["rss_mb"] = rss_mb()
     return result

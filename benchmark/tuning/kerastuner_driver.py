@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmark.tuning.driver import StudySpec, TunerDriver
 from benchmark.tuning.space import KerasTunerSpace, Space
 from benchmark.tuning.trial import KERAS_TUNER_ORACLES, Recorded
 from models.lenet import import_keras
@@ -54,8 +55,24 @@ LEFT_RUNNING = "digitbench: left running by an earlier run, no outcome recorded"
 SETTINGS_FILE = "digitbench.json"
 
 
-class KerasTunerDriver:
-    """A keras-tuner study in ``directory/project``, asked for trials and told their outcomes."""
+class KerasTunerDriver(TunerDriver):
+    """A keras-tuner study in ``directory/project``, asked for trials and told their outcomes.
+    Hyperband allocates epochs: for a model without them the study uses the Bayesian oracle."""
+
+    @classmethod
+    def describe(cls, spec: StudySpec) -> dict[str, Any]:
+        return {"oracle": _oracle(spec)}
+
+    @classmethod
+    def starts_from_defaults(cls, spec: StudySpec) -> bool:
+        return _oracle(spec) != "hyperband"  # Hyperband's brackets choose every trial's values
+
+    @classmethod
+    def open(cls, spec: StudySpec) -> KerasTunerDriver:
+        oracle = _oracle(spec)
+        return cls(search_space=spec.search_space, oracle=oracle, directory=spec.folder,
+                   project=f"{spec.name}__{oracle}", seed=spec.seed, max_epochs=spec.max_epochs,
+                   first_trial=spec.first_trial)
 
     def __init__(self, *, search_space: Callable[[Space], dict[str, Any]], oracle: str, directory: Path,
                  project: str, seed: int, max_epochs: int | None,
@@ -162,6 +179,10 @@ class KerasTunerDriver:
         self.oracle.end_trial(trial)
         self.oracle.save()  # end_trial saved the oracle while the trial was still ongoing
         del self._running[number]
+
+
+def _oracle(spec: StudySpec) -> str:
+    return "bayesian" if spec.oracle == "hyperband" and spec.max_epochs is None else spec.oracle
 
 
 def _make_oracle(kt: Any, kind: str, seed: int, max_epochs: int | None,

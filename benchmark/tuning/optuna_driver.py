@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from benchmark.tuning.driver import StudySpec, TunerDriver
 from benchmark.tuning.space import OptunaSpace, Space
 from benchmark.tuning.trial import Outcome, Recorded
 
@@ -32,6 +33,10 @@ def _sampler(name: str, seed: int | None, max_trials: int) -> Any:
     raise ValueError(f"unknown Optuna sampler {name!r}")
 
 
+def _sampler_name(spec: StudySpec) -> str:
+    return "random" if spec.tuner == "random" else spec.sampler
+
+
 def _pruner(name: str, max_epochs: int | None) -> Any:
     import optuna
 
@@ -44,9 +49,24 @@ def _pruner(name: str, max_epochs: int | None) -> Any:
     raise ValueError(f"unknown Optuna pruner {name!r}")
 
 
-class OptunaDriver:
+class OptunaDriver(TunerDriver):
     """One study, asked and told by the coordinator. A new study starts with ``first_trial`` (the
-    model's defaults), so that tuning never ends below them on the validation set."""
+    model's defaults), so that tuning never ends below them on the validation set. Tuner ``random``
+    is random search: Optuna's RandomSampler, whatever ``--sampler`` says."""
+
+    @classmethod
+    def describe(cls, spec: StudySpec) -> dict[str, Any]:
+        return {"sampler": _sampler_name(spec), "pruner": spec.pruner}
+
+    @classmethod
+    def starts_from_defaults(cls, spec: StudySpec) -> bool:
+        return True
+
+    @classmethod
+    def open(cls, spec: StudySpec) -> OptunaDriver:
+        return cls(search_space=spec.search_space, study_name=spec.name, storage=spec.storage,
+                   sampler=_sampler_name(spec), pruner=spec.pruner, max_trials=spec.max_trials,
+                   seed=spec.seed, max_epochs=spec.max_epochs, first_trial=spec.first_trial)
 
     def __init__(self, *, search_space: Callable[[Space], dict[str, Any]], study_name: str,
                  storage: str, sampler: str, pruner: str, max_trials: int, seed: int,

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
+from benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from benchmark.tuning.folds import fold_sizes
 from benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
-from benchmark.tuning.trial import OPTUNA_TUNERS, Outcome
+from benchmark.tuning.trial import Outcome
 from models.registry import Entry
 
 #: This many failed trials in a row end a study early (a model that cannot train with any values).
@@ -37,55 +37,44 @@ class Study:
         self.config, self.split, self.entry, self.tuner = config, split, entry, tuner
         self.pinned, self.name, self.seed = pinned, name, seed
         self.records = records  # trial number -> its row's record (see record_of)
-        self.max_epochs = self._max_epochs()
-        self.cv = config.cv if self.max_epochs is None else 1
+        max_epochs = self._max_epochs()
+        self.cv = config.cv if max_epochs is None else 1
         tune_images, val_images, self.scored_images = fold_sizes(split, self.cv, config.tune_subsample,
                                                                  seed)
-        self.oracle = config.oracle
-        if tuner == "keras-tuner" and self.oracle == "hyperband" and self.max_epochs is None:
-            self.oracle = "bayesian"  # Hyperband allocates epochs; this model has none
+        self.spec = StudySpec(
+            tuner=tuner, name=name, search_space=self._search_space, seed=seed,
+            max_trials=config.trials, max_epochs=max_epochs, first_trial=self._defaults_in_space(),
+            storage=config.storage_url, sampler=config.sampler, pruner=config.pruner,
+            oracle=config.oracle, folder=config.run_dir / "keras-tuner")
+        self.driver_class = driver_class(tuner)
+        #: Whether trial 0 is the model's defaults, which the finals keep unless clearly beaten.
+        self.starts_from_defaults = self.driver_class.starts_from_defaults(self.spec)
         self.settings = {
             "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
             "scoring": (f"{self.cv}-fold cross-validation on the training part"
                         if self.cv > 1 else "the validation part"),
             "tune_images": tune_images, "val_images": val_images, "study_seed": seed,
-            **({"sampler": self.sampler, "pruner": config.pruner, "first_trial": "defaults"}
-               if tuner in OPTUNA_TUNERS else {}),
-            **({"oracle": self.oracle} if tuner == "keras-tuner" else {}),
-            **({"first_trial": "defaults"}
-               if tuner == "keras-tuner" and self.oracle != "hyperband" else {}),
+            **self.driver_class.describe(self.spec),
+            **({"first_trial": "defaults"} if self.starts_from_defaults else {}),
         }
-        self.driver: Any = None
+        self.driver: TunerDriver | None = None
         self.waiting = False  # the tuner had nothing to start until a running trial ends
 
-    @property
-    def sampler(self) -> str:
-        return "random" if self.tuner == "random" else self.config.sampler
-
     def _max_epochs(self) -> int | None:
+        """The most epochs a trial trains (pinned, or the top of the declared range); None for a
+        model that does not train in epochs."""
+        if not self.entry.cls.trains_in_epochs:
+            return None
         if "epochs" in self.pinned:
             return int(self.pinned["epochs"])
         epochs = dimensions(self.entry.cls).get("epochs")
-        return epochs.high if isinstance(epochs, Int) else None
+        return epochs.high if isinstance(epochs, Int) else int(self.entry.defaults()["epochs"])
 
     # -- what the coordinator calls -----------------------------------------------------------
 
-    def open(self, run_dir: Path) -> None:
+    def open(self) -> None:
         """Open (or continue) the tuner's own study, and settle trials a killed run left running."""
-        if self.tuner in OPTUNA_TUNERS:
-            from benchmark.tuning.optuna_driver import OptunaDriver
-
-            self.driver = OptunaDriver(
-                search_space=self._search_space, study_name=self.name, storage=self.config.storage_url,
-                sampler=self.sampler, pruner=self.config.pruner, max_trials=self.config.trials,
-                seed=self.seed, max_epochs=self.max_epochs, first_trial=self._defaults_in_space())
-        else:
-            from benchmark.tuning.kerastuner_driver import KerasTunerDriver
-
-            self.driver = KerasTunerDriver(
-                search_space=self._search_space, oracle=self.oracle, directory=run_dir / "keras-tuner",
-                project=f"{self.name}__{self.oracle}", seed=self.seed, max_epochs=self.max_epochs,
-                first_trial=self._defaults_in_space())
+        self.driver = self.driver_class.open(self.spec)
         self.driver.settle(self._recorded)
 
     def ask(self) -> tuple[int, dict[str, Any]] | None:
@@ -167,7 +156,7 @@ class Study:
         if not ok:
             raise RuntimeError(f"tuning with {self.tuner} finished no trial, so there is nothing to refit")
         best = min(ok, key=lambda n: (-ok[n]["val_accuracy"], n))
-        if best == 0 or self.settings.get("first_trial") != "defaults" or 0 not in ok:
+        if best == 0 or not self.starts_from_defaults or 0 not in ok:
             return best, f"best trial {best}"
         gain, p = ok[best]["val_accuracy"] - ok[0]["val_accuracy"], ok[0]["val_accuracy"]
         se = math.sqrt(p * (1 - p) / self.scored_images)

@@ -24,7 +24,7 @@ def test_rows_append_under_one_header_and_read_back_with_pandas(tmp_path: Path) 
     assert frame["seed"].tolist() == [0, 1]
     assert frame["error"].iloc[1] == "ValueError: boom, really"
     assert frame["params"].iloc[0] == '{"C": 0.1}'
-    assert store.done_jobs() == {("mnist-5k", "logreg", "none", "final", "0")}
+    assert store.done_jobs() == {("mnist-5k", "logreg", "none", None, 0)}, "a final: no trial number"
 
 
 def test_unknown_columns_are_refused(tmp_path: Path) -> None:

@@ -4,14 +4,14 @@ MLPerf's rule (at least 5 seeds, the fastest and slowest dropped)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from benchmark.commands.main import main
-from benchmark.execution.tasks import Job, Reporter
+from benchmark.execution.jobs import Job, Kind
+from benchmark.execution.tasks import EpochReporter
 from reports.format import num
 from reports.time_to_target import mlperf_mean
 
@@ -22,19 +22,19 @@ class Silent:
 
 
 def test_the_time_to_target_leaves_the_reported_validation_time_out() -> None:
-    job = Job(dataset="d", model="m", tuner="none", trial="final", seed=0, params={"epochs": 3},
-              target=0.9)
-    reporter = Reporter(Silent(), job).start()
+    job = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+              params={"epochs": 3}, epochs=3, target=0.9)
+    reporter = EpochReporter(Silent(), job).start()
     reporter.cpu0 -= 10.0  # as if 10 CPU-s and 10 s had passed since fit began
     reporter.wall0 -= 10.0
     reporter(1, {"val_accuracy": 0.8, "val_cpu_s": 1.0, "val_wall_s": 2.0})
-    assert reporter.to_target() == {}
+    assert reporter.reached == {}
     reporter(2, {"val_accuracy": 0.91, "val_cpu_s": 4.0, "val_wall_s": 3.0})
-    reached = reporter.to_target()
+    reached = reporter.reached
     assert 6.0 <= reached["cpu_s_to_target"] < 6.5 and 7.0 <= reached["wall_s_to_target"] < 7.5
     reporter(3, {"val_accuracy": 0.95, "val_cpu_s": 5.0, "val_wall_s": 4.0})
-    assert reporter.to_target() == reached, "the first epoch that reached it counts"
-    assert json.loads(reporter.history_json()) == {"val_accuracy": [0.8, 0.91, 0.95]}
+    assert reporter.reached == reached, "the first epoch that reached it counts"
+    assert reporter.recorded_history() == {"val_accuracy": [0.8, 0.91, 0.95]}
 
 
 class Recording:
@@ -49,24 +49,24 @@ class Recording:
 def test_checks_within_an_epoch_count_toward_the_target_only() -> None:
     """With a target the model is asked for four checks an epoch; a check at epoch 1.25 can reach
     the target, but only whole epochs go to the history and to the coordinator."""
-    job = Job(dataset="d", model="m", tuner="none", trial="final", seed=0, params={"epochs": 3},
-              target=0.9)
+    job = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+              params={"epochs": 3}, epochs=3, target=0.9)
     channel = Recording()
-    reporter = Reporter(channel, job).start()
+    reporter = EpochReporter(channel, job).start()
     assert reporter.checks_per_epoch == 4
-    assert Reporter(channel, Job(dataset="d", model="m", tuner="optuna", trial="0", seed=0,
-                                 params={})).checks_per_epoch == 1, "trials: one check an epoch"
+    trial = Job(dataset="d", model="m", tuner="optuna", kind=Kind.TRIAL, trial=0, seed=0, params={})
+    assert EpochReporter(channel, trial).checks_per_epoch == 1, "trials: one check an epoch"
     reporter.cpu0 -= 10.0
     reporter(0.5, {"val_accuracy": 0.85, "val_cpu_s": 1.0, "val_wall_s": 1.0})
     reporter(1, {"val_accuracy": 0.88, "loss": 0.4, "val_cpu_s": 1.5, "val_wall_s": 1.5})
-    assert reporter.to_target() == {}
+    assert reporter.reached == {}
     reporter(1.25, {"val_accuracy": 0.91, "val_cpu_s": 2.0, "val_wall_s": 2.0})
-    reached = reporter.to_target()
+    reached = reporter.reached
     assert reached["epochs_to_target"] == 1.25 and 8.0 <= reached["cpu_s_to_target"] < 8.5
     reporter(2, {"val_accuracy": 0.93, "loss": 0.3, "val_cpu_s": 2.5, "val_wall_s": 2.5})
-    assert reporter.to_target() == reached
-    assert json.loads(reporter.history_json()) == {"val_accuracy": [0.88, 0.93], "loss": [0.4, 0.3]}
-    assert [m["epoch"] for m in channel.sent] == [1, 2]
+    assert reporter.reached == reached
+    assert reporter.recorded_history() == {"val_accuracy": [0.88, 0.93], "loss": [0.4, 0.3]}
+    assert [m.epoch for m in channel.sent] == [1, 2]
 
 
 def test_mlperf_mean_drops_the_fastest_and_the_slowest_of_at_least_five() -> None:

@@ -239,14 +239,14 @@ def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx
     assert json.loads(final["tuning"].iloc[0])["oracle"] == "bayesian"
 
 
-def _study_with(scores: dict[int, float], scored: int, first_trial: str | None = "defaults"):
+def _study_with(scores: dict[int, float], scored: int, starts_from_defaults: bool = True):
     """A Study holding only recorded trials, to test the choice of the trial to refit."""
     from benchmark.tuning.study import Study
 
     study = Study.__new__(Study)
     study.records = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
                      for n, v in scores.items()}
-    study.settings = {"first_trial": first_trial} if first_trial else {}
+    study.starts_from_defaults = starts_from_defaults
     study.scored_images = scored
     study.tuner = "optuna"
     return study
@@ -261,17 +261,23 @@ def test_defaults_are_kept_unless_beaten_by_more_than_one_standard_error() -> No
     # with 4,000 scored images one standard error is 0.23 points: the same 0.25-point gain counts
     number, _ = _study_with({0: 0.9775, 2: 0.98}, 4000).choice()
     assert number == 2
-    # keras-tuner has no defaults trial: plain best, the earlier trial on a tie
-    assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, first_trial=None).choice()[0] == 1
+    # a tuner whose first trial is not the defaults (keras-tuner's Hyperband): plain best, the
+    # earlier trial on a tie
+    assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, starts_from_defaults=False).choice()[0] == 1
 
 
 def test_overwrite_starts_the_studies_of_an_outside_storage_again(tmp_path: Path, tiny_idx: Path,
-                                                                  plugin_path: Path) -> None:
+                                                                  plugin_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Studies are named by the dataset as loaded, so --overwrite finds them however the dataset
+    is spelled: here first as an absolute path, then relative and in upper case."""
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     args = ["--model-path", "tinyplugin:NearestCentroid", "--models", "nearest-centroid",
             "--tuner", "optuna", "--trials", "2", "--storage", storage]
     assert run_cli(tmp_path, tiny_idx, *args) == 0
-    assert run_cli(tmp_path, tiny_idx, *args, "--overwrite") == 0
+    monkeypatch.chdir(tiny_idx.parent)
+    assert main(["run", "--dataset", f"IDX:{tiny_idx.name}", "--out", str(tmp_path / "run"),
+                 "--cache-dir", str(tmp_path / "cache"), *args, "--overwrite"]) == 0
     [name] = optuna.get_all_study_names(storage)
     assert len(optuna.load_study(study_name=name, storage=storage).trials) == 2, "not 2 + 2"
     assert len(results(tmp_path).query("trial != 'final'")) == 2

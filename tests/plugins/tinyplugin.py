@@ -76,6 +76,7 @@ class EpochModel(NearestCentroid):
     """
 
     name: ClassVar[str] = "epoch-model"
+    trains_in_epochs: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0, "quality": 0.5, "epochs": 6,
                                           "seconds_per_epoch": 0.0}
 

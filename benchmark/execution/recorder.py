@@ -1,0 +1,94 @@
+"""The recorder: alone turns a finished task into a row of results.csv plus its files.
+
+For each finished job it writes what the task sent back as values (the predictions, the model file,
+the ONNX export, the traceback for ``errors.log``), then appends the row: the job's key and
+parameters, the contender's settings, the task's measured fields and the invocation's provenance.
+JSON-valued columns are serialised here, once. The coordinator calls it and tells a trial's tuner
+only after the row is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmark import provenance
+from benchmark.config import RunConfig
+from benchmark.data.datasets import Split
+from benchmark.execution.jobs import Job, TaskResult
+from benchmark.execution.timing import cpu_seconds
+from benchmark.store import MODELS_DIR, ResultsStore, trial_cell, unique_slug
+from models.atomic import write_bytes
+from models.registry import Entry
+
+#: Settings of an invocation that say where things are, not what was measured: left out of rows.
+_NOT_SETTINGS = ("out", "data_dir", "cache_dir", "resume", "overwrite")
+
+
+class Recorder:
+    """Writes the rows and files of one invocation's finished jobs into its run folder."""
+
+    def __init__(self, config: RunConfig, command: str, store: ResultsStore,
+                 cross: dict[str, Split]) -> None:
+        self.config, self.store = config, store
+        self.run_id = uuid.uuid4().hex[:12]
+        self.cross = cross  # --test-on spec -> its split, for how its images were prepared
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+        self.workers_cpu: dict[str, float] = {}  # worker -> its CPU-seconds so far
+        chosen = {k: v for k, v in asdict(config).items() if k not in _NOT_SETTINGS}
+        settings = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "run_dir": str(config.run_dir), **chosen}
+        self.common = {"run_id": self.run_id, "threads": config.threads,
+                       "versions": provenance.versions(), "machine": provenance.machine(),
+                       "git_rev": provenance.git_rev(), "command": command, "settings": settings}
+
+    def record(self, split: Split, entry: Entry, job: Job, result: TaskResult,
+               tuning: dict[str, Any]) -> dict[str, Any]:
+        """Append the row of ``job`` (run on ``split`` by ``entry``; ``tuning`` is the contender's
+        tuning summary) with its files; returns the row as written, before serialisation."""
+        if result.traceback:
+            with open(self.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
+                log.write(f"--- {job.label}\n{result.traceback}\n")
+        if result.worker is not None and result.worker != self.me and result.worker_cpu_s is not None:
+            self.workers_cpu[result.worker] = result.worker_cpu_s
+        row = {**self.common, "dataset": split.dataset, "test_split": split.test_split,
+               "preparation": split.preparation, "model": entry.name, "family": entry.family,
+               "model_class": entry.class_path, "fixed": dict(entry.fixed), "tuner": job.tuner,
+               "trial": trial_cell(job.trial), "seed": job.seed, "params": job.params,
+               "tuning": tuning, **result.row_fields()}
+        cross = row.get("cross_test")
+        if cross:  # each dataset tested on says how its images were prepared
+            row["cross_test"] = {spec: {**counts, "preparation": self.cross[spec].preparation}
+                                 for spec, counts in cross.items()}
+        stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, "final", f"seed{job.seed}"))
+        if result.predictions is not None:
+            test = split.test
+            row["predictions"] = self.store.save_predictions(stem, test.labels, result.predictions,
+                                                             test.images)
+        if result.model_bytes is not None:
+            row["model_file"] = self._write_model(split, entry, job, result.model_bytes,
+                                                  entry.cls.file_suffix)
+        if result.onnx_bytes is not None and self.config.save_models:
+            row["onnx_file"] = self._write_model(split, entry, job, result.onnx_bytes, ".onnx")
+        row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        row["process_cpu_s"] = round(cpu_seconds() + sum(self.workers_cpu.values()), 2)
+        self.store.append({k: _cell(v) for k, v in row.items()})
+        return row
+
+    def _write_model(self, split: Split, entry: Entry, job: Job, data: bytes, suffix: str) -> str:
+        """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
+        rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{entry.name}-{job.tuner}-seed{job.seed}{suffix}"
+        write_bytes(self.store.run_dir / rel, data)
+        return rel
+
+
+def _cell(value: Any) -> Any:
+    """A row value as results.csv holds it: dicts and lists as JSON, the rest as they are."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value

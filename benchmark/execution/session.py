@@ -1,0 +1,169 @@
+"""One training invocation from its settings to its finished jobs: every input checked before any
+work (models and ``--params``, ``--out``, ``--storage``, the datasets), the run folder prepared for
+``--resume`` or ``--overwrite``, the plan made, then the coordinator run under the stop signals.
+The commands that train (``run``, ``submit``) call :func:`run`; the report is theirs to write
+afterwards, from the run folder alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+
+from benchmark.config import RunConfig
+from benchmark.data.datasets import Split, load_split
+from benchmark.execution import signals
+from benchmark.execution.coordinator import Coordinator
+from benchmark.execution.executors import Executor
+from benchmark.execution.locking import RunLock
+from benchmark.execution.plan import Contender, check_params, plan, study_name
+from benchmark.execution.recorder import Recorder
+from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore
+from benchmark.tuning.study import Study, record_of
+from models import registry
+from models.errors import InputError, message_line
+from models.registry import Entry
+
+#: What --overwrite removes from a run folder, besides results.csv.
+RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, "optuna.db", "keras-tuner", "errors.log")
+
+
+def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor]) -> int:
+    """Run every unfinished trial and final of ``config``: 0 when all finals succeeded, 1 when some
+    failed, 130/143 when a stop signal ended it (see :mod:`.signals`).
+
+    ``executor_factory()`` opens the executor once the inputs are checked."""
+    entries = check_inputs(config)
+    splits, cross = load_datasets(config, entries)
+    executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
+    try:
+        lock = RunLock(config.run_dir).acquire()
+        try:
+            with signals.stop_on_signals():
+                store = prepare_run_dir(config, [s.dataset for s in splits])
+                recorder = Recorder(config, command, store, {s.dataset: s for s in cross})
+                contenders = open_contenders(config, store, splits, entries)
+                return Coordinator(config, contenders, executor, recorder,
+                                   {s.dataset: s for s in cross}).run()
+        except signals.Interrupted as stop:
+            executor.shutdown()  # the workers stop before the line that says how to go on
+            return signals.stopped(stop, config.run_dir, command)
+        finally:
+            lock.release()
+    finally:
+        executor.shutdown()
+
+
+def check_inputs(config: RunConfig) -> list[Entry]:
+    """The selected models, once their plug-ins are loaded and ``--params``, ``--out`` and
+    ``--storage`` checked: bad input ends before any work starts, with nothing written."""
+    for spec in config.model_paths:
+        registry.load_model_path(spec)
+    entries = [registry.get(name) for name in config.models]
+    check_params(config, entries)
+    for path in (config.run_dir, *config.run_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--out {config.run_dir}: {path} is a file, expected a folder")
+    if config.storage is not None and any(t in ("optuna", "random") for t in config.tuners):
+        check_storage(config.storage)
+    return entries
+
+
+def check_storage(url: str) -> None:
+    """An RDB URL Optuna can keep its studies in: a dialect SQLAlchemy knows (with its driver
+    installed) and a database that answers. Nothing is created in it."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except Exception as exc:  # ArgumentError (not a URL), NoSuchModuleError (unknown dialect), ...
+        raise InputError(f"--storage {url}: not a database URL Optuna can use ({message_line(exc)}); "
+                         "e.g. sqlite:///optuna.db or postgresql://user@host/db") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        raise InputError(f"--storage {url}: cannot connect ({message_line(exc)})") from None
+    finally:
+        engine.dispose()
+
+
+def load_datasets(config: RunConfig, entries: list[Entry]) -> tuple[list[Split], list[Split]]:
+    """The run's datasets, then the ``--test-on`` ones, loaded and checked before any work: with
+    ``--native-size``, images that are not 28x28 need models that take any size, and a dataset
+    tested on must have the size its models trained on."""
+    def load(spec: str) -> Split:
+        return load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                          val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                          native_size=config.native_size)
+
+    splits = [load(spec) for spec in config.datasets]
+    cross = [load(spec) for spec in config.test_on]
+    for split in splits:
+        if split.image_shape != (28, 28):
+            fixed = [e.name for e in entries if not e.cls.any_image_size]
+            if fixed:
+                raise InputError(f"--native-size: {split.dataset} has {_size(split)} images, but "
+                                 f"{', '.join(fixed)} take(s) only 28x28; drop --native-size or "
+                                 "those models")
+        for other in cross:
+            if other.image_shape != split.image_shape:
+                raise InputError(f"--test-on {other.dataset}: its images are {_size(other)}, the "
+                                 f"models train on {_size(split)} ones of {split.dataset} "
+                                 "(--native-size keeps each dataset's own size)")
+    return splits, cross
+
+
+def _size(split: Split) -> str:
+    return "x".join(map(str, split.image_shape))
+
+
+def prepare_run_dir(config: RunConfig, datasets: list[str]) -> ResultsStore:
+    """Check the run folder against --resume/--overwrite; returns its results store. ``datasets``
+    are the loaded datasets' names (normalised specs), under which their studies are kept."""
+    store = ResultsStore(config.run_dir)
+    if store.exists():
+        if config.overwrite:
+            store.path.unlink()
+            for name in RUN_STATE:
+                path = store.run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        elif not config.resume:
+            raise InputError(f"{store.path} already exists: pass --resume to continue that run, "
+                             "--overwrite to start it again, or --out for another folder")
+        else:
+            store.repair()
+    if config.overwrite and config.storage is not None:  # studies kept outside the run folder
+        _delete_studies(config, datasets)
+    store.run_dir.mkdir(parents=True, exist_ok=True)
+    return store
+
+
+def _delete_studies(config: RunConfig, datasets: list[str]) -> None:
+    import optuna
+
+    names = set(optuna.get_all_study_names(config.storage_url))
+    for dataset in datasets:
+        for model in config.models:
+            for tuner in config.tuners:
+                for seed in range(config.study_seeds):
+                    name = study_name(dataset, model, tuner, seed)
+                    if name in names:
+                        optuna.delete_study(study_name=name, storage=config.storage_url)
+
+
+def open_contenders(config: RunConfig, store: ResultsStore, splits: list[Split],
+                    entries: list[Entry]) -> list[Contender]:
+    """The plan, less what the store already holds, each tuned contender with its study."""
+    done = store.done_jobs()
+    if done:
+        print(f"resuming {store.path}: {len(done)} rows already done", file=sys.stderr, flush=True)
+    studies = store.trial_rows()
+    contenders = plan(config, splits, entries, done)
+    for c in contenders:
+        if c.tuner != "none":
+            rows = studies.get((c.split.dataset, c.entry.name, c.tuner, c.study_seed), {})
+            c.study = Study(config, c.split, c.entry, c.tuner, c.pinned,
+                            {n: record_of(r) for n, r in rows.items()}, c.study_name, c.study_seed)
+    return contenders

@@ -1,0 +1,209 @@
+"""The coordinator's scheduling, with a fake executor and a fake study: what runs when, what is told
+to the tuner and when, and what a stop abandons. No model is trained here."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmark.config import build_config
+from benchmark.data.datasets import load_split
+from benchmark.execution.coordinator import Coordinator
+from benchmark.execution.executors import Executor
+from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
+from benchmark.execution.plan import plan
+from models import registry
+
+
+class FakeExecutor(Executor):
+    """Runs nothing: each submitted job's result is ``outcome(job)``; a trial first sends one epoch
+    report (its answer is kept), so that pruning reaches the study through the listener."""
+
+    slots = 1
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome, self.events, self.answers, self.shared, self.jobs = outcome, [], [], {}, []
+        self.pending: list[tuple[Future, Job, Any]] = []
+
+    def share(self, name: str, value: Any) -> None:
+        self.shared[name] = value
+
+    def submit(self, fn: Any, job: Job, *args: Any, listener: Any) -> Future:
+        future: Future = Future()
+        self.pending.append((future, job, listener))
+        self.events.append(("submit", job.label))
+        self.jobs.append(job)
+        return future
+
+    def wait(self, futures: Any, timeout: float) -> set[Future]:
+        future, job, listener = self.pending.pop(0)
+        if not job.is_final:
+            self.answers.append(listener(EpochReport(1, 3, {"val_accuracy": 0.5})))
+        future.set_result(self.outcome(job))
+        return {future}
+
+    def shutdown(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "a fake"
+
+
+class FakeStudy:
+    """Asks ``trials`` trials one at a time, prunes trial 1, chooses the params of its best trial."""
+
+    cv, finished, cpu_used, settings = 1, 0, 0.0, {"tuner": "fake"}
+
+    def __init__(self, trials: int, events: list) -> None:
+        self.trials, self.events, self.asked, self.told, self.running = trials, events, 0, {}, set()
+
+    def open(self) -> None:
+        self.events.append(("open",))
+
+    def ask(self) -> tuple[int, dict[str, Any]] | None:
+        if self.asked == self.trials or self.running:
+            return None
+        self.asked += 1
+        self.running.add(self.asked - 1)
+        return self.asked - 1, {"shrink": 0.1 * (self.asked - 1)}
+
+    @property
+    def complete(self) -> bool:
+        return self.asked == self.trials and not self.running
+
+    def report(self, number: int, epoch: int, value: float) -> bool:
+        return number == 1
+
+    def record(self, number: int, row: dict[str, Any]) -> None:
+        self.events.append(("tell", number, row["status"]))
+        self.running.discard(number)
+        self.told[number] = row
+
+    def abandon(self) -> None:
+        self.events.append(("abandon", sorted(self.running)))
+
+    def summary(self) -> dict[str, Any]:
+        return {"tuner": "fake", "chosen_trial": 2}
+
+    def best(self) -> dict[str, Any]:
+        if not any(r["status"] == "ok" for r in self.told.values()):
+            raise RuntimeError("tuning with fake finished no trial, so there is nothing to refit")
+        return {"shrink": 0.2}
+
+
+class FakeRecorder:
+    run_id = "fake-run"
+
+    def __init__(self, events: list) -> None:
+        self.events, self.rows = events, []
+
+    def record(self, split: Any, entry: Any, job: Job, result: TaskResult, tuning: dict) -> dict:
+        row = {"trial": job.trial, "seed": job.seed, "params": job.params, "tuning": tuning,
+               **result.row_fields()}
+        self.events.append(("row", job.label))
+        self.rows.append(row)
+        return row
+
+
+@pytest.fixture()
+def setting(tmp_path: Path, tiny_idx: Path, plugin_path: Path):
+    registry.load_model_path("tinyplugin:NearestCentroid")
+    config = build_config({"datasets": f"idx:{tiny_idx}", "models": "nearest-centroid", "seeds": 2,
+                           "tuners": "optuna", "out": tmp_path / "run", "cache_dir": tmp_path / "cache"})
+    split = load_split(config.datasets[0], cache_dir=config.cache_dir)
+    return config, split
+
+
+def coordinate(setting, outcome, trials: int = 3):
+    config, split = setting
+    events: list = []
+    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contender.study = FakeStudy(trials, events)
+    executor, recorder = FakeExecutor(outcome), FakeRecorder(events)
+    executor.events = events  # one timeline: submitted, row written, told
+    code = Coordinator(config, [contender], executor, recorder, {}).run()
+    return code, events, executor, recorder
+
+
+def ok(job: Job) -> TaskResult:
+    return TaskResult("ok", {"val_accuracy": 0.9, "test_accuracy": 0.8, "fit_cpu_s": 1.0,
+                             "fit_wall_s": 1.0})
+
+
+def test_trials_run_then_the_finals_refit_the_choice_and_each_trial_is_told_after_its_row(setting) -> None:
+    code, events, executor, recorder = coordinate(setting, ok)
+    assert code == 0
+    submitted = [e[1].split(" ", 3)[-1] for e in events if e[0] == "submit"]
+    assert submitted == ["trial 0", "trial 1", "trial 2", "final seed 0", "final seed 1"]
+    for number in range(3):  # the row first, then the tuner hears of it
+        label = [e[1] for e in events if e[0] == "row"][number]
+        assert events.index(("row", label)) < events.index(("tell", number, "ok"))
+    assert events[0] == ("open",) and executor.answers == [False, True, False], "trial 1 pruned"
+    finals = [r for r in recorder.rows if r["trial"] is None]
+    assert [r["params"] for r in finals] == [{"shrink": 0.2}] * 2, "the study's choice, per seed"
+    assert all(r["tuning"] == {"tuner": "fake", "chosen_trial": 2} for r in finals)
+    assert [r["tuning"] for r in recorder.rows if r["trial"] is not None] == [{"tuner": "fake"}] * 3
+    assert set(executor.shared) == {"split0"}
+
+
+def test_a_study_with_nothing_to_refit_fails_its_finals_with_the_reason(setting) -> None:
+    code, events, executor, recorder = coordinate(setting, lambda job: TaskResult.failed("ValueError: no"))
+    assert code == 1
+    assert not any("final" in e[1] for e in events if e[0] == "submit"), "no final is run"
+    finals = [r for r in recorder.rows if r["trial"] is None]
+    assert [r["error"] for r in finals] == ["RuntimeError: tuning with fake finished no trial, so there "
+                                            "is nothing to refit"] * 2
+
+
+def test_a_lost_task_is_a_failed_row_not_the_end_of_the_run(setting) -> None:
+    config, split = setting
+
+    class Losing(FakeExecutor):
+        def wait(self, futures: Any, timeout: float) -> set[Future]:
+            future, job, listener = self.pending.pop(0)
+            if job.is_final and job.seed == 0:
+                future.set_exception(RuntimeError("its worker process died"))
+            else:
+                future.set_result(ok(job))
+            return {future}
+
+    events: list = []
+    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contender.study = FakeStudy(1, events)
+    recorder = FakeRecorder(events)
+    assert Coordinator(config, [contender], Losing(ok), recorder, {}).run() == 1
+    assert [r["status"] for r in recorder.rows] == ["ok", "error", "ok"]
+    assert recorder.rows[1]["error"] == "RuntimeError: its worker process died"
+
+
+def test_a_stop_abandons_the_running_trials_and_propagates(setting) -> None:
+    class Stopping(FakeExecutor):
+        def wait(self, futures: Any, timeout: float) -> set[Future]:
+            raise KeyboardInterrupt
+
+    config, split = setting
+    events: list = []
+    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contender.study = FakeStudy(3, events)
+    with pytest.raises(KeyboardInterrupt):
+        Coordinator(config, [contender], Stopping(ok), FakeRecorder(events), {}).run()
+    assert events[-1] == ("abandon", [0]) and not any(e[0] == "row" for e in events)
+
+
+def test_jobs_are_typed_and_carry_what_the_model_declares(setting, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a final job with trial number 3"):
+        Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=3, seed=0, params={})
+    config, split = setting
+    registry.load_model_path("tinyplugin:EpochModel")
+    config = type(config)(**{**config.__dict__, "models": ("epoch-model", "nearest-centroid"),
+                             "target": 0.3, "tuners": ("none",)})
+    contenders = plan(config, [split], [registry.get(m) for m in config.models], set())
+    executor = FakeExecutor(ok)
+    assert Coordinator(config, contenders, executor, FakeRecorder([]), {}).run() == 0
+    by_model = {job.model: job for job in executor.jobs}
+    assert (by_model["epoch-model"].epochs, by_model["epoch-model"].target) == (6, 0.3)
+    assert (by_model["nearest-centroid"].epochs, by_model["nearest-centroid"].target) == (None, None), \
+        "a model that trains in one go has no epochs and is not timed to a target"

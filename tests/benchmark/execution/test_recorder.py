@@ -1,0 +1,54 @@
+"""The recorder: a finished task becomes one row of results.csv plus its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config import build_config
+from benchmark.data.datasets import load_split
+from benchmark.execution.jobs import Job, Kind, TaskResult
+from benchmark.execution.recorder import Recorder
+from benchmark.store import ResultsStore, load_misclassified, load_results
+from models import registry
+
+
+def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp_path: Path,
+                                                                           tiny_idx: Path) -> None:
+    config = build_config({"datasets": f"idx:{tiny_idx}", "out": tmp_path / "run", "save_models": True,
+                           "cache_dir": tmp_path / "cache"})
+    split = load_split(config.datasets[0], cache_dir=config.cache_dir)
+    config.run_dir.mkdir(parents=True)  # as the session prepares it
+    store = ResultsStore(config.run_dir)
+    recorder = Recorder(config, "digitbench run ...", store, {"other:spec": split})
+    entry = registry.get("lenet-tanh")
+    job = Job(dataset=split.dataset, model=entry.name, tuner="none", kind=Kind.FINAL, trial=None, seed=3,
+              params={"epochs": 2})
+    predicted = split.test.labels.copy()
+    predicted[:5] = (predicted[:5] + 1) % 10
+    result = TaskResult("ok", {"test_accuracy": 0.975, "fit_cpu_s": 1.5,
+                               "cross_test": {"other:spec": {"n_test": 200, "correct": 190}},
+                               "history": {"val_accuracy": [0.5, 0.6]}},
+                        traceback="Traceback: something worth keeping", predictions=predicted,
+                        model_bytes=b"model", onnx_bytes=b"onnx", worker="elsewhere:1", worker_cpu_s=7.0)
+    recorder.record(split, entry, job, result, {"tuner": "none"})
+
+    [row] = load_results(store.path).to_dict("records")
+    assert (row["trial"], row["seed"], row["status"], row["test_accuracy"]) == ("final", "3", "ok", 0.975)
+    assert (row["model_class"], json.loads(row["fixed"])) == ("models.lenet:LeNet", {"activation": "tanh"})
+    assert json.loads(row["params"]) == {"epochs": 2} and json.loads(row["tuning"]) == {"tuner": "none"}
+    assert json.loads(row["history"]) == {"val_accuracy": [0.5, 0.6]}
+    assert json.loads(row["cross_test"]) == {"other:spec": {"n_test": 200, "correct": 190,
+                                                            "preparation": split.preparation}}
+    assert json.loads(row["settings"])["run_dir"] == str(config.run_dir)
+    assert row["process_cpu_s"] >= 7.0, "the workers' CPU counts toward the invocation's"
+    index, images = load_misclassified(config.run_dir, row["predictions"])
+    assert index.tolist() == [0, 1, 2, 3, 4] and images.shape == (5, 28, 28)
+    assert (config.run_dir / row["model_file"]).read_bytes() == b"model"
+    assert row["model_file"].endswith("lenet-tanh-none-seed3.keras")
+    assert (config.run_dir / row["onnx_file"]).read_bytes() == b"onnx"
+    assert "something worth keeping" in (config.run_dir / "errors.log").read_text()
+    assert not list(config.run_dir.rglob(".*.tmp*")), "no temporary file left"
+    assert np.array_equal(np.load(config.run_dir / row["predictions"])["y_pred"], predicted)
