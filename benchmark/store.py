@@ -223,6 +223,20 @@ class ResultsStore:
         return rel.as_posix()
 
 
+def save_probabilities(run_dir: Path, name: str, scores: np.ndarray) -> str:
+    """Store a submission seed's ``(n, 10)`` class scores atomically (``predictions/NAME.npz``,
+    array ``proba``); returns the path relative to the run folder."""
+    rel = Path(PREDICTIONS_DIR) / f"{name}.npz"
+    with atomic_path(Path(run_dir) / rel) as tmp:
+        np.savez_compressed(tmp, proba=scores.astype(np.float32))
+    return rel.as_posix()
+
+
+def load_probabilities(run_dir: Path, rel: str) -> np.ndarray:
+    with np.load(Path(run_dir) / rel) as data:
+        return data["proba"]
+
+
 #: Columns a results file must have to be read at all; columns added by later versions of
 #: digitbench are read as empty from older files.
 REQUIRED = ("dataset", "model", "family", "tuner", "trial", "seed", "status")

@@ -93,7 +93,27 @@ def test_models_is_the_lowest_layer() -> None:
 
 
 def test_the_graph_sees_imports_inside_functions() -> None:
-    assert "benchmark.execution.coordinator" in graph()["benchmark.commands.main"]
+    assert "benchmark.execution.session" in graph()["benchmark.commands.main"]
+
+
+def test_only_the_commands_reach_the_reports() -> None:
+    """Data flows one way, job -> row -> store -> report: nothing below the commands writes a
+    report (the run command does, after the coordinator returns)."""
+    upward = {(name, other) for name, targets in graph().items()
+              if name.startswith("benchmark") and not name.startswith("benchmark.commands")
+              for other in targets if other.startswith("reports")}
+    assert not upward, f"imports of reports/ from below the commands: {sorted(upward)}"
+
+
+def test_one_way_to_write_a_file_and_to_name_a_final() -> None:
+    """``os.replace`` only in the atomic-write helper; the ``final`` text of the trial column only
+    where results.csv is written and read (the store) and in the CLI that reads it back."""
+    for path in modules().values():
+        rel, text = path.relative_to(ROOT).as_posix(), path.read_text()
+        if rel != "models/atomic.py":
+            assert "os.replace(" not in text, rel
+        if rel not in ("benchmark/store.py",) and not rel.startswith("benchmark/commands/"):
+            assert '"final"' not in text and "'final'" not in text, rel
 
 
 def test_no_private_attributes_of_other_libraries() -> None:

@@ -5,18 +5,20 @@ write the submission and say what was done."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from benchmark.execution.progress import RunProgress
-from benchmark.execution.timing import Measured, measure
-from benchmark.store import RESULTS_FILE, load_results
-from models.atomic import write_text
-from models.base import probabilities
+from benchmark.config import RunConfig
+from benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
+from benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results
+from models.atomic import write_bytes, write_text
+from models.base import Digits
 from models.errors import InputError
 from models.registry import Entry
 
@@ -29,11 +31,13 @@ class Plan:
     entry: Entry
     params: dict[str, Any]       # the full parameter set (fixed ones included)
     notes: list[str]             # where the parameters came from
-    seeds: int
     out: Path
     save_model: Path | None
-    cache_dir: Path | None
-    threads: int
+    config: RunConfig            # the run that trains the seeds: its folder, seeds, workers, threads
+
+    @property
+    def dataset(self) -> str:
+        return f"kaggle:{self.folder}"
 
 
 def resolve_params(entry: Entry, run_dir: Path | None, params_json: str | None, epochs: int | None,
@@ -79,7 +83,7 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     """
     path = Path(run_dir) / RESULTS_FILE
     frame = load_results(path)
-    final = frame[(frame["trial"] == "final") & (frame["status"] == "ok")]
+    final = frame[(frame["trial"] == FINAL) & (frame["status"] == "ok")]
     mine = final[final["model"] == model]
     if mine.empty:
         others = ", ".join(sorted(final["model"].unique())) or "none"
@@ -110,55 +114,76 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     return params, note
 
 
-def train_and_submit(plan: Plan) -> int:
-    """Train every seed, predict test.csv, write the submission (and models); print a summary."""
-    from benchmark import provenance
-    from benchmark.data.datasets import load_kaggle_test, load_kaggle_train
-    from models import persist
+def submission_split(folder: Path, cache_dir: Path | None) -> Split:
+    """All of train.csv as the training part (no validation, no hold-out: a submission's finals
+    train on every labelled image) and test.csv's unlabelled images as the test part."""
+    train = load_kaggle_train(folder, cache_dir=cache_dir)
+    test = load_kaggle_test(folder, cache_dir=cache_dir)  # checked before any training
+    empty = Digits(train.images[:0], train.labels[:0])
+    return Split(dataset=f"kaggle:{folder}", train=train, val=empty,
+                 test=Digits(test, np.zeros(len(test), np.int64)),
+                 test_split=f"Kaggle test.csv ({len(test):,} unlabelled images)",
+                 source=str(folder))
 
-    train = load_kaggle_train(plan.folder, cache_dir=plan.cache_dir)
-    test = load_kaggle_test(plan.folder, cache_dir=plan.cache_dir)  # checked before any training
-    epochs = plan.params.get("epochs") if "epochs" in plan.entry.defaults() else None
-    progress = RunProgress(plan.seeds)
-    total = np.zeros((len(test), 10))
-    fit_time, predict_time, per_seed, saved = Measured(), Measured(), [], []
-    try:
-        for seed in range(plan.seeds):
-            progress.job_started(f"{plan.entry.name} seed {seed} on {len(train):,} images", epochs)
-            model = plan.entry.create(**plan.params)
-            with measure() as fitted:
-                model.fit(train, None, seed=seed, report=lambda epoch, metrics, seed=seed:
-                          progress.epoch(f"seed {seed}", epoch, epochs, metrics))
-            with measure() as predicted:
-                proba = probabilities(model, test)
-            total += proba
-            per_seed.append(proba.argmax(axis=1))
-            for field in ("cpu_s", "wall_s"):
-                setattr(fit_time, field, getattr(fit_time, field) + getattr(fitted, field))
-                setattr(predict_time, field, getattr(predict_time, field) + getattr(predicted, field))
-            if plan.save_model is not None:
-                target = plan.save_model if plan.seeds == 1 else plan.save_model.with_name(
-                    f"{plan.save_model.stem}-seed{seed}{plan.save_model.suffix}")
-                saved.append(persist.save_model(model, target, plan.entry.name, {
-                    "dataset": f"kaggle:{plan.folder}", "images": len(train), "seed": seed},
-                    provenance.versions()))
-            progress.job_finished(f"{plan.entry.name} seed {seed}: fit {fitted.cpu_s:.1f} CPU-s, "
-                                  f"predicted {len(test):,} test images")
-    finally:
-        progress.close()
-    labels = total.argmax(axis=1)
+
+def check_resume(plan: Plan) -> None:
+    """A submission continued with ``--resume`` must train what its finished seeds trained."""
+    store = ResultsStore(plan.config.run_dir)
+    if not (plan.config.resume and store.exists()):
+        return
+    frame = store.load()
+    mine = frame[(frame["model"] == plan.entry.name) & (frame["trial"] == FINAL)]
+    wanted = json.dumps(plan.params, sort_keys=True, default=str)
+    other = [text for text in mine["params"].dropna().unique() if text != wanted]
+    if other or (frame["model"] != plan.entry.name).any():
+        raise InputError(f"{store.path}: holds seeds of other parameters or models than this submission "
+                         f"({plan.entry.name} {wanted}); use --overwrite to train again")
+
+
+def train_and_submit(plan: Plan, command: str) -> int:
+    """Train every seed as a final of the one job loop (workers, --cluster, --resume), average their
+    class probabilities over test.csv, write the submission (and models); print a summary."""
+    import functools
+
+    from benchmark.execution import session
+    from benchmark.execution.tasks import run_submission
+
+    check_resume(plan)
+    split = submission_split(plan.folder, plan.config.cache_dir)
+    code = session.run(plan.config, command, functools.partial(session.open_executor, plan.config),
+                       load=lambda config, entries: ([split], []), final_task=run_submission)
+    if code != 0:
+        if code == 1:
+            print(f"digitbench submit: some seeds failed (see {plan.config.run_dir / RESULTS_FILE}); no "
+                  "submission written", file=sys.stderr)
+        return code
+    rows = load_results(plan.config.run_dir / RESULTS_FILE)
+    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == "ok") & (rows["model"] == plan.entry.name)]
+    rows = rows.sort_values("seed", key=lambda seeds: seeds.astype(int))
+    scores = [load_probabilities(plan.config.run_dir, rel) for rel in rows["predictions"]]
+    labels = np.sum(scores, axis=0).argmax(axis=1)
     write_submission(plan.out, labels)
-    _print_summary(plan, len(train), len(test), labels, per_seed, fit_time, predict_time, saved)
+    saved = [_copy_model(plan, plan.config.run_dir / rel, int(seed), len(rows))
+             for rel, seed in zip(rows["model_file"], rows["seed"], strict=True) if isinstance(rel, str)]
+    _print_summary(plan, len(split.train), len(split.test), labels, [s.argmax(axis=1) for s in scores],
+                   rows, saved)
     return 0
 
 
+def _copy_model(plan: Plan, source: Path, seed: int, seeds: int) -> Path:
+    """The run folder's model file of ``seed``, written to --save-model (FILE-seedN.ext with seeds)."""
+    target = plan.save_model if seeds == 1 else plan.save_model.with_name(
+        f"{plan.save_model.stem}-seed{seed}{plan.save_model.suffix}")
+    return write_bytes(target, source.read_bytes())
+
+
 def _print_summary(plan: Plan, n_train: int, n_test: int, labels: np.ndarray,
-                   per_seed: list[np.ndarray], fit_time: Measured, predict_time: Measured,
-                   saved: list[Path]) -> None:
+                   per_seed: list[np.ndarray], rows: pd.DataFrame, saved: list[Path]) -> None:
     combine = ("averaged predict_proba" if hasattr(plan.entry.cls, "predict_proba")
                else "majority vote (the model has no predict_proba)")
-    seeds = f"{plan.seeds} (0..{plan.seeds - 1}), {combine}" if plan.seeds > 1 else "1 (seed 0)"
-    if plan.seeds > 1:
+    n = len(per_seed)
+    seeds = f"{n} (0..{n - 1}), {combine}" if n > 1 else "1 (seed 0)"
+    if n > 1:
         agree = np.mean([np.all([s == labels for s in per_seed], axis=0)])
         seeds += f"; every seed agrees with the ensemble on {100 * agree:.2f}% of the test images"
     counts = np.bincount(labels, minlength=10)
@@ -170,8 +195,9 @@ def _print_summary(plan: Plan, n_train: int, n_test: int, labels: np.ndarray,
         f"train:      {n_train:,} images of {plan.folder / 'train.csv'} (nothing else: leakage guard)",
         f"test:       {n_test:,} images of {plan.folder / 'test.csv'}; labels 0..9: "
         + " ".join(str(c) for c in counts),
-        f"CPU:        fit {fit_time.cpu_s:.1f} CPU-s ({fit_time.wall_s:.1f} s wall), predict "
-        f"{predict_time.cpu_s:.1f} CPU-s, {plan.threads} thread(s)",
+        f"CPU:        fit {rows['fit_cpu_s'].sum():.1f} CPU-s ({rows['fit_wall_s'].sum():.1f} s wall), "
+        f"predict {rows['predict_cpu_s'].sum():.1f} CPU-s, {plan.config.threads} thread(s) per worker",
+        f"run:        {plan.config.run_dir} (one row per seed; --resume continues a stopped submission)",
     ]
     lines += [f"model file: {path}" for path in saved]
     print("\n".join(lines), flush=True)

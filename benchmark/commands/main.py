@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     flags["tuners"] = flags.pop("tuner")
     config = build_config(flags, args.config)
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
-    from benchmark.execution.session import run
+    from benchmark.execution.session import open_executor, run
 
     code = run(config, shlex.join([PROG, *argv]), functools.partial(open_executor, config))
     if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
@@ -133,24 +133,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         report = write_report(config.run_dir)
         print(f"results: {config.run_dir / 'results.csv'}\nreport:  {report}", file=sys.stderr, flush=True)
     return code
-
-
-def open_executor(config):  # config: benchmark.config.RunConfig -> an executor
-    """The executor the settings ask for: a Dask cluster (``--cluster``), worker processes on this
-    machine (``--workers`` 2 or more), or the coordinator's own process (``--workers 1``)."""
-    import functools
-
-    from benchmark.backends import configure_process
-    from benchmark.execution.executors import InlineExecutor, LocalExecutor
-
-    setup = functools.partial(configure_process, config)
-    if config.cluster is not None:
-        from benchmark.execution.dask_executor import DaskExecutor
-
-        return DaskExecutor(config.cluster, setup)
-    if config.workers == 1:
-        return InlineExecutor()
-    return LocalExecutor(config.workers, setup)
 
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:

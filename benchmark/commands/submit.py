@@ -13,7 +13,7 @@ This module imports only the standard library at import time (the CLI builds its
 from __future__ import annotations
 
 import argparse
-import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,20 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="submission CSV")
     parser.add_argument("--save-model", type=Path, metavar="FILE",
                         help="also save the trained model (FILE-seedN.ext for each seed when N > 1)")
-    parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    parser.add_argument("--threads", type=int,
+                        help="threads per worker process (default: the cores shared out among --workers)")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes that train the seeds side by side (default: one per core; "
+                             "1: in this process)")
+    parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                        help="train the seeds on the workers of this Dask scheduler instead")
+    parser.add_argument("--run-dir", type=Path, metavar="DIR",
+                        help="the submission's run folder: a results row and the test-set probabilities "
+                             "of each seed (default: OUT's name with -run, beside it)")
+    parser.add_argument("--resume", action="store_true", default=None,
+                        help="continue a stopped submission: the seeds already in --run-dir are kept")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="discard the seeds already in --run-dir and train them again")
     parser.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
     parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",
                         help="register an outside model class (repeatable)")
@@ -68,26 +81,30 @@ def check_leakage(args: argparse.Namespace) -> Path:
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run ``digitbench submit``; 0 on success (input errors raise InputError)."""
+    """Run ``digitbench submit``; 0 on success (input errors raise InputError). The seeds are the
+    finals of a run (``--run-dir``) through the one job loop: trained side by side by the workers
+    (or on ``--cluster``), recorded as they finish, and continued by ``--resume``."""
     folder = check_leakage(args)
-    for name, value in (("--seeds", args.seeds), ("--epochs", args.epochs), ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise InputError(f"{name}: expected a whole number of at least 1, got {value}")
-    from benchmark.execution.timing import configure_threads
-
-    threads = args.threads or os.cpu_count() or 1
-    configure_threads(threads)  # before TensorFlow or BLAS start
+    if args.out.is_dir():
+        raise InputError(f"{args.out}: is a folder, expected the submission file name")
+    from benchmark.backends import configure_process
     from benchmark.commands.kaggle import Plan, resolve_params, train_and_submit
+    from benchmark.config import build_config
     from models import persist, registry
 
     for spec in args.model_path:
         registry.load_model_path(spec)
     entry = registry.get(args.model)
     params, notes = resolve_params(entry, args.from_run, args.params, args.epochs, f"kaggle:{folder}")
-    if args.out.is_dir():
-        raise InputError(f"{args.out}: is a folder, expected the submission file name")
     if args.save_model is not None:
         persist.check_target(entry, args.save_model)
-    plan = Plan(folder, entry, params, notes, args.seeds, args.out, args.save_model, args.cache_dir,
-                threads)
-    return train_and_submit(plan)
+    config = build_config({
+        "datasets": f"kaggle:{folder}", "models": entry.name, "tuners": "none", "seeds": args.seeds,
+        "params": {k: v for k, v in params.items() if k not in entry.fixed},
+        "threads": args.threads, "workers": args.workers, "cluster": args.cluster,
+        "out": args.run_dir or args.out.with_name(f"{args.out.stem}-run"), "resume": args.resume,
+        "overwrite": args.overwrite, "cache_dir": args.cache_dir, "model_paths": args.model_path or None,
+        "save_models": args.save_model is not None, "onnx": False})
+    configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
+    plan = Plan(folder, entry, params, notes, args.out, args.save_model, config)
+    return train_and_submit(plan, shlex.join(["digitbench", *argv]))

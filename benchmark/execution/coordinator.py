@@ -23,7 +23,7 @@ from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
 from benchmark.execution.plan import Contender
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.recorder import Recorder
-from benchmark.execution.tasks import run_final, run_trial
+from benchmark.execution.tasks import run_trial
 from models.errors import one_line
 
 
@@ -85,7 +85,8 @@ class Coordinator:
         listener = functools.partial(self._on_report, contender, job)
         if job.is_final:
             others = [Shared(name) for name in self.cross.values()]
-            future = self.executor.submit(run_final, job, Shared(contender.share), *others, listener=listener)
+            future = self.executor.submit(contender.final_task, job, Shared(contender.share), *others,
+                                          listener=listener)
         else:
             future = self.executor.submit(run_trial, job, Shared(contender.share), listener=listener)
         self.progress.job_started(job.label, job.epochs)
@@ -176,5 +177,5 @@ def _summary(job: Job, row: dict[str, Any], c: Contender) -> str:
         value = row.get("val_accuracy")
         shown = f"val {100 * value:.2f}%" if value is not None else row["status"]
         return f"{job.label}: {row['status']}, {shown} ({c.study.cpu_used:.0f} CPU-s used)"
-    return (f"{job.label}: test accuracy {100 * row['test_accuracy']:.2f}%, "
-            f"fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)")
+    tested = f"test accuracy {100 * row['test_accuracy']:.2f}%, " if "test_accuracy" in row else ""
+    return f"{job.label}: {tested}fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)"

@@ -79,6 +79,7 @@ class TaskResult:
     error: str | None = None               # one line, where status is "error"
     traceback: str | None = None           # for RUN_DIR/errors.log
     predictions: np.ndarray | None = None  # finals: the predicted label of every test image
+    probabilities: np.ndarray | None = None  # submissions: (n, 10) class scores of every test image
     model_bytes: bytes | None = None       # finals with --save-models: the model file
     onnx_bytes: bytes | None = None        # finals: the ONNX export, where there is one
     worker: str | None = None              # "host:pid" of the process that ran the task

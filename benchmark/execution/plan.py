@@ -10,11 +10,14 @@ when its row is in the results store: the plan leaves those out, so a resumed ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
+from benchmark.execution.jobs import TaskResult
+from benchmark.execution.tasks import run_final
 from benchmark.store import JobKey, unique_slug
 from benchmark.tuning.study import Study
 from models.errors import InputError, message_line
@@ -35,6 +38,7 @@ class Contender:
     tuning: dict[str, Any] = field(default_factory=dict)  # the final rows' ``tuning`` column
     why: str | None = None          # why there is nothing to refit, when params is None
     study_seed: int = 0             # the study's seed; its trial rows carry it in the seed column
+    final_task: Callable[..., TaskResult] = run_final  # what its finals run (submit: run_submission)
 
     @property
     def study_name(self) -> str:

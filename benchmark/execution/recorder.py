@@ -22,7 +22,7 @@ from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
 from benchmark.execution.jobs import Job, TaskResult
 from benchmark.execution.timing import cpu_seconds
-from benchmark.store import MODELS_DIR, ResultsStore, trial_cell, unique_slug
+from benchmark.store import FINAL, MODELS_DIR, ResultsStore, save_probabilities, trial_cell, unique_slug
 from models.atomic import write_bytes
 from models.registry import Entry
 
@@ -65,7 +65,9 @@ class Recorder:
         if cross:  # each dataset tested on says how its images were prepared
             row["cross_test"] = {spec: {**counts, "preparation": self.cross[spec].preparation}
                                  for spec, counts in cross.items()}
-        stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, "final", f"seed{job.seed}"))
+        stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, FINAL, f"seed{job.seed}"))
+        if result.probabilities is not None:
+            row["predictions"] = save_probabilities(self.store.run_dir, stem, result.probabilities)
         if result.predictions is not None:
             test = split.test
             row["predictions"] = self.store.save_predictions(stem, test.labels, result.predictions,

@@ -16,9 +16,11 @@ from benchmark.data.datasets import Split, load_split
 from benchmark.execution import signals
 from benchmark.execution.coordinator import Coordinator
 from benchmark.execution.executors import Executor
+from benchmark.execution.jobs import TaskResult
 from benchmark.execution.locking import RunLock
 from benchmark.execution.plan import Contender, check_params, plan, study_name
 from benchmark.execution.recorder import Recorder
+from benchmark.execution.tasks import run_final
 from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore
 from benchmark.tuning.study import Study, record_of
 from models import registry
@@ -29,13 +31,19 @@ from models.registry import Entry
 RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, "optuna.db", "keras-tuner", "errors.log")
 
 
-def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor]) -> int:
+Loader = Callable[[RunConfig, list[Entry]], tuple[list[Split], list[Split]]]
+
+
+def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor], *,
+        load: Loader | None = None, final_task: Callable[..., TaskResult] = run_final) -> int:
     """Run every unfinished trial and final of ``config``: 0 when all finals succeeded, 1 when some
     failed, 130/143 when a stop signal ended it (see :mod:`.signals`).
 
-    ``executor_factory()`` opens the executor once the inputs are checked."""
+    ``executor_factory()`` opens the executor once the inputs are checked. ``load`` gives the
+    datasets and the ``--test-on`` ones (default :func:`load_datasets`); ``final_task`` is what
+    each final runs (``submit``: :func:`~.tasks.run_submission`)."""
     entries = check_inputs(config)
-    splits, cross = load_datasets(config, entries)
+    splits, cross = (load or load_datasets)(config, entries)
     executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
     try:
         lock = RunLock(config.run_dir).acquire()
@@ -44,6 +52,8 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
                 store = prepare_run_dir(config, [s.dataset for s in splits])
                 recorder = Recorder(config, command, store, {s.dataset: s for s in cross})
                 contenders = open_contenders(config, store, splits, entries)
+                for c in contenders:
+                    c.final_task = final_task
                 return Coordinator(config, contenders, executor, recorder,
                                    {s.dataset: s for s in cross}).run()
         except signals.Interrupted as stop:
@@ -53,6 +63,24 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
             lock.release()
     finally:
         executor.shutdown()
+
+
+def open_executor(config: RunConfig) -> Executor:
+    """The executor the settings ask for: a Dask cluster (``--cluster``), worker processes on this
+    machine (``--workers`` 2 or more), or the coordinator's own process (``--workers 1``)."""
+    import functools
+
+    from benchmark.backends import configure_process
+    from benchmark.execution.executors import InlineExecutor, LocalExecutor
+
+    setup = functools.partial(configure_process, config)
+    if config.cluster is not None:
+        from benchmark.execution.dask_executor import DaskExecutor
+
+        return DaskExecutor(config.cluster, setup)
+    if config.workers == 1:
+        return InlineExecutor()
+    return LocalExecutor(config.workers, setup)
 
 
 def check_inputs(config: RunConfig) -> list[Entry]:

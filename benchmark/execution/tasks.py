@@ -36,7 +36,7 @@ from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb
 from benchmark.tuning.folds import scoring_folds
 from benchmark.tuning.trial import TrialPruned
 from models import registry
-from models.base import Digits
+from models.base import Digits, probabilities
 from models.errors import one_line, one_line_each
 
 _ONE_AT_A_TIME = threading.Lock()
@@ -119,6 +119,37 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
                 gc.collect()
         result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught),
                              **reporter.reached)
+        return _with_process(result)
+
+
+def run_submission(channel: Channel, job: Job, split: Split) -> TaskResult:
+    """A submission's final: fit on the whole training part with the job's seed, and give the class
+    probabilities of every (unlabelled) test image (``predict_proba``, else a one-hot vote), to be
+    averaged over seeds; with ``save_model``, the model file's bytes."""
+    with _ONE_AT_A_TIME:
+        entry = _entry(job)
+        train = Digits(np.concatenate([split.train.images, split.val.images]),
+                       np.concatenate([split.train.labels, split.val.labels]))
+        result = TaskResult("ok", {"n_train": len(train), "n_val": 0, "n_test": len(split.test)})
+        reporter = EpochReporter(channel, job)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model = entry.create(**job.params)
+                with measure() as fit_time:
+                    model.fit(train, None, seed=job.seed, report=reporter.start())
+                model.warm_up(split.test.images)
+                with measure() as predict_time:
+                    result.probabilities = probabilities(model, split.test.images).astype(np.float32)
+                result.fields.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
+                                     predict_cpu_s=round(predict_time.cpu_s, 4),
+                                     predict_wall_s=round(predict_time.wall_s, 4), n_params=model.n_params())
+                result.model_bytes = _model_bytes(job, entry, model, train) if job.save_model else None
+            except Exception as exc:  # one failing seed must not end the others
+                _failed(result, exc)
+            finally:
+                gc.collect()
+        result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught))
         return _with_process(result)
 
 

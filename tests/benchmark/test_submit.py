@@ -61,7 +61,8 @@ def test_submission_has_one_based_ids_in_test_order(kaggle, tmp_path: Path, plug
     expected = registry.get("nearest-centroid").create().fit(train, seed=0).predict(test.images)
     np.testing.assert_array_equal(submission["Label"], expected)  # row i is test.csv's row i
     assert np.mean(submission["Label"] == test.labels) > 0.6
-    assert [p.name for p in out.parent.iterdir()] == ["submission.csv"], "no temporary file left"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["submission-run", "submission.csv"]
+    assert not [p for p in out.parent.rglob(".*") if "tmp" in p.name], "no temporary file left"
     said = capsys.readouterr().out
     for words in (f"{N_TRAIN} images of", f"{N_TEST} rows", "nearest-centroid", "CPU-s", str(out),
                   "seeds:      1"):
@@ -127,7 +128,7 @@ def test_params_from_a_run_folder(kaggle, tmp_path: Path, plugin_path: Path, cap
     said = capsys.readouterr().out
     assert '"shrink": 0.0' in said and "tuned with none on mnist-5k" in said
     assert "best of 3" in said and "parameters only, no images" in said
-    assert submit(folder, *args, "--params", '{"shrink": 0.5}', cache=tmp_path / "cache") == 0
+    assert submit(folder, *args, "--params", '{"shrink": 0.5}', "--overwrite", cache=tmp_path / "cache") == 0
     assert '"shrink": 0.5' in capsys.readouterr().out
     args[1] = "logreg"
     assert submit(folder, *args, cache=tmp_path / "cache") == 2
@@ -206,6 +207,32 @@ def test_out_is_a_folder(kaggle, tmp_path: Path, capsys) -> None:
     folder, _, _ = kaggle
     assert submit(folder, "--model", "logreg", "--out", tmp_path, cache=tmp_path / "cache") == 2
     assert "is a folder" in one_error_line(capsys)
+
+
+def test_a_stopped_submission_resumes_its_seeds_on_parallel_workers(kaggle, tmp_path: Path, plugin_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys) -> None:
+    """The seeds are finals of the one job loop: two worker processes train them side by side, each
+    is a row as it finishes, and --resume trains only the seeds not yet there (a stopped submission
+    loses nothing finished); a resumed folder of other parameters is refused."""
+    folder, train, test = kaggle
+    monkeypatch.setenv("DIGITBENCH_WORKERS", "2")
+    out, run = tmp_path / "s.csv", tmp_path / "s-run"
+    args = ["--model", "nearest-centroid", "--model-path", "tinyplugin:NearestCentroid", "--out", out]
+    assert submit(folder, *args, "--seeds", "2", cache=tmp_path / "cache") == 0
+    first = pd.read_csv(run / "results.csv")
+    assert sorted(first["seed"]) == [0, 1] and set(first["trial"]) == {"final"}
+    assert "2 worker processes" in capsys.readouterr().err
+    assert submit(folder, *args, "--seeds", "3", cache=tmp_path / "cache") == 2
+    assert "already exists: pass --resume" in one_error_line(capsys)
+    assert submit(folder, *args, "--seeds", "3", "--resume", cache=tmp_path / "cache") == 0
+    rows = pd.read_csv(run / "results.csv")
+    assert sorted(rows["seed"]) == [0, 1, 2] and rows["run_id"].nunique() == 2, "seeds 0, 1 kept"
+    assert "seeds:      3 (0..2)" in capsys.readouterr().out
+    expected = registry.get("nearest-centroid").create().fit(train, seed=0).predict(test.images)
+    np.testing.assert_array_equal(pd.read_csv(out)["Label"], expected)
+    assert submit(folder, *args, "--params", '{"shrink": 0.5}', "--resume", cache=tmp_path / "cache") == 2
+    assert "holds seeds of other parameters" in one_error_line(capsys)
 
 
 def test_submit_saves_a_model_that_predict_loads(kaggle, tmp_path: Path, capsys) -> None:
