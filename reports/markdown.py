@@ -23,7 +23,7 @@ from reports.comparisons import comparisons_section
 from reports.cross_dataset import cross_dataset_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.machine import distinct, environment, parse_json
-from reports.provenance import failed_and_pruned_section, run_section
+from reports.run_info import failed_and_pruned_section, run_section
 from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
 from reports.time_to_target import time_to_target_section
 

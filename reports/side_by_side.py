@@ -21,7 +21,7 @@ from reports import plots
 from reports.format import DASH, code, md_table, num, pct
 from reports.machine import environment, parse_json
 from reports.markdown import dataset_slugs, final_rows, leaderboard, read_results
-from reports.provenance import busy_wall_s, invocations
+from reports.run_info import busy_wall_s, invocations
 from reports.stats import paired_comparison
 
 COMPARISON_FILE = "comparison.md"

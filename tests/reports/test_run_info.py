@@ -9,7 +9,7 @@ from test_report import _row
 
 from benchmark.store import ResultsStore, load_results
 from reports.markdown import write_report
-from reports.provenance import busy_wall_s, invocations
+from reports.run_info import busy_wall_s, invocations
 
 
 def _settings(started: str, **extra: object) -> str:
