@@ -170,20 +170,30 @@ def _history(cell: Any, metric: str) -> list[float]:
     return [float(v) for v in values]
 
 
+def networks(rows: pd.DataFrame) -> set[str]:
+    """Models of a typed frame that record trainable parameters or an epoch history in any row."""
+    recorded = rows["n_params"].notna() | rows["history"].map(bool)
+    return set(rows.loc[recorded, "model"])
+
+
 def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
                             dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Validation accuracy by epoch of the trial each CNN final refit; without trials (tuner
-    none), the finals' training accuracy by epoch."""
+    """Validation accuracy by epoch of the trial each network's final refit; without trials
+    (tuner none), the finals' training accuracy by epoch.
+
+    Networks are the models whose rows record what only networks record: a count of trainable
+    parameters (``n_params``) or an epoch ``history``.
+    """
     lines = ["### Learning curves", ""]
-    cnn = board[board["family"] == "cnn"]
-    if cnn.empty:
-        return lines + ["No network (family `cnn`) finished on this dataset, so there are no "
-                        "learning curves.", ""]
+    shown = board[board["model"].isin(networks(rows))]
+    if shown.empty:
+        return lines + ["No network (a model recording trainable parameters or epochs) finished on "
+                        "this dataset, so there are no learning curves.", ""]
     trials = trial_rows(rows)
     labels = _labels(board)
     val: dict[str, list[float]] = {}
     train: dict[str, list[float]] = {}
-    for idx, r in cnn.iterrows():
+    for idx, r in shown.iterrows():
         group = final[(final["model"] == r["model"]) & (final["tuner"] == r["tuner"])]
         first = min(group.to_dict("records"), key=lambda g: natural_key(g["seed"]))
         tuning = as_dict(first["tuning"])
