@@ -1,7 +1,7 @@
 """``report.md`` of a run folder, regenerated from ``results.csv`` and ``predictions/*.npz`` alone.
 
 Entry point: :func:`write_report`. Every section reads the typed results table
-(:func:`reports.table.load_table`). Figures are PNGs beside the
+(:func:`reports.table.load_table`), never the live model registry. Figures are PNGs beside the
 report, linked relatively. Every file is written to a temp file in the run folder and moved into
 place, so a failure leaves the previous report intact.
 """
@@ -207,7 +207,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "from the model's own), and the multiply-adds one prediction costs. Best model in bold.",
         "",
     ]
-    lines += seed_invariant_note(final)
+    lines += seed_invariant_note(final, rows)
     lines += time_to_target_section(final)
     lines += cross_dataset_section(final, dataset)
     lines += comparisons_section(rows, final, board, run_dir)
@@ -221,18 +221,22 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
 
 
-def seed_invariant_note(final: pd.DataFrame) -> list[str]:
+def seed_invariant_note(final: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """Which models ran one final where the run asked for several seeds, because their fit does not
-    depend on the seed (``seed_invariant``); nothing when there are none."""
-    from models import registry
+    depend on the seed; nothing when there are none.
 
+    The rows do not record that property; it is read from what ran: the run asked for N >= 2 seeds
+    (``settings``), the model has final rows (of any status) at seed 0 only, and another model
+    finished finals at all N seeds on this dataset, so the run did not stop before the other seeds.
+    """
     asked = max((as_dict(s).get("seeds", 1) for s in final["settings"]), default=1)
     if asked < 2:
         return []
-    once = sorted(
-        name for name, group in final.groupby("model")
-        if group["seed"].nunique() == 1 and name in registry.names()
-        and getattr(registry.get(name).cls, "seed_invariant", False))
+    seeds = {model: set(group["seed"]) for model, group in rows[rows["kind"] == FINAL].groupby("model")}
+    finished = {model: set(group["seed"]) for model, group in final.groupby("model")}
+    if not any(set(range(asked)) <= found for found in finished.values()):
+        return []
+    once = sorted(model for model in finished if seeds[model] == {0})
     if not once:
         return []
     names = ", ".join(code(n) for n in once)

@@ -1,6 +1,6 @@
-"""What the report reads from the rows rather than from model names: which models are variants of
-one class (recorded, or inferred for old rows); and that no model or family name is written into
-reports/."""
+"""What the report reads from the rows rather than from the live registry: which models are variants
+of one class (recorded, or inferred for old rows) and which ran one final for all seeds; and that
+no model or family name is written into reports/."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def test_old_rows_infer_variants_from_family_and_parameter_names(tmp_path: Path)
                       params=json.dumps({"depth": 4, "lr": 0.1})))
     rows = load_table(tmp_path)
     assert variant_pairs(rows, final_rows(rows)) == [Variants("old-a", "old-b", "depth 2 vs 3")]
+
+
+def test_one_final_for_all_seeds_is_read_from_what_ran(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    settings = json.dumps({"seeds": 3})
+    store.append(_row(store, "mnist-5k", "solver", "x", 0, 1, 1.0, settings=settings))
+    for seed in (0, 1):
+        store.append(_row(store, "mnist-5k", "net", "y", seed, 1, 1.0, settings=settings))
+    note = "`solver`: the fit does not depend on the seed"
+    assert note not in write_report(tmp_path).read_text(encoding="utf-8")  # stopped before seed 2?
+    store.append(_row(store, "mnist-5k", "net", "y", 2, 1, 1.0, settings=settings))
+    text = write_report(tmp_path).read_text(encoding="utf-8")
+    assert f"{note} (a deterministic solver), so one final (seed 0) stands for all 3 seeds" in text
+    assert "`net`: the fit" not in text
 
 
 def test_reports_names_no_model_and_no_family() -> None:
