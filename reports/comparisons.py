@@ -1,13 +1,21 @@
-"""The "Paired comparisons" section: ReLU vs tanh, and best CNN vs best baseline, on the same images.
+"""The "Paired comparisons" section: variants of one model class, and the best model of each
+family against the best of each other family, on the same test images.
 
 Each comparison reads the per-image predictions of both models' final rows. The headline numbers
 come from the first seed both models share (difference with interval, McNemar's exact test); with
 several shared seeds the mean difference over seeds follows, with a Student-t interval.
+
+Which models are variants of one another comes from the rows alone (:func:`variant_pairs`); no
+model or family is named here.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,8 +23,8 @@ import pandas as pd
 from benchmark.store import load_predictions
 from reports.format import code, count, natural_key
 from reports.stats import PairedComparison, mean_interval, paired_comparison
+from reports.table import as_dict
 
-RELU, TANH = "lenet-relu", "lenet-tanh"
 ALPHA = 0.05
 
 
@@ -24,39 +32,78 @@ class Skip(Exception):
     """A comparison that cannot be made; the message says why, in words for the report."""
 
 
-def comparisons_section(final: pd.DataFrame, board: pd.DataFrame, run_dir: Path) -> list[str]:
+@dataclass(frozen=True)
+class Variants:
+    """Two models of one class, ``first`` listed before ``second`` in the rows, and what differs."""
+
+    first: str
+    second: str
+    differs: str  # e.g. "activation relu vs tanh"
+
+
+def variant_pairs(rows: pd.DataFrame, final: pd.DataFrame) -> list[Variants]:
+    """Every pair of variants among one dataset's models, in the order the rows list the models.
+
+    ``rows`` are the dataset's typed rows, ``final`` its final ok rows. Two models of the same
+    ``model_class`` whose ``fixed`` parameters differ are variants (their last row says).
+
+    Rows written before those columns existed (``model_class`` empty) fall back to what the final
+    rows show: models of the same ``family`` whose final rows name the same set of parameters in
+    ``params`` are taken for variants of one class, and what each fixes is the parameters whose
+    value is the same in all of its final rows; two of them are variants where such a parameter,
+    constant in both, has different values. Models without a final row are not inferred.
+    """
+    order = list(dict.fromkeys(rows["model"]))
+    classes: dict[tuple[Any, ...], list[str]] = {}
+    fixed: dict[str, dict[str, Any]] = {}
+    recorded = rows[rows["model_class"].notna() & (rows["model_class"] != "")]
+    for model, group in recorded.groupby("model", sort=False):
+        classes.setdefault(("class", group["model_class"].iloc[-1]), []).append(model)
+        fixed[model] = as_dict(group["fixed"].iloc[-1])
+    for model, group in final[~final["model"].isin(fixed)].groupby("model", sort=False):
+        params = [as_dict(p) for p in group["params"]]
+        names = frozenset(k for p in params for k in p)
+        classes.setdefault(("inferred", group["family"].iloc[-1], names), []).append(model)
+        fixed[model] = {k: params[0][k] for k in names
+                        if all(k in p and p[k] == params[0][k] for p in params)}
+    pairs = []
+    for (source, *_), models in classes.items():
+        for a, b in combinations(sorted(models, key=order.index), 2):
+            if source == "class":  # a parameter one entry fixes and the other leaves at its default
+                keys = [k for k in sorted({*fixed[a], *fixed[b]})
+                        if k not in fixed[a] or k not in fixed[b] or fixed[a][k] != fixed[b][k]]
+            else:
+                keys = [k for k in sorted(set(fixed[a]) & set(fixed[b])) if fixed[a][k] != fixed[b][k]]
+            if keys:
+                differs = ", ".join(f"{k} {_value(fixed[a], k)} vs {_value(fixed[b], k)}" for k in keys)
+                pairs.append(Variants(a, b, differs))
+    return sorted(pairs, key=lambda p: (order.index(p.first), order.index(p.second)))
+
+
+def _value(fixed: dict[str, Any], key: str) -> str:
+    if key not in fixed:
+        return "default"
+    value = fixed[key]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def comparisons_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
+                        run_dir: Path) -> list[str]:
     """Markdown lines of one dataset's paired comparisons.
 
-    ``final`` holds the dataset's final ok rows (one per model x tuner x seed, seeds as text) and
-    ``board`` its leaderboard (one row per model x tuner with ``family`` and mean ``accuracy``,
-    best first).
+    ``rows`` are the dataset's typed rows, ``final`` its final ok rows (one per model x tuner x
+    seed) and ``board`` its leaderboard (one row per model x tuner with ``family``, mean
+    ``accuracy`` and ``fit_cpu_s``, best first).
     """
     lines = ["### Paired comparisons", ""]
-    tuners = [t for t in dict.fromkeys(final["tuner"])
-              if {RELU, TANH} <= set(final.loc[final["tuner"] == t, "model"])]
-    if tuners:
-        for tuner in tuners:
-            lines += _line(f"ReLU vs tanh (tuner {tuner})", final, run_dir,
-                           (RELU, tuner), (TANH, tuner))
-    else:
-        missing = [m for m in (RELU, TANH) if m not in set(final["model"])]
-        why = (f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no finished final "
-               "model here" if missing else "they never ran with the same tuner")
-        lines.append(f"- ReLU vs tanh: not compared, {why}.")
-    best = {family: board[board["family"] == family] for family in ("cnn", "baseline")}
-    if best["cnn"].empty or best["baseline"].empty:
-        missing = [f for f in ("cnn", "baseline") if best[f].empty]
-        lines.append(f"- Best CNN vs best baseline: not compared, no finished final model of family "
-                     f"{' or '.join(code(f) for f in missing)} here.")
-    else:
-        cnn, base = best["cnn"].iloc[0], best["baseline"].iloc[0]
-        title = "Best CNN vs best baseline"
-        if final["tuner"].nunique() > 1:
-            title += f" (tuners {cnn['tuner']} and {base['tuner']})"
-        lines += _line(title, final, run_dir, (cnn["model"], cnn["tuner"]),
-                       (base["model"], base["tuner"]))
+    lines += _variant_lines(variant_pairs(rows, final), final, run_dir)
+    lines += _family_lines(rows, final, board, run_dir)
     lines += [
         "",
+        "Variants are models of one class that differ in the parameters their entries fix; "
+        "between families, the best model of each family meets the best of each other family, "
+        "the one whose fit cost more CPU-seconds first (the difference is what its extra cost "
+        "bought). "
         "Both models of a comparison predicted the same test images. b counts the images only the "
         "first model got right, c those only the second got right; McNemar's exact test asks "
         "whether b and c differ by more than chance (two-sided binomial test of b out of b + c), "
@@ -71,11 +118,53 @@ def comparisons_section(final: pd.DataFrame, board: pd.DataFrame, run_dir: Path)
     return lines
 
 
+def _variant_lines(pairs: list[Variants], final: pd.DataFrame, run_dir: Path) -> list[str]:
+    """Each pair of variants compared per tuner both ran with, or a line saying why not."""
+    if not pairs:
+        return ["- Variants: no two models of one class with different fixed parameters ran here."]
+    lines = []
+    for pair in pairs:
+        title = f"Variants {pair.first} vs {pair.second} ({pair.differs}"
+        tuners = [t for t in dict.fromkeys(final["tuner"])
+                  if {pair.first, pair.second} <= set(final.loc[final["tuner"] == t, "model"])]
+        for tuner in tuners:
+            lines += _line(f"{title}, tuner {tuner})", final, run_dir, (pair.first, tuner),
+                           (pair.second, tuner))
+        if not tuners:
+            missing = [m for m in (pair.first, pair.second) if m not in set(final["model"])]
+            why = (f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no finished "
+                   "final model here" if missing else "they never ran with the same tuner")
+            lines.append(f"- {title}): not compared, {why}.")
+    return lines
+
+
+def _family_lines(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
+                  run_dir: Path) -> list[str]:
+    """The best of each family against the best of each other family, costlier fit first."""
+    best = {family: group.iloc[0] for family, group in board.groupby("family", sort=False)}
+    if len(best) < 2:
+        missing = [f for f in dict.fromkeys(rows["family"]) if f not in best]
+        why = (f"no finished final model of family {' or '.join(code(f) for f in missing)} here"
+               if missing else f"every model here is of family {code(next(iter(best)))}")
+        return [f"- Best of each family: not compared, {why}."]
+    lines = []
+    for a, b in combinations(best.values(), 2):
+        if b["fit_cpu_s"] > a["fit_cpu_s"]:
+            a, b = b, a
+        title = f"Best {code(a['family'])} vs best {code(b['family'])}"
+        if final["tuner"].nunique() > 1:
+            title += f" (tuners {a['tuner']} and {b['tuner']})"
+        lines += _line(f"{title}: {a['model']} vs {b['model']}", final, run_dir,
+                       (a["model"], a["tuner"]), (b["model"], b["tuner"]))
+    return lines
+
+
 def _line(title: str, final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
           b: tuple[str, str]) -> list[str]:
-    """One comparison as a list item (plus the over-seeds line), or a line saying why not."""
+    """One comparison, headed ``title``, as a list item (plus the over-seeds line), or a line
+    saying why not."""
     name_a, name_b = a[0], b[0]
-    heading = f"- {title}: {name_a} vs {name_b}"
+    heading = f"- {title}"
     try:
         results = _compare_seeds(final, run_dir, a, b)
     except Skip as why:

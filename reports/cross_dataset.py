@@ -7,25 +7,26 @@ from __future__ import annotations
 import pandas as pd
 
 from reports.format import code, md_table, natural_key, pct
-from reports.machine import parse_json
 from reports.stats import accuracy_interval, mean_interval
+from reports.table import as_dict
 
 
 def cross_dataset_section(final: pd.DataFrame, dataset: str) -> list[str]:
-    """The section of one training dataset, or nothing when no final was tested elsewhere."""
-    tested = final[final["cross_test"].notna()] if "cross_test" in final else final.iloc[:0]
+    """The section of one training dataset (its final rows, typed), or nothing when no final was
+    tested elsewhere."""
+    tested = final[final["cross_test"].notna()]
     if tested.empty:
         return []
     rows, prepared = [], {}
     for (model, tuner), group in sorted(tested.groupby(["model", "tuner"], sort=False),
                                         key=lambda item: natural_key(item[0][0])):
-        cells = [parse_json(c) for c in group["cross_test"]]
+        cells = [as_dict(c) for c in group["cross_test"]]
         for other in sorted({spec for c in cells for spec in c}):
             scores = [(c[other]["correct"], c[other]["n_test"]) for c in cells if other in c]
             for c in cells:
                 if other in c and c[other].get("preparation"):
                     prepared[other] = c[other]["preparation"]
-            own = [float(a) for a in group["test_accuracy"]]
+            own = list(group["test_accuracy"])
             other_acc = [k / n for k, n in scores]
             drop = sum(own) / len(own) - sum(other_acc) / len(other_acc)
             rows.append([model, tuner, code(other), len(scores),

@@ -17,8 +17,8 @@ import pandas as pd
 from benchmark.store import load_misclassified, load_predictions
 from reports import plots
 from reports.format import code, count, md_table, natural_key, num, pct
-from reports.machine import parse_json
 from reports.stats import best_at, pareto_optimal
+from reports.table import TRIAL, as_dict
 
 GALLERY_MAX = 40
 _READ_ERRORS = (OSError, KeyError, ValueError)
@@ -39,12 +39,10 @@ def _why(exc: Exception) -> str:
 def pareto_section(board: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
     """Mean test accuracy against mean fit CPU-seconds per contender, with the Pareto front."""
     lines = ["### Accuracy against CPU time", ""]
-    cpu = pd.to_numeric(board["fit_cpu_s"], errors="coerce")
-    timed = board[cpu.notna()].reset_index(drop=True)
+    timed = board[board["fit_cpu_s"].notna()].reset_index(drop=True)
     if timed.empty:
         return lines + ["No fit CPU times were recorded, so there is no accuracy–cost figure.", ""]
-    cpu_s = [float(c) for c in pd.to_numeric(timed["fit_cpu_s"])]
-    acc = [float(a) for a in timed["accuracy"]]
+    cpu_s, acc = list(timed["fit_cpu_s"]), list(timed["accuracy"])
     optimal = pareto_optimal(cpu_s, acc)
     labels = _labels(timed)
     name = f"pareto-{slug}.png"
@@ -62,15 +60,12 @@ def pareto_section(board: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
 # -- tuning curves ---------------------------------------------------------------------------
 
 def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Tuning trial rows (numbered trials) with numeric trial numbers, costs and accuracies."""
-    number = pd.to_numeric(rows["trial"], errors="coerce")
-    trials = rows[number.notna() & (rows["trial"] != "final")].copy()
-    trials["number"] = number[trials.index].astype(int)
-    for column in ("model", "tuner", "seed"):
-        trials[column] = trials[column].fillna("?").astype(str)
-    cost = [pd.to_numeric(trials[c], errors="coerce").fillna(0.0) for c in ("fit_cpu_s", "predict_cpu_s")]
-    trials["cpu_s"] = cost[0] + cost[1]
-    trials["val"] = pd.to_numeric(trials["val_accuracy"], errors="coerce").where(trials["status"] == "ok")
+    """Tuning trial rows of a typed frame with their trial ``number``, cost (``cpu_s``: fit and
+    predict) and validation accuracy (``val``, where the trial finished ok)."""
+    trials = rows[rows["kind"] == TRIAL].copy()
+    trials["number"] = trials["trial"].astype(int)
+    trials["cpu_s"] = trials["fit_cpu_s"].fillna(0.0) + trials["predict_cpu_s"].fillna(0.0)
+    trials["val"] = trials["val_accuracy"].where(trials["status"] == "ok")
     return trials.drop_duplicates(["model", "tuner", "seed", "number"], keep="last")
 
 
@@ -159,7 +154,7 @@ def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
 
 def _method(cell: Any) -> str:
     """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
-    tuning = parse_json(cell)
+    tuning = as_dict(cell)
     if tuning.get("sampler"):
         pruner = tuning.get("pruner")
         return tuning["sampler"] + (f", {pruner} pruner" if pruner and pruner != "none" else "")
@@ -169,32 +164,39 @@ def _method(cell: Any) -> str:
 # -- learning curves -------------------------------------------------------------------------
 
 def _history(cell: Any, metric: str) -> list[float]:
-    values = parse_json(cell).get(metric)
-    if not isinstance(values, list):
+    values = as_dict(cell).get(metric)
+    if not isinstance(values, list) or not all(isinstance(v, int | float) for v in values):
         return []
-    try:
-        return [float(v) for v in values]
-    except (TypeError, ValueError):
-        return []
+    return [float(v) for v in values]
+
+
+def networks(rows: pd.DataFrame) -> set[str]:
+    """Models of a typed frame that record trainable parameters or an epoch history in any row."""
+    recorded = rows["n_params"].notna() | rows["history"].map(bool)
+    return set(rows.loc[recorded, "model"])
 
 
 def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
                             dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Validation accuracy by epoch of the trial each CNN final refit; without trials (tuner
-    none), the finals' training accuracy by epoch."""
+    """Validation accuracy by epoch of the trial each network's final refit; without trials
+    (tuner none), the finals' training accuracy by epoch.
+
+    Networks are the models whose rows record what only networks record: a count of trainable
+    parameters (``n_params``) or an epoch ``history``.
+    """
     lines = ["### Learning curves", ""]
-    cnn = board[board["family"] == "cnn"]
-    if cnn.empty:
-        return lines + ["No network (family `cnn`) finished on this dataset, so there are no "
-                        "learning curves.", ""]
+    shown = board[board["model"].isin(networks(rows))]
+    if shown.empty:
+        return lines + ["No network (a model recording trainable parameters or epochs) finished on "
+                        "this dataset, so there are no learning curves.", ""]
     trials = trial_rows(rows)
     labels = _labels(board)
     val: dict[str, list[float]] = {}
     train: dict[str, list[float]] = {}
-    for idx, r in cnn.iterrows():
+    for idx, r in shown.iterrows():
         group = final[(final["model"] == r["model"]) & (final["tuner"] == r["tuner"])]
         first = min(group.to_dict("records"), key=lambda g: natural_key(g["seed"]))
-        tuning = parse_json(first["tuning"])
+        tuning = as_dict(first["tuning"])
         chosen = tuning.get("chosen_trial", tuning.get("best_trial"))
         if r["tuner"] != "none" and chosen is not None:
             match = trials[(trials["model"] == r["model"]) & (trials["tuner"] == r["tuner"])

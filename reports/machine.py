@@ -1,13 +1,18 @@
-"""What ran where: machines, thread counts and package versions of a results frame."""
+"""What ran where: machines, thread counts and package versions of a results frame, and the
+report's "Machine and software" section."""
 
 from __future__ import annotations
 
-import ast
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from reports.format import DASH, md_table, num
+from reports.table import as_dict, typed
+
+_MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
+                   "platform": "Platform", "python": "Python"}
 
 
 @dataclass(frozen=True)
@@ -17,22 +22,6 @@ class Environment:
     machines: list[dict[str, Any]]
     threads: list[str]
     versions: dict[str, list[str]]   # package -> distinct versions, in first-seen order
-
-
-def parse_json(cell: Any) -> dict[str, Any]:
-    """A JSON object cell as a dict; empty, invalid or non-object cells give ``{}``.
-
-    A Python dict repr (what pandas writes for a dict that was not JSON-encoded) is accepted too.
-    """
-    if not isinstance(cell, str) or not cell.strip():
-        return {}
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(cell)
-        except (ValueError, SyntaxError):
-            continue
-        return value if isinstance(value, dict) else {}
-    return {}
 
 
 def distinct(values: pd.Series) -> list[str]:
@@ -52,16 +41,51 @@ def _text(value: Any) -> str:
 
 
 def environment(frame: pd.DataFrame) -> Environment:
-    """Collect the environment facts of every row of a results frame."""
+    """Collect the environment facts of every row of a typed results frame
+    (:func:`reports.table.typed`)."""
     machines: list[dict[str, Any]] = []
-    for cell in frame["machine"].dropna().unique():
-        info = parse_json(cell)
+    for info in frame["machine"]:
         if info and info not in machines:
             machines.append(info)
     versions: dict[str, list[str]] = {}
-    for cell in frame["versions"].dropna().unique():
-        for package, version in parse_json(cell).items():
+    for cell in frame["versions"]:
+        for package, version in as_dict(cell).items():
             found = versions.setdefault(str(package), [])
             if str(version) not in found:
                 found.append(str(version))
     return Environment(machines, distinct(frame["threads"]), versions)
+
+
+def machine_section(frame: pd.DataFrame) -> list[str]:
+    """Machine(s), threads, package versions, git revisions, command lines and run ids.
+
+    ``frame`` may also be a frame as :func:`benchmark.store.load_results` reads it: it is typed
+    here (typing a typed frame changes nothing)."""
+    frame = typed(frame)
+    env = environment(frame)
+    lines = ["## Machine and software", ""]
+    machines = env.machines or [{}]
+    keys = [k for k in _MACHINE_LABELS if any(k in m for m in machines)]
+    keys += [k for m in machines for k in m if k not in keys]
+    headers = ["", "value"] if len(machines) == 1 else ["", *(f"machine {i + 1}"
+                                                           for i in range(len(machines)))]
+    rows = [[_MACHINE_LABELS.get(k, k), *(_machine_value(k, m.get(k)) for m in machines)]
+            for k in keys]
+    rows.append(["Threads used", *([", ".join(env.threads) or DASH] * len(machines))])
+    settings = list(frame["settings"]) if "settings" in frame else []
+    backends = sorted({str(s["backend"]) for s in map(as_dict, settings) if s.get("backend")})
+    if backends:  # older results files have none
+        rows.append(["Keras backend", *([", ".join(backends)] * len(machines))])
+    lines += md_table(headers, rows) + [""]
+    if env.versions:
+        rows = [[p, ", ".join(v)] for p, v in env.versions.items()]
+        lines += md_table(["package", "version"], rows) + [""]
+    return lines
+
+
+def _machine_value(key: str, value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    if key == "memory_gb":
+        return f"{num(value)} GB"
+    return str(value)

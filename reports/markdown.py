@@ -1,8 +1,9 @@
 """``report.md`` of a run folder, regenerated from ``results.csv`` and ``predictions/*.npz`` alone.
 
-Entry point: :func:`write_report`. Figures are PNGs beside the report, linked relatively. Every
-file is written to a temp file in the run folder and moved into place, so a failure leaves the
-previous report intact.
+Entry point: :func:`write_report`. Every section reads the typed results table
+(:func:`reports.table.load_table`), never the live model registry. Figures are PNGs beside the
+report, linked relatively. Every file is written to a temp file in the run folder and moved into
+place, so a failure leaves the previous report intact.
 """
 
 from __future__ import annotations
@@ -14,28 +15,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.store import RESULTS_FILE, load_predictions, load_results
+from benchmark.store import RESULTS_FILE, load_predictions
 from benchmark.store import dataset_slug as slugify
 from models.atomic import write_text
-from models.errors import InputError
 from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.cross_dataset import cross_dataset_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
-from reports.machine import distinct, environment, parse_json
-from reports.provenance import failed_and_pruned_section, run_section
+from reports.machine import distinct, machine_section
+from reports.run_info import failed_and_pruned_section, run_section
 from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
+from reports.table import FINAL, as_dict, load_table, trial_labels
 from reports.time_to_target import time_to_target_section
 
 REPORT_FILE = "report.md"
-_MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
-                   "platform": "Platform", "python": "Python"}
 
 
 def write_report(run_dir: Path) -> Path:
     """Write ``RUN_DIR/report.md`` and its figures from the run folder's files; return its path."""
     run_dir = Path(run_dir)
-    frame = read_results(run_dir)
+    frame = load_table(run_dir)
     lines = [
         "# digitbench report",
         "",
@@ -49,8 +48,7 @@ def write_report(run_dir: Path) -> Path:
         lines += run_section(frame)
         lines += machine_section(frame)
         for dataset, slug in dataset_slugs(frame["dataset"]).items():
-            lines += dataset_section(frame[frame["dataset"].fillna("?") == dataset], dataset,
-                                     run_dir, slug)
+            lines += dataset_section(frame[frame["dataset"] == dataset], dataset, run_dir, slug)
         lines += failed_and_pruned_section(frame)
         lines += warnings_section(frame)
     path = run_dir / REPORT_FILE
@@ -58,22 +56,10 @@ def write_report(run_dir: Path) -> Path:
     return path
 
 
-def read_results(run_dir: Path) -> pd.DataFrame:
-    """Load results.csv, turning an empty file or missing columns into an InputError."""
-    path = run_dir / RESULTS_FILE
-    try:
-        frame = load_results(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty file (no header row)") from None
-    except pd.errors.ParserError as exc:
-        raise InputError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    return frame
-
-
 def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
     """Dataset spec -> unique slug, in order of first appearance."""
     slugs: dict[str, str] = {}
-    for spec in datasets.fillna("?").astype(str).unique():
+    for spec in datasets.unique():
         slug, n = slugify(spec), 2
         while slug in slugs.values():
             slug, n = f"{slugify(spec)}-{n}", n + 1
@@ -83,44 +69,10 @@ def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
 
 # -- sections --------------------------------------------------------------------------------
 
-def machine_section(frame: pd.DataFrame) -> list[str]:
-    """Machine(s), threads, package versions, git revisions, command lines and run ids."""
-    env = environment(frame)
-    lines = ["## Machine and software", ""]
-    machines = env.machines or [{}]
-    keys = [k for k in _MACHINE_LABELS if any(k in m for m in machines)]
-    keys += [k for m in machines for k in m if k not in keys]
-    headers = ["", "value"] if len(machines) == 1 else ["", *(f"machine {i + 1}"
-                                                           for i in range(len(machines)))]
-    rows = [[_MACHINE_LABELS.get(k, k), *(_machine_value(k, m.get(k)) for m in machines)]
-            for k in keys]
-    rows.append(["Threads used", *([", ".join(env.threads) or DASH] * len(machines))])
-    settings = [parse_json(s) for s in frame["settings"].dropna().unique()] if "settings" in frame else []
-    backends = sorted({str(s["backend"]) for s in settings if s.get("backend")})
-    if backends:  # older results files have none
-        rows.append(["Keras backend", *([", ".join(backends)] * len(machines))])
-    lines += md_table(headers, rows) + [""]
-    if env.versions:
-        rows = [[p, ", ".join(v)] for p, v in env.versions.items()]
-        lines += md_table(["package", "version"], rows) + [""]
-    return lines
-
-
-def _machine_value(key: str, value: Any) -> str:
-    if value is None or value == "":
-        return DASH
-    if key == "memory_gb":
-        return f"{num(value)} GB"
-    return str(value)
-
-
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Final ok rows with a test accuracy, the last row kept where a job was recorded twice."""
-    acc = pd.to_numeric(frame["test_accuracy"], errors="coerce")
-    ok = frame[(frame["trial"] == "final") & (frame["status"] == "ok") & acc.notna()].copy()
-    ok["test_accuracy"] = acc.loc[ok.index]  # not ``acc``: set on no rows, it would add its rows
-    for column in ("model", "tuner", "family", "seed"):
-        ok[column] = ok[column].fillna("?").astype(str)
+    """Final ok rows of a typed frame with a test accuracy, the last row kept where a job was
+    recorded twice."""
+    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == "ok") & frame["test_accuracy"].notna()]
     return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
 
 
@@ -129,13 +81,12 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
         interval = mean_interval(group["test_accuracy"].to_numpy(dtype=float))
-        means = {c: pd.to_numeric(group[c], errors="coerce").mean()
+        means = {c: group[c].mean()
                  for c in ("fit_cpu_s", "fit_wall_s", "predict_cpu_s", "latency_ms_b1",
                            "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "macs")}
-        mismatches = pd.to_numeric(group["onnx_mismatches"], errors="coerce").dropna()
-        params = sorted({int(v) for v in pd.to_numeric(group["n_params"], errors="coerce")
-                         .dropna()})
-        tuning = parse_json(group["tuning"].iloc[-1])
+        mismatches = group["onnx_mismatches"].dropna()
+        params = sorted({int(v) for v in group["n_params"].dropna()})
+        tuning = as_dict(group["tuning"].iloc[-1])
         rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
                      "budget": _budget(tuner, tuning), "trials_run": tuning.get("trials_run"),
                      "seeds": interval.n, "accuracy": interval.mean,
@@ -196,7 +147,7 @@ def _macs(value: Any) -> str:
 def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
     """Wilson interval of the (mean) accuracy over the test images: how far the test set's size
     alone lets the accuracy be trusted; None where the test size is unknown."""
-    n_test = pd.to_numeric(group["n_test"], errors="coerce")
+    n_test = group["n_test"]
     if n_test.isna().any() or int(n_test.iloc[0]) < 1:
         return None
     n = int(n_test.iloc[0])
@@ -256,10 +207,10 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
         "from the model's own), and the multiply-adds one prediction costs. Best model in bold.",
         "",
     ]
-    lines += seed_invariant_note(final)
+    lines += seed_invariant_note(final, rows)
     lines += time_to_target_section(final)
     lines += cross_dataset_section(final, dataset)
-    lines += comparisons_section(final, board, run_dir)
+    lines += comparisons_section(rows, final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)
     lines += figures.tuning_curves_section(rows, dataset, run_dir, slug)
@@ -270,18 +221,22 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
 
 
-def seed_invariant_note(final: pd.DataFrame) -> list[str]:
+def seed_invariant_note(final: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """Which models ran one final where the run asked for several seeds, because their fit does not
-    depend on the seed (``seed_invariant``); nothing when there are none."""
-    from models import registry
+    depend on the seed; nothing when there are none.
 
-    asked = max((parse_json(s).get("seeds", 1) for s in final["settings"].dropna()), default=1)
+    The rows do not record that property; it is read from what ran: the run asked for N >= 2 seeds
+    (``settings``), the model has final rows (of any status) at seed 0 only, and another model
+    finished finals at all N seeds on this dataset, so the run did not stop before the other seeds.
+    """
+    asked = max((as_dict(s).get("seeds", 1) for s in final["settings"]), default=1)
     if asked < 2:
         return []
-    once = sorted(
-        name for name, group in final.groupby("model")
-        if group["seed"].nunique() == 1 and name in registry.names()
-        and getattr(registry.get(name).cls, "seed_invariant", False))
+    seeds = {model: set(group["seed"]) for model, group in rows[rows["kind"] == FINAL].groupby("model")}
+    finished = {model: set(group["seed"]) for model, group in final.groupby("model")}
+    if not any(set(range(asked)) <= found for found in finished.values()):
+        return []
+    once = sorted(model for model in finished if seeds[model] == {0})
     if not once:
         return []
     names = ", ".join(code(n) for n in once)
@@ -291,7 +246,7 @@ def seed_invariant_note(final: pd.DataFrame) -> list[str]:
 
 def tuning_section(final: pd.DataFrame) -> list[str]:
     """The budget every tuned contender shared, then what each study used (from ``tuning``)."""
-    studies = {(r["model"], r["tuner"]): parse_json(r["tuning"]) for r in final.to_dict("records")
+    studies = {(r["model"], r["tuner"]): as_dict(r["tuning"]) for r in final.to_dict("records")
                if r["tuner"] != "none"}
     if not studies:
         return ["All models trained with their default parameters (no tuning).", ""]
@@ -363,8 +318,9 @@ def warnings_section(frame: pd.DataFrame) -> list[str]:
     warned = frame[(frame["status"] == "ok") & frame["warnings"].notna()]
     if warned.empty:
         return []
+    warned = warned.assign(trial=trial_labels(warned))
     key = ["dataset", "model", "tuner", "trial", "seed"]
     rows = [[code(str(r["dataset"])), r["model"], r["tuner"], r["trial"], r["seed"], r["warnings"]]
-            for r in warned[key + ["warnings"]].fillna(DASH).to_dict("records")]
+            for r in warned[key + ["warnings"]].astype(object).fillna(DASH).to_dict("records")]
     return ["## Warnings", "", "These jobs finished but warned; their results stand as measured.",
             ""] + md_table([*key, "warnings"], rows) + [""]

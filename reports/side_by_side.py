@@ -19,10 +19,11 @@ from models.atomic import write_text
 from models.errors import InputError
 from reports import plots
 from reports.format import DASH, code, md_table, num, pct
-from reports.machine import environment, parse_json
-from reports.markdown import dataset_slugs, final_rows, leaderboard, read_results
-from reports.provenance import busy_wall_s, invocations
+from reports.machine import environment
+from reports.markdown import dataset_slugs, final_rows, leaderboard
+from reports.run_info import busy_wall_s, invocations
 from reports.stats import paired_comparison
+from reports.table import as_dict, load_table
 
 COMPARISON_FILE = "comparison.md"
 ALPHA = 0.05
@@ -45,7 +46,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
     run_dirs = [Path(d) for d in run_dirs]
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise InputError("report: the same RUN_DIR is given twice")
-    frames = [read_results(d) for d in run_dirs]
+    frames = [load_table(d) for d in run_dirs]
     labels = labels_of(run_dirs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ def runs_table(run_dirs: list[Path], frames: list[pd.DataFrame], labels: list[st
         ["cores", *(", ".join(str(m.get("cores", DASH)) for m in e.machines) or DASH for e in envs)],
         ["threads", *(", ".join(e.threads) or DASH for e in envs)],
     ]
-    settings = [[parse_json(c) for c in f["settings"].dropna().unique()] for f in frames]
+    settings = [[as_dict(c) for c in f["settings"]] for f in frames]
     shown = (("backend", "Keras backend"), ("preset", "preset"), ("deterministic", "deterministic"))
     for key, label in shown:
         values = [", ".join(sorted({str(s[key]) for s in ss if s.get(key) is not None})) or DASH
@@ -99,7 +100,7 @@ def dataset_comparison(dataset: str, slug: str, run_dirs: list[Path], frames: li
     """Leaderboards of one dataset joined on (model, tuner), then paired tests, then the figure."""
     boards, finals = [], []
     for frame in frames:
-        final = final_rows(frame[frame["dataset"].fillna("?") == dataset])
+        final = final_rows(frame[frame["dataset"] == dataset])
         finals.append(final)
         boards.append(leaderboard(final) if not final.empty else None)
     lines = [f"## Dataset {code(dataset)}", ""]
@@ -153,10 +154,9 @@ def _accuracy(cell: dict | None) -> str:
 
 
 def _ratio(value: float, reference: float) -> str:
-    try:
-        return f"{float(value) / float(reference):.2f}x"
-    except (TypeError, ValueError, ZeroDivisionError):
+    if pd.isna(value) or pd.isna(reference) or reference == 0:
         return DASH
+    return f"{value / reference:.2f}x"
 
 
 def paired_lines(keys: list[tuple[str, str]], run_dirs: list[Path], finals: list[pd.DataFrame],
@@ -179,7 +179,7 @@ def paired_lines(keys: list[tuple[str, str]], run_dirs: list[Path], finals: list
 def _paired(model: str, tuner: str, ref: tuple, other: tuple) -> str | None:
     seeds_of = [{r["seed"]: r for r in f[(f["model"] == model) & (f["tuner"] == tuner)].to_dict("records")
                  if isinstance(r["predictions"], str) and r["predictions"]} for _, f, _ in (ref, other)]
-    shared = sorted(set(seeds_of[0]) & set(seeds_of[1]), key=lambda s: (len(s), s))
+    shared = sorted(set(seeds_of[0]) & set(seeds_of[1]))
     if not shared:
         return None
     seed = shared[0]
@@ -206,10 +206,9 @@ def _figure(dataset: str, slug: str, boards: list[pd.DataFrame | None], labels: 
     for label, board in zip(labels, boards, strict=True):
         if board is None:
             continue
-        cpu = pd.to_numeric(board["fit_cpu_s"], errors="coerce")
         points[label] = {f"{m} ({t})" if board["tuner"].nunique() > 1 else m: (float(c), float(a))
-                         for m, t, c, a in zip(board["model"], board["tuner"], cpu, board["accuracy"],
-                                               strict=True) if pd.notna(c)}
+                         for m, t, c, a in zip(board["model"], board["tuner"], board["fit_cpu_s"],
+                                               board["accuracy"], strict=True) if pd.notna(c)}
     if sum(bool(p) for p in points.values()) < 2:
         return []
     name = f"runs-{slug}.png"

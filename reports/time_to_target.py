@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from reports.format import DASH, md_table, num, pct
-from reports.machine import parse_json
+from reports.table import as_dict
 
 #: Seeds MLPerf's rule needs: the fastest and slowest are dropped from at least this many.
 MLPERF_SEEDS = 5
@@ -29,22 +29,21 @@ def mlperf_mean(values: list[float]) -> float | None:
 
 
 def time_to_target_section(final: pd.DataFrame) -> list[str]:
-    """The section, or nothing when no final was run with a target."""
-    targets = {parse_json(s).get("target") for s in final["settings"].dropna()} - {None}
+    """The section (from the typed final rows), or nothing when no final was run with a target."""
+    targets = {as_dict(s).get("target") for s in final["settings"]} - {None}
     if not targets:
         return []
     rows: list[dict[str, Any]] = []
     for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
-        cpu = pd.to_numeric(group["cpu_s_to_target"], errors="coerce")
-        wall = pd.to_numeric(group["wall_s_to_target"], errors="coerce")
-        epochs = pd.to_numeric(group["epochs_to_target"], errors="coerce").dropna()
-        history = [parse_json(h) for h in group["history"]]
+        cpu, wall = group["cpu_s_to_target"], group["wall_s_to_target"]
+        epochs = group["epochs_to_target"].dropna()
+        history = [as_dict(h) for h in group["history"]]
         if not any("val_accuracy" in h for h in history):
             continue  # trains in one go: no epochs to time
         reached = cpu.notna()
         rows.append({
             "model": model, "tuner": tuner, "seeds": len(group), "reached": int(reached.sum()),
-            "missed": sorted(group.loc[~reached, "seed"].astype(str), key=int),
+            "missed": [str(s) for s in sorted(group.loc[~reached, "seed"])],
             "cpu": mlperf_mean(list(cpu[reached])), "wall": mlperf_mean(list(wall[reached])),
             "cpu_all": float(cpu[reached].mean()) if reached.any() else None,
             "min_test": float(group["test_accuracy"].min()),

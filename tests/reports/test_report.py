@@ -20,6 +20,12 @@ CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
 SPLIT = "stratified 20% hold-out of the 5,000 labelled images (split seed 0)"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N_TEST = 100
+#: What the rows of today's digitbench record of the built-in models' registry entries.
+CLASSES = {"lenet-relu": ("models.lenet:LeNet", {"activation": "relu"}),
+           "lenet-tanh": ("models.lenet:LeNet", {"activation": "tanh"}),
+           "svm-rbf": ("models.baselines:RBFSVMModel", {}),
+           "logreg": ("models.baselines:LogisticRegressionModel", {}),
+           "linear-svm": ("models.baselines:LinearSVMModel", {})}
 
 
 def _predictions(errors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,10 +39,13 @@ def _row(store: ResultsStore, dataset: str, model: str, family: str, seed: int, 
          fit_cpu: float, run_id: str = "run-a", **extra: object) -> dict[str, object]:
     name = f"{slugify(dataset)}__{model}__none__{seed}"
     rel = store.save_predictions(name, *_predictions(errors))
+    model_class, fixed = CLASSES.get(model, (None, None))
     row: dict[str, object] = {
         "run_id": run_id, "utc": f"2025-01-01T00:00:{seed:02d}+00:00", "dataset": dataset,
         "test_split": SPLIT, "n_train": 3200, "n_val": 800, "n_test": N_TEST,
-        "model": model, "family": family, "tuner": "none", "trial": "final", "seed": seed,
+        "model": model, "family": family, "model_class": model_class,
+        "fixed": None if fixed is None else json.dumps(fixed), "tuner": "none", "trial": "final",
+        "seed": seed,
         "params": json.dumps({"C": 1.0}), "val_accuracy": 0.9,
         "test_accuracy": (N_TEST - errors) / N_TEST, "fit_cpu_s": fit_cpu, "fit_wall_s": 2.0,
         "predict_cpu_s": 0.5, "predict_wall_s": 0.4, "latency_ms_b1": 0.8,
@@ -149,11 +158,12 @@ def test_report_content(tmp_path: Path) -> None:
     assert "transient" not in failed and "1 earlier failure(s) succeeded" in failed
     # paired comparisons: lenet-tanh only failed; lenet-relu (best CNN) vs svm-rbf (best baseline)
     paired = _section(text, "mnist-5k")
-    assert "- ReLU vs tanh: not compared, lenet-tanh has no finished final model here." in paired
+    assert ("- Variants lenet-relu vs lenet-tanh (activation relu vs tanh): not compared, lenet-tanh "
+            "has no finished final model here.") in paired
     # seed 0: relu misses images 0-2, svm-rbf 0-4 -> b = 2, c = 0, n = 100, difference 2/100;
     # Wald se = sqrt(2 - 2^2/100) / 100 = sqrt(1.96) / 100 = 0.014, half-width 1.96 * 0.014 = 0.0274
     # McNemar exact p = 2 * P(X <= 0 | Bin(2, 1/2)) = 2 * 1/4 = 0.5
-    assert ("- Best CNN vs best baseline: lenet-relu vs svm-rbf, seed 0: lenet-relu − svm-rbf = "
+    assert ("- Best `cnn` vs best `baseline`: lenet-relu vs svm-rbf, seed 0: lenet-relu − svm-rbf = "
             "+2.00 points (95% CI -0.74 to +4.74), McNemar exact p = 0.500 (b = 2 images only "
             "lenet-relu got right, c = 0 only svm-rbf got right, n = 100): **not significant** at "
             "5%: the data do not show a difference.") in paired
@@ -161,8 +171,8 @@ def test_report_content(tmp_path: Path) -> None:
     assert ("Over the 2 seeds both share: mean lenet-relu − svm-rbf = +2.50 points (95% t-interval "
             "-3.85 to +8.85); per seed: seed 0 +2.00 (p = 0.500), seed 1 +3.00 (p = 0.250).") in paired
     idx = _section(text, "idx:/abs/dir")
-    assert "- ReLU vs tanh: not compared, lenet-relu and lenet-tanh have no finished final" in idx
-    assert "- Best CNN vs best baseline: not compared, no finished final model of family `cnn`" in idx
+    assert "- Variants: no two models of one class with different fixed parameters ran here." in idx
+    assert "- Best of each family: not compared, every model here is of family `baseline`." in idx
     assert text.index("### Leaderboard") < text.index("### Paired comparisons")
 
 
@@ -184,15 +194,16 @@ def test_paired_comparison_significant(tmp_path: Path) -> None:
     paired = _section(write_report(run_dir).read_text(encoding="utf-8"), "mnist-5k")
     # seed 0: relu misses 3 images, tanh 13 (a superset) -> b = 10, c = 0, n = 100;
     # se = sqrt(10 - 10^2/100) / 100 = 0.03, half-width 1.96 * 0.03 = 0.0588; p = 2 / 2^10
-    line = next(ln for ln in paired.splitlines() if ln.startswith("- ReLU vs tanh"))
-    assert line == ("- ReLU vs tanh (tuner none): lenet-relu vs lenet-tanh, seed 0: lenet-relu − "
+    line = next(ln for ln in paired.splitlines() if ln.startswith("- Variants"))
+    assert line == ("- Variants lenet-relu vs lenet-tanh (activation relu vs tanh, tuner none), "
+                    "seed 0: lenet-relu − "
                     "lenet-tanh = +10.00 points (95% CI +4.12 to +15.88), McNemar exact p = 0.002 "
                     "(b = 10 images only lenet-relu got right, c = 0 only lenet-tanh got right, "
                     "n = 100): significant at 5%.")
     # seed 1: 1 vs 9 errors -> +8.00, p = 2 / 2^8; mean 9 +- 12.7062 * 1.4142 / sqrt(2)
     assert ("mean lenet-relu − lenet-tanh = +9.00 points (95% t-interval -3.71 to +21.71); "
             "per seed: seed 0 +10.00 (p = 0.002), seed 1 +8.00 (p = 0.008).") in paired
-    assert "- Best CNN vs best baseline: lenet-relu vs svm-rbf, seed 0:" in paired
+    assert "- Best `cnn` vs best `baseline`: lenet-relu vs svm-rbf, seed 0:" in paired
 
 
 def test_paired_comparison_skips(tmp_path: Path) -> None:
@@ -202,9 +213,9 @@ def test_paired_comparison_skips(tmp_path: Path) -> None:
     rel = store.save_predictions("short", *(a[:50] for a in _predictions(0)))
     store.append(_row(store, "mnist-5k", "lenet-tanh", "cnn", 0, 5, 90.0, predictions=rel))
     paired = _section(write_report(run_dir).read_text(encoding="utf-8"), "mnist-5k")
-    assert ("- ReLU vs tanh (tuner none): lenet-relu vs lenet-tanh: not compared, their test sets "
-            "differ in size (100 vs 50 images, seed 0).") in paired
-    assert ("- Best CNN vs best baseline: lenet-relu vs svm-rbf: not compared, "
+    assert ("- Variants lenet-relu vs lenet-tanh (activation relu vs tanh, tuner none): not "
+            "compared, their test sets differ in size (100 vs 50 images, seed 0).") in paired
+    assert ("- Best `cnn` vs best `baseline`: lenet-relu vs svm-rbf: not compared, "
             "`predictions/mnist-5k__svm-rbf__none__0.npz` could not be read") in paired
 
 

@@ -1,9 +1,9 @@
 """The run's own story in ``report.md``: how it was invoked, with which settings and budgets, what it
 cost in wall and CPU time, and which jobs failed or were pruned.
 
-All of it comes from results.csv: every row carries its invocation's ``settings`` (JSON, with the
-start time), the ``utc`` time it was written and ``process_cpu_s``, the CPU-seconds the invocation's
-process had used by then.
+All of it comes from the typed results table (:mod:`reports.table`): every row carries its
+invocation's ``settings`` (with the start time), the ``utc`` time it was written and
+``process_cpu_s``, the CPU-seconds the invocation's process had used by then.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from reports.format import DASH, code, md_table, num, pct
-from reports.machine import distinct, parse_json
+from reports.machine import distinct
+from reports.table import as_dict, trial_labels
 
 #: Settings shown per invocation, in this order, with their labels.
 SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tuners": "tuners",
@@ -57,13 +58,13 @@ def _time(text: Any) -> datetime | None:
 
 
 def invocations(frame: pd.DataFrame) -> list[Invocation]:
-    """One :class:`Invocation` per run id, in order of start."""
+    """One :class:`Invocation` per run id of a typed results frame, in order of start."""
     found = []
-    for run_id, rows in frame.groupby(frame["run_id"].fillna("?").astype(str), sort=False):
-        settings = next((parse_json(c) for c in rows["settings"] if parse_json(c)), {})
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        settings = next((s for s in rows["settings"] if s), {})
         times = [t for t in map(_time, distinct(rows["utc"])) if t is not None]
         start = _time(settings.get("started")) or min(times, default=None)
-        cpu = pd.to_numeric(rows["process_cpu_s"], errors="coerce").max()
+        cpu = rows["process_cpu_s"].max()
         found.append(Invocation(run_id, settings, start, max(times, default=None),
                                 None if pd.isna(cpu) else float(cpu), len(rows),
                                 distinct(rows["git_rev"]), distinct(rows["command"])))
@@ -132,7 +133,8 @@ def run_section(frame: pd.DataFrame) -> list[str]:
 
 def failed_and_pruned_section(frame: pd.DataFrame) -> list[str]:
     """Error rows whose job has no ok row, then the pruned trials; nothing when there are none."""
-    keyed = frame[_KEY].fillna("?").astype(str).agg("\x1f".join, axis=1)
+    frame = frame.assign(trial=trial_labels(frame))
+    keyed = frame[_KEY].astype(str).agg("\x1f".join, axis=1)
     done = set(keyed[frame["status"] == "ok"])
     errors = frame[frame["status"] == "error"]
     pruned = frame[frame["status"] == "pruned"]
@@ -142,7 +144,7 @@ def failed_and_pruned_section(frame: pd.DataFrame) -> list[str]:
     open_errors = errors[~keyed[errors.index].isin(done)]
     if not open_errors.empty:
         rows = [[code(str(r["dataset"])), r["model"], r["tuner"], r["trial"], r["seed"], r["error"]]
-                for r in open_errors[[*_KEY, "error"]].fillna(DASH).to_dict("records")]
+                for r in open_errors[[*_KEY, "error"]].astype(object).fillna(DASH).to_dict("records")]
         lines += ["Failed:", ""] + md_table([*_KEY, "error"], rows) + [""]
     retried = len(errors) - len(open_errors)
     if retried:
@@ -160,8 +162,8 @@ def failed_and_pruned_section(frame: pd.DataFrame) -> list[str]:
 
 
 def _pruned_line(row: dict[str, Any]) -> str:
-    epochs = len(parse_json(row.get("history")).get("val_accuracy", []))
-    planned = parse_json(row.get("params")).get("epochs")
+    epochs = len(as_dict(row["history"]).get("val_accuracy", []))
+    planned = as_dict(row["params"]).get("epochs")
     when = f"epoch {epochs}" + (f"/{planned}" if planned else "") if epochs else "early"
-    val = pd.to_numeric(pd.Series([row.get("val_accuracy")]), errors="coerce").iloc[0]
+    val = row["val_accuracy"]
     return f"{row['trial']}: {when}, {pct(val) if pd.notna(val) else DASH}"

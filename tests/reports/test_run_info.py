@@ -7,9 +7,10 @@ from pathlib import Path
 
 from test_report import _row
 
-from benchmark.store import ResultsStore, load_results
+from benchmark.store import ResultsStore
 from reports.markdown import write_report
-from reports.provenance import busy_wall_s, invocations
+from reports.run_info import busy_wall_s, invocations
+from reports.table import load_table
 
 
 def _settings(started: str, **extra: object) -> str:
@@ -41,7 +42,7 @@ def make_resumed_run(run_dir: Path) -> Path:
 
 
 def test_invocations_wall_and_cpu(tmp_path: Path) -> None:
-    found = invocations(load_results(make_resumed_run(tmp_path) / "results.csv"))
+    found = invocations(load_table(make_resumed_run(tmp_path)))
     assert [(i.run_id, i.rows, i.wall_s, i.cpu_s) for i in found] == [("a", 2, 100.0, 50.0),
                                                                       ("b", 2, 60.0, 30.0)]
     assert busy_wall_s(found) == 160.0
@@ -53,7 +54,7 @@ def test_overlapping_workers_count_wall_once(tmp_path: Path) -> None:
                                ("w3", "00:10:00", "00:10:30")):
         store.append(_row(store, "mnist-5k", "logreg", "baseline", 0, 0, 1.0, run_id=run_id,
                           settings=_settings(f"2025-01-01T{start}+00:00"), utc=f"2025-01-01T{end}+00:00"))
-    found = invocations(load_results(tmp_path / "results.csv"))
+    found = invocations(load_table(tmp_path))
     assert [i.wall_s for i in found] == [120.0, 120.0, 30.0]
     assert busy_wall_s(found) == 180.0 + 30.0          # 00:00-00:03 once, then 30 s
 
