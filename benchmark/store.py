@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,19 @@ def job_key(row: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(row[k]) for k in JOB_KEY)
 
 
+def cut_torn_line(f: BinaryIO) -> int:
+    """Cut a torn last line off the open results file ``f`` (binary, readable and writable) and
+    return its size: a file that does not end in a newline was left by a writer killed mid-write,
+    and everything after its last newline goes. A file ending in a newline is not touched."""
+    size = os.fstat(f.fileno()).st_size
+    if size:
+        f.seek(size - 1)
+        if f.read(1) != b"\n":
+            f.seek(0)
+            size = f.truncate(f.read().rfind(b"\n") + 1)
+    return size
+
+
 class ResultsStore:
     """Append-only results.csv of one run folder."""
 
@@ -117,10 +130,7 @@ class ResultsStore:
         if not self.exists():
             return
         with open(self.path, "rb+") as f:
-            data = f.read()
-            if not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                f.truncate(cut)
+            cut_torn_line(f)
         header = self.path.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
         if header == list(COLUMNS):
             return
@@ -155,12 +165,7 @@ class ResultsStore:
         frame.to_csv(buf, index=False, header=True, lineterminator="\n")
         header, line = buf.getvalue().split("\n", 1)
         with open(self.path, "ab+") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    f.seek(0)
-                    size = f.truncate(f.read().rfind(b"\n") + 1)
+            size = cut_torn_line(f)
             f.write(((header + "\n" if not size else "") + line).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())

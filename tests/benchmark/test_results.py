@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.store import COLUMNS, ResultsStore, load_misclassified, load_predictions
+from benchmark.store import COLUMNS, ResultsStore, cut_torn_line, load_misclassified, load_predictions
 from models.errors import InputError
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
@@ -41,6 +41,29 @@ def test_repair_cuts_a_torn_last_line(tmp_path: Path) -> None:
     assert len(store.load()) == 1
     store.append({**ROW, "seed": 1})
     assert store.load()["seed"].tolist() == ["0", "1"]
+
+
+@pytest.mark.parametrize(("data", "kept"), [(b"h\n1\n2,tor", b"h\n1\n"), (b"h\n1\n", b"h\n1\n"),
+                                            (b"h,torn", b""), (b"", b"")])
+@pytest.mark.parametrize("mode", ["rb+", "ab+"])
+def test_one_helper_cuts_the_torn_line_for_repair_and_append(tmp_path: Path, data: bytes, kept: bytes,
+                                                             mode: str) -> None:
+    path = tmp_path / "results.csv"
+    path.write_bytes(data)
+    with open(path, mode) as f:
+        assert cut_torn_line(f) == len(kept)
+    assert path.read_bytes() == kept
+
+
+def test_repair_and_append_both_cut_with_that_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.store
+
+    calls = []
+    monkeypatch.setattr(benchmark.store, "cut_torn_line", lambda f: calls.append(f.mode) or cut_torn_line(f))
+    store = ResultsStore(tmp_path)
+    store.append(ROW)
+    store.repair()
+    assert calls == ["ab+", "rb+"]
 
 
 def test_a_foreign_header_is_an_input_error(tmp_path: Path) -> None:
