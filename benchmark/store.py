@@ -2,7 +2,9 @@
 
 ``RUN_DIR/results.csv`` has a header row and is read directly by ``pandas.read_csv``. Each row is
 written with a single ``write`` and flushed to disk, so a killed run loses nothing that finished;
-a torn last line (killed mid-write) is cut off when the file is opened again.
+a torn last line (killed mid-write) is cut off when the file is opened again. Reading it checks
+every complete row against the columns' types (:func:`check_rows`): a line typed into it by hand is
+refused with one line naming the file, the line and the column, and the file is left as it is.
 
 Per-image predictions of final models live beside it in ``RUN_DIR/predictions/*.npz`` (arrays
 ``y_true`` and ``y_pred``, uint8, plus ``wrong_index`` and ``wrong_images`` of the misclassified
@@ -11,13 +13,16 @@ test digits), named by the row's ``predictions`` column (relative path).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -64,7 +69,7 @@ COLUMNS: tuple[str, ...] = (
     "threads",         # thread count the job ran with
     "rss_mb",          # resident memory of the process when the row was written (MiB)
     "process_cpu_s",   # CPU-seconds the invocation's process (and children) had used at that time
-    "status",          # "ok" | "error" (later: "pruned")
+    "status",          # one of STATUSES: "ok" | "pruned" | "error"
     "error",           # one line, where status is "error"
     "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined
     "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
@@ -76,6 +81,21 @@ COLUMNS: tuple[str, ...] = (
     "command",         # the command line of the invocation
     "settings",        # JSON: the invocation's resolved settings (preset, budgets, ...) and start time
 )
+
+#: The statuses a row has (benchmark.execution writes them): finished, pruned by the tuner, failed.
+STATUSES: tuple[str, ...] = ("ok", "pruned", "error")
+
+#: Columns holding a number or nothing.
+NUMERIC: tuple[str, ...] = (
+    "n_train", "n_val", "n_test", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
+    "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params", "macs",
+    "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target", "wall_s_to_target",
+    "epochs_to_target", "threads", "rss_mb", "process_cpu_s",
+)
+
+#: Columns holding JSON or nothing.
+JSON_COLUMNS: tuple[str, ...] = ("fixed", "params", "tuning", "cross_test", "history", "versions",
+                                 "machine", "settings")
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
 JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed")
@@ -120,6 +140,19 @@ def job_key(row: Mapping[str, Any]) -> JobKey:
             int(row["seed"]))
 
 
+def cut_torn_line(f: BinaryIO) -> int:
+    """Cut a torn last line off the open results file ``f`` (binary, readable and writable) and
+    return its size: a file that does not end in a newline was left by a writer killed mid-write,
+    and everything after its last newline goes. A file ending in a newline is not touched."""
+    size = os.fstat(f.fileno()).st_size
+    if size:
+        f.seek(size - 1)
+        if f.read(1) != b"\n":
+            f.seek(0)
+            size = f.truncate(f.read().rfind(b"\n") + 1)
+    return size
+
+
 class ResultsStore:
     """Append-only results.csv of one run folder."""
 
@@ -131,29 +164,29 @@ class ResultsStore:
         return self.path.exists() and self.path.stat().st_size > 0
 
     def repair(self) -> None:
-        """Cut a torn last line (from a kill mid-write) and check the header is ours."""
+        """Check the file, then cut a torn last line (from a kill mid-write): the header must be
+        ours or an older version's (the file is then upgraded) and every complete row must fit the
+        columns (:func:`check_rows`). A file refused with an InputError is left exactly as it is."""
         if not self.exists():
             return
+        text = _complete_lines(_read_text(self.path))
+        header = text.split("\n", 1)[0].split(",")
+        if text and header != list(COLUMNS) and not (
+                set(header) <= set(COLUMNS) and set(REQUIRED) <= set(header)):
+            raise InputError(
+                f"{self.path}: row 1: header does not match this digitbench version's columns; "
+                "use another --out folder or --overwrite"
+            )
+        frame = load_results(self.path) if text else None
         with open(self.path, "rb+") as f:
-            data = f.read()
-            if not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                f.truncate(cut)
-        header = self.path.read_text(encoding="utf-8").split("\n", 1)[0].split(",")
-        if header == list(COLUMNS):
-            return
-        if set(header) <= set(COLUMNS) and set(REQUIRED) <= set(header):
-            self._upgrade()
-            return
-        raise InputError(
-            f"{self.path}: row 1: header does not match this digitbench version's columns; "
-            "use another --out folder or --overwrite"
-        )
+            cut_torn_line(f)
+        if frame is not None and header != list(COLUMNS):
+            self._upgrade(frame)
 
-    def _upgrade(self) -> None:
-        """Rewrite a file written by an older digitbench (a subset of today's columns) with today's
-        header, the new columns empty; the old file is replaced in one rename, never half-written."""
-        frame = load_results(self.path)
+    def _upgrade(self, frame: pd.DataFrame) -> None:
+        """Rewrite a file written by an older digitbench (a subset of today's columns), read as
+        ``frame``, with today's header, the new columns empty; the old file is replaced in one
+        rename, never half-written."""
         with atomic_path(self.path) as tmp:
             frame.to_csv(tmp, index=False, columns=list(COLUMNS), lineterminator="\n")
 
@@ -173,12 +206,7 @@ class ResultsStore:
         frame.to_csv(buf, index=False, header=True, lineterminator="\n")
         header, line = buf.getvalue().split("\n", 1)
         with open(self.path, "ab+") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    f.seek(0)
-                    size = f.truncate(f.read().rfind(b"\n") + 1)
+            size = cut_torn_line(f)
             f.write(((header + "\n" if not size else "") + line).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
@@ -244,21 +272,128 @@ REQUIRED = ("dataset", "model", "family", "tuner", "trial", "seed", "status")
 
 def load_results(path: Path | str) -> pd.DataFrame:
     """Read a results.csv with the column types digitbench writes (trial and seed as text), in
-    :data:`COLUMNS` order; columns an older version did not write are filled as empty."""
+    :data:`COLUMNS` order; columns an older version did not write are filled as empty.
+
+    Every complete row is checked first (:func:`check_rows`). A torn last line (the file does not
+    end in a newline) is no row: it is left out, and cut off by the next resume or append."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file (is this a digitbench run folder?)")
+    raw = _read_text(path)
+    text = _complete_lines(raw)
+    if not text:
+        raise InputError(f"{path}: no header row ({'empty file' if not raw else 'only a torn line'})")
+    check_rows(path, text)
     frame = pd.read_csv(
-        path,
+        io.StringIO(text),
         dtype={"trial": str, "seed": str, "run_id": str, "error": str, "warnings": str,
                "git_rev": str},
         keep_default_na=True,
     )
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: row 1: missing column(s) {', '.join(missing)}")
     extra = [c for c in frame.columns if c not in COLUMNS]
     return frame.reindex(columns=[*COLUMNS, *extra])
+
+
+def check_rows(path: Path, text: str) -> None:
+    """Raise an InputError, one line naming ``path`` (whose complete lines are ``text``) and the
+    line in the file (the header is line 1) and where it applies the column, for the first row that
+    does not fit: a missing required column, a row with another number of fields than the header,
+    or a cell that is not of its column's type (:func:`_fits`)."""
+    header, cells, lines = _split_rows(path, text)
+    frame = pd.DataFrame(cells, columns=header, dtype=str)
+    bad = {}
+    for name in header:
+        fits = _fits(name, frame[name])
+        if fits is not None and not fits[0].all():
+            bad[name] = (int(np.argmin(fits[0].to_numpy())), fits[1])
+    if not bad:
+        return
+    name, (row, what) = min(bad.items(), key=lambda item: item[1][0])  # first line, then column
+    value = frame[name].iat[row]
+    problem = f"empty, expected {what}" if value == "" else f"{value[:40]!r} is not {what}"
+    raise InputError(f"{path}: line {lines[row]}, column {name}: {problem}")
+
+
+def _split_rows(path: Path, text: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """(header, the rows' fields, the line each row starts on) of a results file's complete lines
+    ``text``; blank lines are skipped, as pandas does. A header without a :data:`REQUIRED` column or
+    with one twice, a row with another number of fields than the header, or one that is no CSV, is
+    an InputError."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+        if not header:
+            raise InputError(f"{path}: line 1 is empty, expected the header")
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise InputError(f"{path}: row 1: missing column(s) {', '.join(missing)}")
+        twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+        if twice is not None:
+            raise InputError(f"{path}: row 1: column {twice} appears twice")
+        rows, lines, end = [], [], reader.line_num
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise InputError(f"{path}: line {start} has {len(fields)} fields, expected "
+                                 f"{len(header)} as in the header")
+            rows.append(fields)
+            lines.append(start)
+    except csv.Error as exc:
+        raise InputError(f"{path}: line {reader.line_num}: not a CSV row ({exc})") from None
+    return header, rows, lines
+
+
+def _fits(name: str, cells: pd.Series) -> tuple[pd.Series, str] | None:
+    """Which of column ``name``'s ``cells`` (text, ``""`` where empty) fit its type, and the type
+    in words; None for columns of free text."""
+    empty = cells == ""
+    if name in NUMERIC:
+        nan = cells.str.lower().isin(("nan", "+nan", "-nan"))  # numbers too, as float() reads them
+        return empty | nan | pd.to_numeric(cells, errors="coerce").notna(), "a number"
+    if name == "trial":
+        return cells.str.fullmatch(r"\d+") | (cells == "final"), "a trial number or 'final'"
+    if name == "seed":
+        return cells.str.fullmatch(r"-?\d+"), "a whole number"
+    if name == "status":
+        return cells.isin(STATUSES), f"one of {', '.join(STATUSES)}"
+    if name == "utc":
+        return empty | cells.map(_is_time), "an ISO 8601 time with its UTC offset"
+    if name in JSON_COLUMNS:
+        return empty | cells.map(_is_json), "JSON"
+    return None
+
+
+def _is_time(text: str) -> bool:
+    """An ISO 8601 time with an offset, as the report reads it (``datetime.fromisoformat``)."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path: Path) -> str:
+    """A results file's text; one that cannot be read or is not UTF-8 is an InputError."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+
+
+def _complete_lines(text: str) -> str:
+    """``text`` without a torn last line (what follows its last newline; see :func:`cut_torn_line`)."""
+    return text if text.endswith("\n") else text[: text.rfind("\n") + 1]
 
 
 def load_predictions(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:

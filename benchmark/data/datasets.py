@@ -48,7 +48,9 @@ DATASETS: dict[str, str] = {
     "x_test, y_test; images of any size",
 }
 
-_CACHE_FORMAT = 2
+#: 3: IDX folders and npz files whose training and test images differ in size are refused, so
+#: arrays cached from such a dataset by an earlier version must not be read.
+_CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,7 @@ def _prepared(arrays: dict[str, np.ndarray], where: str, native: bool,
     """Raw arrays of any image size -> the models' images (:func:`prepare`), with the size read.
     Errors name ``files[part]`` (the part's images file) or ``where (part)``."""
     sizes = {tuple(int(n) for n in a.shape[1:3]) for k, a in arrays.items() if k.endswith("_images")}
-    if native and len(sizes) > 1:
-        raise InputError(f"{where}: images of sizes {', '.join(f'{h}x{w}' for h, w in sorted(sizes))}; "
-                         "--native-size needs one size")
+
     def named(key: str) -> str:
         part = key.split("_")[0]
         return str(files[part]) if files and part in files else f"{where} ({part})"
@@ -188,8 +188,11 @@ def _load_image_folder(folder: Path, cache: Path, native: bool) -> dict[str, np.
             images, labels, read = image_folder.read_pictures(pictures, native)
             arrays |= {f"{part}_images": images, f"{part}_labels": labels}
             sizes |= set(read)
-        if native and len({a.shape[1:] for k, a in arrays.items() if k.endswith("_images")}) > 1:
-            raise InputError(f"{folder}: train/ and test/ pictures differ in size; --native-size needs one")
+        shapes = {f"{part}/": arrays[f"{part}_images"].shape[1:] for part in parts}
+        if native and len(set(shapes.values())) > 1:  # prepared, pictures of any sizes are fine
+            (first, (h, w)), (name, (h2, w2)) = shapes.items()
+            raise InputError(f"{folder}: {first} holds {h}x{w} pictures, {name} {h2}x{w2}: "
+                             "--native-size needs one size")
         arrays["source_sizes"] = np.array(sorted(sizes), np.int64).reshape(-1, 2)
         return arrays
 
@@ -275,7 +278,10 @@ def _load_idx_dir(folder: Path, cache: Path, native: bool = False) -> dict[str, 
 
     def build() -> dict[str, np.ndarray]:
         train = readers.read_idx_pair(paths[0], paths[1])
-        raw = _named("train", train) | _named("test", readers.read_idx_pair(paths[2], paths[3]))
+        test = readers.read_idx_pair(paths[2], paths[3])
+        readers.check_one_size(folder, {paths[0].name: train.images.shape[1:],
+                                        paths[2].name: test.images.shape[1:]})
+        raw = _named("train", train) | _named("test", test)
         return _prepared(raw, str(folder), native, {"train": paths[0], "test": paths[2]})
 
     return _cached(cache, _tag("idx", native), paths, build)

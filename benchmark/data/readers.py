@@ -1,6 +1,6 @@
 """Readers of digit files with every check a user's file needs: IDX (plain or gzip), Kaggle CSV and
 Keras' ``mnist.npz`` layout. IDX and npz images may have any size (:mod:`benchmark.data.prepare`
-brings them to 28x28).
+brings them to 28x28), one size for the training and the test images (:func:`check_one_size`).
 
 Each problem raises :class:`~models.errors.InputError` with one line naming the file and, for
 CSV cells, ``line N, column NAME``, lines counted in the file with the header as line 1. The happy
@@ -147,7 +147,23 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                              f"{labels[bad[0]].item()!r} is not a digit 0..9")
         arrays[f"{part}_images"] = images.astype(np.uint8)
         arrays[f"{part}_labels"] = labels.astype(np.int64)
+    check_one_size(path, {f"x_{part}": arrays[f"{part}_images"].shape[1:] for part in raw})
     return arrays
+
+
+def check_one_size(where: Path | str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a dataset whose parts hold images of two sizes; ``shapes`` maps each part's name in
+    the message (a file name, an array name), training part first, to its ``(height, width)``.
+
+    An IDX file or an npz array holds one image size, so a training and a test set of two sizes
+    are almost surely a mistake (784 pixels reshaped to 14x56, the test set of another dataset),
+    not pictures to be prepared alike; this holds with or without ``--native-size``.
+    """
+    (first, size), *others = shapes.items()
+    for name, other in others:
+        if tuple(other) != tuple(size):
+            raise InputError(f"{where}: {first} holds {size[0]}x{size[1]} images, {name} "
+                             f"{other[0]}x{other[1]}: one dataset has one image size")
 
 
 def read_kaggle(path: Path, *, labelled: bool) -> dict[str, np.ndarray]:

@@ -247,8 +247,14 @@ CORPUS: dict[str, Case] = {
         "t10k-images-idx3-ubyte.gz: images are 0x28 pixels, an empty picture",
         t10k_images=lambda p: _rewrite(p, np.zeros((N_TEST, 0, 28), np.uint8))),
     "idx blank images of another size": idx_case("t10k-images-idx3-ubyte.gz: image 1: no digit found",
+                                                 train_images=lambda p: _rewrite(p, np.pad(
+                                                     _digits(N_TRAIN)[0], ((0, 0), (2, 2), (2, 2)))),
                                                  t10k_images=lambda p: _rewrite(
                                                      p, np.zeros((N_TEST, 32, 32), np.uint8))),
+    "idx train and test images of two sizes": idx_case(
+        "idx: train-images-idx3-ubyte.gz holds 14x56 images, t10k-images-idx3-ubyte.gz 28x28: one "
+        "dataset has one image size",
+        train_images=lambda p: _rewrite(p, _digits(N_TRAIN)[0].reshape(N_TRAIN, 14, 56))),
     "idx label 10": idx_case("label 10", train_labels=lambda p: _rewrite(p, np.full(N_TRAIN, 10))),
     "idx count mismatch": idx_case(f"holds {N_TRAIN} images but", train_labels=lambda p: _rewrite(
         p, np.arange(N_TRAIN - 1) % 10)),
@@ -319,6 +325,9 @@ CORPUS: dict[str, Case] = {
                                           lambda p: _npz(p, x_train=_digits(N_NPZ)[0] / 255.0)),
     "npz labels one short": npz_case(f"digits.npz: y_train has shape ({N_NPZ - 1},), expected "
                                      f"({N_NPZ},)", lambda p: _npz(p, y_train=np.arange(N_NPZ - 1) % 10)),
+    "npz x_train and x_test of two sizes": npz_case(
+        "digits.npz: x_train holds 16x16 images, x_test 28x28: one dataset has one image size",
+        lambda p: _npz(p, x_test=_digits(N_TEST)[0], y_test=np.arange(N_TEST) % 10)),
     "npz object array needing pickle": npz_case("digits.npz: cannot read arrays without pickle", _object_npz),
     "npz missing file": npz_case("digits.npz: no such file", lambda p: None),
     # TOML config

@@ -183,8 +183,44 @@ def test_idx_gzip_without_gz_name(tmp_path):
 def test_idx_images_of_another_size_are_prepared_and_blank_ones_named(tmp_path):
     folder = make_idx_dir(tmp_path / "d")
     write_idx(folder / "train-images-idx3-ubyte.gz", np.zeros((200, 32, 32), np.uint8))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.pad(make_images(50, 10_000), ((0, 0), (2, 2), (2, 2))))
     message = error_of(load_split, f"idx:{folder}")
     assert message.startswith(f"{folder / 'train-images-idx3-ubyte.gz'}: image 1: no digit found")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_idx_train_and_test_images_of_two_sizes_are_refused(tmp_path, native):
+    """784 pixels an image, but 14x56 ones beside 28x28 ones: a mistake, not pictures to prepare."""
+    folder = make_idx_dir(tmp_path / "d")
+    write_idx(folder / "train-images-idx3-ubyte.gz", make_images(200).reshape(200, 14, 56))
+    message = error_of(load_split, f"idx:{folder}", cache_dir=tmp_path / "cache", native_size=native)
+    assert message == (f"{folder}: train-images-idx3-ubyte.gz holds 14x56 images, "
+                       "t10k-images-idx3-ubyte.gz 28x28: one dataset has one image size")
+    assert not any((tmp_path / "cache").glob("*")), "nothing cached for bad data"
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_npz_train_and_test_images_of_two_sizes_are_refused(tmp_path, native):
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=make_images(200).reshape(200, 14, 56), y_train=np.arange(200) % 10,
+             x_test=make_images(50, 10_000)[..., None], y_test=np.arange(50) % 10)
+    message = error_of(load_split, f"npz:{path}", cache_dir=tmp_path / "cache", native_size=native)
+    assert message == f"{path}: x_train holds 14x56 images, x_test 28x28: one dataset has one image size"
+
+
+def test_folder_pictures_of_two_sizes_are_prepared_alike_but_refused_at_native_size(tmp_path):
+    """Pictures come in any size and each is prepared to 28x28; only --native-size needs one."""
+    from PIL import Image
+
+    root = tmp_path / "pics"
+    for part, n, size in (("train", 100, 16), ("test", 20, 20)):
+        for i, image in enumerate(make_images(n, 0 if part == "train" else 10_000)):
+            (root / part / str(i % 10)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[:size, :size]).save(root / part / str(i % 10) / f"{i}.png")
+    split = load_split(f"folder:{root}", cache_dir=tmp_path / "cache")
+    assert split.image_shape == (28, 28) and split.preparation.startswith("read at 16x16, 20x20 and prepared")
+    message = error_of(load_split, f"folder:{root}", cache_dir=tmp_path / "cache", native_size=True)
+    assert message == f"{root}: train/ holds 16x16 pictures, test/ 20x20: --native-size needs one size"
 
 
 @pytest.mark.parametrize(("cut", "extra", "word"), [(100, b"", "truncated"),

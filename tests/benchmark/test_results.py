@@ -8,11 +8,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.store import COLUMNS, ResultsStore, load_misclassified, load_predictions
+from benchmark.store import (
+    COLUMNS,
+    ResultsStore,
+    cut_torn_line,
+    load_misclassified,
+    load_predictions,
+    load_results,
+)
 from models.errors import InputError
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
        "status": "ok", "test_accuracy": 0.9, "params": '{"C": 0.1}', "error": None}
+HAND_TYPED = "this,line,was,typed,by,hand\n"
+
+
+def three_rows(run_dir: Path, *, middle: str = "") -> Path:
+    """A results.csv of three rows as digitbench writes them, ``middle`` inserted after the first
+    (on line 3); returns its path."""
+    store = ResultsStore(run_dir)
+    for seed in range(3):
+        store.append({**ROW, "seed": seed, "utc": f"2026-01-01T00:00:0{seed}+00:00", "fit_cpu_s": 1.5})
+    lines = store.path.read_text().splitlines(keepends=True)
+    store.path.write_text("".join([*lines[:2], middle, *lines[2:]]))
+    return store.path
 
 
 def test_rows_append_under_one_header_and_read_back_with_pandas(tmp_path: Path) -> None:
@@ -41,6 +60,29 @@ def test_repair_cuts_a_torn_last_line(tmp_path: Path) -> None:
     assert len(store.load()) == 1
     store.append({**ROW, "seed": 1})
     assert store.load()["seed"].tolist() == ["0", "1"]
+
+
+@pytest.mark.parametrize(("data", "kept"), [(b"h\n1\n2,tor", b"h\n1\n"), (b"h\n1\n", b"h\n1\n"),
+                                            (b"h,torn", b""), (b"", b"")])
+@pytest.mark.parametrize("mode", ["rb+", "ab+"])
+def test_one_helper_cuts_the_torn_line_for_repair_and_append(tmp_path: Path, data: bytes, kept: bytes,
+                                                             mode: str) -> None:
+    path = tmp_path / "results.csv"
+    path.write_bytes(data)
+    with open(path, mode) as f:
+        assert cut_torn_line(f) == len(kept)
+    assert path.read_bytes() == kept
+
+
+def test_repair_and_append_both_cut_with_that_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.store
+
+    calls = []
+    monkeypatch.setattr(benchmark.store, "cut_torn_line", lambda f: calls.append(f.mode) or cut_torn_line(f))
+    store = ResultsStore(tmp_path)
+    store.append(ROW)
+    store.repair()
+    assert calls == ["ab+", "rb+"]
 
 
 def test_a_foreign_header_is_an_input_error(tmp_path: Path) -> None:
@@ -92,3 +134,75 @@ def test_an_older_versions_file_is_upgraded_on_resume(tmp_path: Path) -> None:
     store.append({**ROW, "seed": 1, "settings": '{"preset": "quick"}'})
     assert store.load()["seed"].tolist() == ["0", "1"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_hand_typed_line_is_refused_by_resume_and_report_and_the_file_kept(
+        tmp_path: Path, tiny_idx: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmark.commands.main import main
+
+    run = tmp_path / "run"
+    path = three_rows(run, middle=HAND_TYPED)
+    before, files = path.read_bytes(), {p.name for p in run.iterdir()}
+    message = f"{path}: line 3 has 6 fields, expected {len(COLUMNS)} as in the header"
+    for argv in (["run", "--dataset", f"idx:{tiny_idx}", "--models", "logreg", "--out", str(run),
+                  "--cache-dir", str(tmp_path / "cache"), "--resume"], ["report", str(run)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.rstrip("\n").endswith(f"error: {message}"), err
+        assert path.read_bytes() == before, "the refused file is left exactly as it is"
+    # the run's lock file is taken before results.csv is read; nothing else is written
+    assert {p.name for p in run.iterdir()} - files <= {".lock"}
+
+
+@pytest.mark.parametrize(("column", "value", "problem"), [
+    ("fit_cpu_s", "fast", "'fast' is not a number"),
+    ("test_accuracy", "97%", "'97%' is not a number"),
+    ("trial", "best", "'best' is not a trial number or 'final'"),
+    ("seed", "", "empty, expected a whole number"),
+    ("seed", "1.5", "'1.5' is not a whole number"),
+    ("status", "done", "'done' is not one of ok, pruned, error"),
+    ("utc", "yesterday", "'yesterday' is not an ISO 8601 time with its UTC offset"),
+    ("params", "{C: 1}", "'{C: 1}' is not JSON"),
+])
+def test_a_cell_that_does_not_fit_its_column_is_refused_with_line_and_column(
+        tmp_path: Path, column: str, value: str, problem: str) -> None:
+    path = three_rows(tmp_path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[2, column] = value  # the third row: line 4
+    frame.to_csv(path, index=False, lineterminator="\n")
+    before = path.read_bytes()
+    for read in (lambda: load_results(path), ResultsStore(tmp_path).repair):
+        with pytest.raises(InputError) as info:
+            read()
+        assert str(info.value) == f"{path}: line 4, column {column}: {problem}"
+        assert path.read_bytes() == before
+
+
+def test_numbers_and_empty_cells_fit(tmp_path: Path) -> None:
+    path = three_rows(tmp_path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[0, ["fit_cpu_s", "val_accuracy", "macs", "utc"]] = ["1e-05", "nan", "", ""]
+    frame.to_csv(path, index=False, lineterminator="\n")
+    loaded = load_results(path)
+    assert loaded["fit_cpu_s"].tolist() == [1e-05, 1.5, 1.5] and loaded["val_accuracy"].isna().all()
+
+
+def test_a_torn_last_line_is_still_cut_silently(tmp_path: Path) -> None:
+    path = three_rows(tmp_path)
+    complete = path.read_bytes()
+    path.write_bytes(complete + b"abc123,2026-01-01T00:00:09+00:00,mnist-5k,hold")  # killed mid-write
+    assert len(load_results(path)) == 3, "read without the torn line, the file untouched"
+    ResultsStore(tmp_path).repair()
+    assert path.read_bytes() == complete
+    path.write_bytes(b"run_id,utc,data")  # killed while writing the first row
+    ResultsStore(tmp_path).repair()
+    assert path.read_bytes() == b""
+
+
+def test_a_bad_line_before_a_torn_one_is_refused_before_anything_is_cut(tmp_path: Path) -> None:
+    path = three_rows(tmp_path, middle=HAND_TYPED)
+    path.write_bytes(path.read_bytes() + b"abc123,2026-01-01,mnist-5k,hold")
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="line 3 has 6 fields"):
+        ResultsStore(tmp_path).repair()
+    assert path.read_bytes() == before
