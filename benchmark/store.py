@@ -40,6 +40,7 @@ COLUMNS: tuple[str, ...] = (
     "utc",             # ISO-8601 UTC time the row was written
     "dataset",         # dataset spec, e.g. "mnist-5k", "idx:/data/mnist"
     "test_split",      # where the test set came from ("official test set", "stratified hold-out ...")
+    "data_source",     # where the images were read from (a folder, a file, "keras.datasets.mnist download")
     "preparation",     # how the images reached the models ("28x28 as read", "prepared as MNIST ...")
     "n_train", "n_val", "n_test",
     "model",           # registry name, e.g. "lenet-relu"

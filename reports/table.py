@@ -5,7 +5,7 @@
 
 * the measurements (:data:`NUMBER_COLUMNS`) are floats, NaN where empty;
 * ``trial`` is a nullable integer, ``<NA>`` on final rows, and the added ``kind`` column says
-  ``"trial"`` or ``"final"`` (on disk the trial column holds the trial number or the text "final");
+  ``"trial"`` or ``FINAL`` (on disk the trial column holds the trial number or the store's FINAL text);
 * ``seed`` is a nullable integer;
 * the JSON columns (:data:`JSON_COLUMNS`) hold the parsed objects (dicts), None where empty;
 * the text columns that name a job and its run (:data:`NAME_COLUMNS`) are text, ``"?"`` where empty; every
@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.store import COLUMNS, RESULTS_FILE, load_results
+from benchmark.store import COLUMNS, FINAL, RESULTS_FILE, load_results
 from models.errors import InputError
 
 #: Columns of numbers: sizes, accuracies, times, counts; floats with NaN where empty.
@@ -37,8 +37,7 @@ JSON_COLUMNS: tuple[str, ...] = ("params", "tuning", "settings", "versions", "ma
                                  "cross_test", "history")
 #: Text columns that identify a job and its invocation; empty cells read as "?".
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
-FINAL = "final"
-TRIAL = "trial"
+TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's
 
 
 def load_table(run_dir: Path) -> pd.DataFrame:
@@ -80,7 +79,7 @@ def typed(frame: pd.DataFrame, source: Path | str = RESULTS_FILE) -> pd.DataFram
     if "trial" in frame and "kind" not in frame:
         final = frame["trial"].astype("string").str.strip().eq(FINAL).fillna(False).to_numpy(bool)
         frame["kind"] = [FINAL if f else TRIAL for f in final]
-        frame["trial"] = _integers(frame["trial"].mask(final), source, 'a trial number or "final"')
+        frame["trial"] = _integers(frame["trial"].mask(final), source, f"a trial number or {FINAL!r}")
     return frame
 
 
@@ -90,7 +89,7 @@ def as_dict(cell: Any) -> dict[str, Any]:
 
 
 def trial_labels(frame: pd.DataFrame) -> pd.Series:
-    """The trial column as it is written on disk: the trial number, or "final"."""
+    """The trial column as it is written on disk: the trial number, or FINAL."""
     return pd.Series([FINAL if kind == FINAL else ("?" if pd.isna(n) else str(int(n)))
                       for kind, n in zip(frame["kind"], frame["trial"], strict=True)],
                      index=frame.index, dtype=object)

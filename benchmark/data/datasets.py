@@ -26,7 +26,7 @@ from benchmark.data.prepare import describe, kind_of, prepare
 from benchmark.data.readers import IDX_NAMES
 from models.atomic import atomic_path
 from models.base import Digits
-from models.errors import InputError, require_dir, require_file
+from models.errors import InputError, message_line, require_dir, require_file
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this).
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -62,7 +62,7 @@ class Split:
     val: Digits
     test: Digits
     test_split: str  # provenance of the test set, e.g. "official test set (10,000 images)"
-    source: str  # where the images were read from
+    source: str  # where the images were read from (rows record it: data_source)
     preparation: str = "28x28 as read"  # how the images reached the models (benchmark.data.prepare)
 
     @property
@@ -212,7 +212,7 @@ def _keras_arrays(name: str, module: str) -> dict[str, np.ndarray]:
     try:
         (x_train, y_train), (x_test, y_test) = _keras_load_data(module)
     except Exception as exc:  # network, SSL, missing keras, bad cache: all the same to the user
-        raise InputError(f"{name}: download failed ({readers.one_line(exc)}); pass --data-dir DIR "
+        raise InputError(f"{name}: download failed ({message_line(exc)}); pass --data-dir DIR "
                          f"holding the four IDX files ({', '.join(IDX_NAMES)})") from None
     where = f"keras.datasets.{module}"
     return _named("train", _as_digits(x_train, y_train, where)) | _named(
@@ -259,7 +259,7 @@ def _stratified(digits: Digits, fraction: float, seed: int, dataset: str,
                                       stratify=digits.labels, random_state=seed)
     except ValueError as exc:
         raise InputError(f"{dataset}: cannot carve a stratified {fraction * 100:g}% {what} out of "
-                         f"{len(digits):,} images ({readers.one_line(exc)})") from None
+                         f"{len(digits):,} images ({message_line(exc)})") from None
     return (Digits(digits.images[rest], digits.labels[rest]),
             Digits(digits.images[part], digits.labels[part]))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.base import Digits
-from models.errors import InputError
+from models.errors import InputError, message_line
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -46,7 +46,7 @@ def _read_bytes(path: Path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: corrupt or truncated gzip ({one_line(exc)})") from None
+            raise InputError(f"{path}: corrupt or truncated gzip ({message_line(exc)})") from None
     if not data:
         raise InputError(f"{path}: empty file")
     return data
@@ -123,9 +123,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     except InputError:
         raise
     except ValueError as exc:  # object arrays (would need pickle), or a broken array header
-        raise InputError(f"{path}: cannot read arrays without pickle ({one_line(exc)})") from None
+        raise InputError(f"{path}: cannot read arrays without pickle ({message_line(exc)})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{path}: not an npz file ({one_line(exc)})") from None
+        raise InputError(f"{path}: not an npz file ({message_line(exc)})") from None
     arrays: dict[str, np.ndarray] = {}
     for part, (images, labels) in raw.items():
         where = f"{path}: x_{part}"
@@ -251,7 +251,7 @@ def _read_frame(path: Path, header: list[str]):  # -> pandas.DataFrame
     try:
         return pd.read_csv(path, encoding="utf-8-sig", low_memory=False, **options)
     except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-        raise InputError(f"{path}: cannot parse CSV ({one_line(exc)})") from None
+        raise InputError(f"{path}: cannot parse CSV ({message_line(exc)})") from None
 
 
 def _check_ragged(path: Path, width: int) -> None:
@@ -314,11 +314,6 @@ def _data_line(path: Path, row: int) -> int:
             if count == row:
                 return reader.line_num
     return row + 2
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _quote(names: list[str]) -> str:

@@ -57,8 +57,9 @@ class Recorder:
         if result.worker is not None and result.worker != self.me and result.worker_cpu_s is not None:
             self.workers_cpu[result.worker] = result.worker_cpu_s
         row = {**self.common, "dataset": split.dataset, "test_split": split.test_split,
-               "preparation": split.preparation, "model": entry.name, "family": entry.family,
-               "model_class": entry.class_path, "fixed": dict(entry.fixed), "tuner": job.tuner,
+               "data_source": split.source, "preparation": split.preparation, "model": entry.name,
+               "family": entry.family, "model_class": entry.class_path, "fixed": dict(entry.fixed),
+               "tuner": job.tuner,
                "trial": trial_cell(job.trial), "seed": job.seed, "params": job.params,
                "tuning": tuning, **result.row_fields()}
         cross = row.get("cross_test")

@@ -95,6 +95,9 @@ def check_inputs(config: RunConfig) -> list[Entry]:
             raise InputError(f"--out {config.run_dir}: {path} is a file, expected a folder")
     if config.storage is not None and any(t in ("optuna", "random") for t in config.tuners):
         check_storage(config.storage)
+    store = ResultsStore(config.run_dir)
+    if config.resume and store.exists():
+        store.load()  # every row fits the columns, or one line names the first that does not
     return entries
 
 

@@ -42,11 +42,14 @@ def test_columns_have_their_types(tmp_path: Path) -> None:
 
 
 def test_a_cell_that_is_not_json_names_file_line_and_column(tmp_path: Path) -> None:
+    """A frame typed in memory (the store refuses such a file before: test_results.py) gets the
+    same one-line error naming the file, line and column."""
     store = _two_rows(tmp_path)
-    store.append(_row(store, "mnist-5k", "logreg", "baseline", 1, 5, 1.5,
-                      tuning=str({"trials": 3})))  # a Python dict repr, not JSON
+    frame = store.load().astype(object)
+    frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
+    frame.loc[2, "tuning"] = str({"trials": 3})  # a Python dict repr, not JSON
     with pytest.raises(InputError) as caught:
-        load_table(tmp_path)
+        typed(frame, tmp_path / "results.csv")
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / 'results.csv'}: line 4: column tuning: not JSON (")
     assert "\n" not in message
