@@ -239,33 +239,6 @@ def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx
     assert json.loads(final["tuning"].iloc[0])["oracle"] == "bayesian"
 
 
-def _study_with(scores: dict[int, float], scored: int, starts_from_defaults: bool = True):
-    """A Study holding only recorded trials, to test the choice of the trial to refit."""
-    from benchmark.tuning.study import Study
-
-    study = Study.__new__(Study)
-    study.records = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
-                     for n, v in scores.items()}
-    study.starts_from_defaults = starts_from_defaults
-    study.scored_images = scored
-    study.tuner = "optuna"
-    return study
-
-
-def test_defaults_are_kept_unless_beaten_by_more_than_one_standard_error() -> None:
-    # p = 0.9775 over 400 images: se = sqrt(0.9775 * 0.0225 / 400) = 0.007416 (0.74 points)
-    number, why = _study_with({0: 0.9775, 1: 0.97, 2: 0.98}, 400).choice()
-    assert number == 0 and "within one standard error (0.74)" in why and "only 0.25 points" in why
-    number, why = _study_with({0: 0.9775, 1: 0.99}, 400).choice()
-    assert number == 1 and "by 1.25 points, more than one standard error (0.74)" in why
-    # with 4,000 scored images one standard error is 0.23 points: the same 0.25-point gain counts
-    number, _ = _study_with({0: 0.9775, 2: 0.98}, 4000).choice()
-    assert number == 2
-    # a tuner whose first trial is not the defaults (keras-tuner's Hyperband): plain best, the
-    # earlier trial on a tie
-    assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, starts_from_defaults=False).choice()[0] == 1
-
-
 def test_overwrite_starts_the_studies_of_an_outside_storage_again(tmp_path: Path, tiny_idx: Path,
                                                                   plugin_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
