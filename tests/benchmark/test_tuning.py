@@ -1,14 +1,11 @@
-"""Tuning: the search-space language and its adapters, Optuna studies through the CLI, equal
-budgets, pruning, finals refit from the best trial, and resuming a killed study."""
+"""Tuning: the search-space language and its adapters, Optuna and keras-tuner studies through the
+CLI, equal budgets, pruning and finals refit from the chosen trial. One study's own logic (asking,
+budgets, completion, the choice of the trial to refit) is in tuning/test_study.py; a killed run's
+resume in test_interrupts.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -162,41 +159,6 @@ def test_params_pin_values_and_unknown_params_are_refused(tmp_path: Path, tiny_i
     assert "--params: no selected model has parameter(s) colour" in capsys.readouterr().err
     assert run_cli(tmp_path, tiny_idx, *args, "--params", '{"shrink": 0.25}') == 0
     assert {json.loads(p)["shrink"] for p in results(tmp_path)["params"]} == {0.25}
-
-
-def test_a_killed_study_resumes_to_exactly_the_asked_trials(tmp_path: Path, tiny_idx: Path,
-                                                            plugin_path: Path) -> None:
-    log = tmp_path / "fits.log"
-    env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
-    command = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
-               "--model-path", "tinyplugin:EpochModel", "--models", "epoch-model",
-               "--tuner", "optuna", "--pruner", "none", "--trials", "6",
-               "--params", '{"seconds_per_epoch": 0.15}',
-               "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
-    csv = tmp_path / "run" / "results.csv"
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # two trials finished and a third one running
-        if csv.exists() and len(csv.read_text().splitlines()) >= 3 and \
-                log.read_text().count("trial-start") >= 3:
-            break
-        time.sleep(0.02)
-    time.sleep(0.2)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    before = pd.read_csv(csv, dtype={"trial": str})
-    assert 2 <= len(before) < 6
-
-    log.write_text("")
-    subprocess.run([*command, "--resume"], env=env, check=True, capture_output=True)
-    after = pd.read_csv(csv, dtype={"trial": str})
-    trials = after[after["trial"] != "final"]
-    assert len(trials) == 6 and trials["trial"].is_unique and (trials["status"] == "ok").all()
-    assert log.read_text().count("trial-start") == 6 - len(before) + 1, "finals fit once more"
-    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-    states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == 6 and states.count("RUNNING") == 0
 
 
 # -- keras-tuner through the CLI -------------------------------------------------------------------
