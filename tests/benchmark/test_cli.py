@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -147,31 +144,3 @@ def test_help_is_instant_and_does_not_import_tensorflow() -> None:
            "try: main(['--help'])\nexcept SystemExit: pass\n" \
            "assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-
-
-def test_a_killed_run_resumes_without_redoing_finished_jobs(
-    tmp_path: Path, tiny_idx: Path, plugin_path: Path
-) -> None:
-    log = tmp_path / "fits.log"
-    env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
-    command = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
-               "--model-path", "tinyplugin:SlowCentroid", "--models", "slow-centroid",
-               "--seeds", "6", "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c")]
-    results = tmp_path / "run" / "results.csv"
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until at least two jobs have finished
-        if results.exists() and len(results.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    finished = set(pd.read_csv(results)["seed"])
-    assert 2 <= len(finished) < 6, "the kill must land mid-run"
-
-    log.write_text("")
-    subprocess.run([*command, "--resume"], env=env, check=True, capture_output=True)
-    refit = {int(s) for s in log.read_text().split()}
-    assert refit == set(range(6)) - finished, "no finished job is run again"
-    final = pd.read_csv(results)
-    assert sorted(final["seed"]) == list(range(6)) and (final["status"] == "ok").all()

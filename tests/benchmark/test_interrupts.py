@@ -1,6 +1,7 @@
 """Stopping a run: SIGINT and SIGTERM stop it at a safe point (exit 130 / 143, rows flushed, how to
 resume said, nothing left RUNNING in the tuner); SIGKILL of the coordinator takes its worker
-processes with it and the run resumes at once; a second run on a folder in use is refused."""
+processes with it and the run resumes at once, doing only what was not finished (the one whole-run
+SIGKILL-and-resume test); a second run on a folder in use is refused."""
 
 from __future__ import annotations
 
@@ -101,6 +102,9 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
 def test_sigkill_of_the_coordinator_ends_its_workers_and_the_run_resumes_at_once(
         tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
+    """The kill lands mid-study with two trials running; the resumed run keeps every row written
+    before, fits only the trials still owed and the finals (none finished is fit again), and leaves
+    exactly the asked trials COMPLETE in Optuna."""
     child = start_and_wait_for_trials(tmp_path, tiny_idx, 2, "--workers", "2")
     workers = _children(child.pid)
     assert len(workers) >= 2, "two worker processes run the jobs"
@@ -111,8 +115,15 @@ def test_sigkill_of_the_coordinator_ends_its_workers_and_the_run_resumes_at_once
         time.sleep(0.05)
     assert not any(process_alive(w) for w in workers), "every worker ends with its coordinator"
     before = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str})
+    assert 2 <= len(before) < 5 and (before["trial"] != "final").all(), "the kill must land mid-study"
+    log = tmp_path / "fits.log"
+    log.write_text("")  # no worker is left to write to it
     frame = resume_and_check(tmp_path, tiny_idx)
     assert frame.iloc[: len(before)][["trial", "status"]].equals(before[["trial", "status"]])
+    assert (frame["status"] == "ok").all()
+    assert log.read_text().count("trial-start") == 5 - len(before) + 2, \
+        "the trials not finished before the kill, then the 2 finals: nothing finished runs again"
+    assert trial_states(tmp_path).count("COMPLETE") == 5
 
 
 def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, tiny_idx: Path,

@@ -1,14 +1,11 @@
-"""Tuning: the search-space language and its adapters, Optuna studies through the CLI, equal
-budgets, pruning, finals refit from the best trial, and resuming a killed study."""
+"""Tuning: the search-space language and its adapters, Optuna and keras-tuner studies through the
+CLI, equal budgets, pruning and finals refit from the chosen trial. One study's own logic (asking,
+budgets, completion, the choice of the trial to refit) is in tuning/test_study.py; a killed run's
+resume in test_interrupts.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -154,49 +151,13 @@ def test_pruned_trials_are_rows_and_count_toward_the_trials(tmp_path: Path, tiny
     assert pruned["val_accuracy"].notna().all() and (pruned["fit_cpu_s"] >= 0).all()
 
 
-def test_params_pin_values_and_unknown_params_are_refused(tmp_path: Path, tiny_idx: Path,
-                                                          plugin_path: Path, capsys) -> None:
+def test_params_pin_a_value_for_every_trial_and_final(tmp_path: Path, tiny_idx: Path,
+                                                     plugin_path: Path) -> None:
+    """A pinned dimension is not tuned: every row, trials and finals, has the given value."""
     args = ["--model-path", "tinyplugin:NearestCentroid", "--models", "nearest-centroid",
             "--tuner", "optuna", "--trials", "3"]
-    assert run_cli(tmp_path, tiny_idx, *args, "--params", '{"colour": 1}') == 2
-    assert "--params: no selected model has parameter(s) colour" in capsys.readouterr().err
     assert run_cli(tmp_path, tiny_idx, *args, "--params", '{"shrink": 0.25}') == 0
     assert {json.loads(p)["shrink"] for p in results(tmp_path)["params"]} == {0.25}
-
-
-def test_a_killed_study_resumes_to_exactly_the_asked_trials(tmp_path: Path, tiny_idx: Path,
-                                                            plugin_path: Path) -> None:
-    log = tmp_path / "fits.log"
-    env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
-    command = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
-               "--model-path", "tinyplugin:EpochModel", "--models", "epoch-model",
-               "--tuner", "optuna", "--pruner", "none", "--trials", "6",
-               "--params", '{"seconds_per_epoch": 0.15}',
-               "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
-    csv = tmp_path / "run" / "results.csv"
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # two trials finished and a third one running
-        if csv.exists() and len(csv.read_text().splitlines()) >= 3 and \
-                log.read_text().count("trial-start") >= 3:
-            break
-        time.sleep(0.02)
-    time.sleep(0.2)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    before = pd.read_csv(csv, dtype={"trial": str})
-    assert 2 <= len(before) < 6
-
-    log.write_text("")
-    subprocess.run([*command, "--resume"], env=env, check=True, capture_output=True)
-    after = pd.read_csv(csv, dtype={"trial": str})
-    trials = after[after["trial"] != "final"]
-    assert len(trials) == 6 and trials["trial"].is_unique and (trials["status"] == "ok").all()
-    assert log.read_text().count("trial-start") == 6 - len(before) + 1, "finals fit once more"
-    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-    states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == 6 and states.count("RUNNING") == 0
 
 
 # -- keras-tuner through the CLI -------------------------------------------------------------------
@@ -237,33 +198,6 @@ def test_hyperband_falls_back_for_models_without_epochs(tmp_path: Path, tiny_idx
                    "hyperband", "--trials", "3") == 0
     final = results(tmp_path).query("trial == 'final'")
     assert json.loads(final["tuning"].iloc[0])["oracle"] == "bayesian"
-
-
-def _study_with(scores: dict[int, float], scored: int, starts_from_defaults: bool = True):
-    """A Study holding only recorded trials, to test the choice of the trial to refit."""
-    from benchmark.tuning.study import Study
-
-    study = Study.__new__(Study)
-    study.records = {n: {"status": "ok", "val_accuracy": v, "cpu_s": 1.0, "params": {"n": n}}
-                     for n, v in scores.items()}
-    study.starts_from_defaults = starts_from_defaults
-    study.scored_images = scored
-    study.tuner = "optuna"
-    return study
-
-
-def test_defaults_are_kept_unless_beaten_by_more_than_one_standard_error() -> None:
-    # p = 0.9775 over 400 images: se = sqrt(0.9775 * 0.0225 / 400) = 0.007416 (0.74 points)
-    number, why = _study_with({0: 0.9775, 1: 0.97, 2: 0.98}, 400).choice()
-    assert number == 0 and "within one standard error (0.74)" in why and "only 0.25 points" in why
-    number, why = _study_with({0: 0.9775, 1: 0.99}, 400).choice()
-    assert number == 1 and "by 1.25 points, more than one standard error (0.74)" in why
-    # with 4,000 scored images one standard error is 0.23 points: the same 0.25-point gain counts
-    number, _ = _study_with({0: 0.9775, 2: 0.98}, 4000).choice()
-    assert number == 2
-    # a tuner whose first trial is not the defaults (keras-tuner's Hyperband): plain best, the
-    # earlier trial on a tie
-    assert _study_with({0: 0.9, 1: 0.95, 2: 0.95}, 400, starts_from_defaults=False).choice()[0] == 1
 
 
 def test_overwrite_starts_the_studies_of_an_outside_storage_again(tmp_path: Path, tiny_idx: Path,

@@ -42,19 +42,6 @@ class NearestCentroid(DigitModel):
         return distances.argmin(axis=1)
 
 
-class SlowCentroid(NearestCentroid):
-    """NearestCentroid that takes ``seconds`` to fit and logs each fit's seed to $TINYPLUGIN_LOG."""
-
-    name: ClassVar[str] = "slow-centroid"
-    defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0, "seconds": 0.5}
-
-    def fit(self, train: Digits, val: Digits | None = None, *, seed: int, **kw: Any) -> Self:
-        with open(os.environ["TINYPLUGIN_LOG"], "a") as log:
-            log.write(f"{seed}\n")
-        time.sleep(self.params["seconds"])
-        return super().fit(train, val, seed=seed, **kw)
-
-
 class BusyCentroid(NearestCentroid):
     """NearestCentroid that burns ``cpu_seconds`` of CPU in fit: for budget tests."""
 
