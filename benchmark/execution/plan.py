@@ -97,6 +97,11 @@ def check_params(config: RunConfig, entries: list[Entry]) -> None:
     unused = set(params) - {k for e in entries for k in e.defaults()}
     if unused:
         raise InputError(f"--params: no selected model has parameter(s) {', '.join(sorted(unused))}")
+    fixed = {k for k in params if all(k in e.fixed for e in entries if k in e.defaults())}
+    if fixed:
+        raise InputError(f"--params: {', '.join(sorted(fixed))} fixed by the variant(s) "
+                         f"{', '.join(e.name for e in entries if fixed & set(e.fixed))}; choose the "
+                         "variant with --models instead")
     for entry in entries:
         chosen = pinned(entry, config)
         declared = dimensions(entry.cls)

@@ -119,6 +119,17 @@ class Study:
         return (self.finished + running >= self.config.trials or self.out_of_budget(running)
                 or self._failures_in_a_row() >= MAX_FAILURES_IN_A_ROW)
 
+    def _stopped_by(self) -> str:
+        """Why the study asked no more: its budget, its trials, failures in a row, or a tuner with
+        nothing left to propose."""
+        if self.out_of_budget():
+            return "budget"
+        if self.finished >= self.config.trials:
+            return "trials"
+        if self._failures_in_a_row() >= MAX_FAILURES_IN_A_ROW:
+            return f"{MAX_FAILURES_IN_A_ROW} failures in a row"
+        return "tuner"
+
     def _failures_in_a_row(self) -> int:
         count = 0
         for number in sorted(self.records, reverse=True):
@@ -171,7 +182,7 @@ class Study:
         statuses = [r["status"] for r in self.records.values()]
         used = {"trials_run": len(statuses), "pruned": statuses.count("pruned"),
                 "failed": statuses.count("error"), "cpu_s_used": round(self.cpu_used, 2),
-                "stopped_by": "budget" if self.out_of_budget() else "trials"}
+                "stopped_by": self._stopped_by()}
         try:
             number, why = self.choice()
             used.update(chosen_trial=number, chosen_because=why,

@@ -361,6 +361,9 @@ CORPUS: dict[str, Case] = {
     "params a C no solver takes": Case(lambda tmp: ["--models", "svm-rbf", "--params", '{"C": -1}'],
                                        "--params: svm-rbf: The 'C' parameter of SVC must be a float in "
                                        "the range (0.0, inf"),
+    "params a variant's fixed value": Case(lambda tmp: ["--models", "lenet-relu",
+                                                        "--params", '{"activation": "tanh"}'],
+                                           "--params: activation fixed by the variant(s) lenet-relu"),
     "params negative epochs": Case(lambda tmp: ["--models", "lenet-relu", "--params", '{"epochs": -3}'],
                                    "--params: lenet-relu: epochs must be at least 1, got -3"),
     "params a dropout of one": Case(lambda tmp: ["--models", "lenet-tanh", "--params", '{"dropout": 1.0}'],

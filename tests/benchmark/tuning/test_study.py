@@ -189,6 +189,8 @@ def test_failures_in_a_row_end_a_study(tmp_path: Path, split: Split, models: Non
     study.open()
     ended = failures == MAX_FAILURES_IN_A_ROW
     assert (study.ask() is None) == ended and study.complete == ended
+    if ended:
+        assert study.summary()["stopped_by"] == "10 failures in a row"
     if not ended:
         study.record(len(rows), row("error", None))
         assert study.ask() is None and study.complete, "the tenth failure in a row"
@@ -258,7 +260,7 @@ def test_the_summary_adds_what_was_used_and_the_choice(tmp_path: Path, split: Sp
                                                        fake: type[FakeDriver]) -> None:
     records = recorded(row("ok", 0.9, cpu=1.0), row("pruned", 0.5, cpu=0.5), row("error", None, cpu=0.25),
                        row("ok", 0.95, cpu=2.0))
-    study = make_study(tmp_path, split, records=records)
+    study = make_study(tmp_path, split, trials=3, records=records)  # 3 finished: ok and pruned
     assert study.summary() == {
         **study.settings, "trials_run": 4, "pruned": 1, "failed": 1, "cpu_s_used": 3.75,
         "stopped_by": "trials", "chosen_trial": 3,
