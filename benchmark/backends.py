@@ -2,8 +2,9 @@
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so :func:`configure_backend` runs at
 process start, after :func:`benchmark.execution.timing.configure_threads` and before anything imports Keras.
-The backends other than TensorFlow are optional installs: ``pip install 'digitbench[torch]'`` or
-``'digitbench[jax]'``.
+:func:`configure_runtime` does all of it for a :class:`models.runtime.KerasRuntime`, the value the
+model receives too. The backends other than TensorFlow are optional installs:
+``pip install 'digitbench[torch]'`` or ``'digitbench[jax]'``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import importlib.util
 import os
 import sys
 
+from benchmark.execution.timing import configure_threads
 from models.errors import InputError
+from models.runtime import BACKENDS, KerasRuntime, use
 
-BACKENDS = ("tensorflow", "torch", "jax")
-DEFAULT = "tensorflow"
+DEFAULT = KerasRuntime.backend
 #: The module each backend imports, and the extra that installs it.
 _MODULES = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 _INSTALL = {"tensorflow": "pip install tensorflow-cpu", "torch": "pip install 'digitbench[torch]'",
@@ -99,13 +101,16 @@ def backend_version(backend: str) -> str | None:
     return None
 
 
-def configure_process(config) -> None:  # config: benchmark.config.RunConfig
-    """Thread pools, Keras backend and model switches of this process, before anything runs: the
-    coordinator's at start, and every worker's before its first task."""
-    from benchmark.execution.timing import configure_threads
+def configure_runtime(runtime: KerasRuntime) -> None:
+    """Thread pools and Keras backend of this process, and ``runtime`` in force for its models
+    (``models.runtime.current``), before anything runs: the coordinator's at start, and every
+    worker's before its first task. ``runtime.threads`` None leaves the thread counts as they are."""
+    if runtime.threads is not None:
+        configure_threads(runtime.threads)
+    configure_backend(runtime.backend, runtime.threads or os.cpu_count() or 1)
+    use(runtime)
 
-    configure_threads(config.threads)
-    configure_backend(config.backend, config.threads)  # KERAS_BACKEND, before Keras is imported
-    os.environ["DIGITBENCH_STEPS_PER_EXECUTION"] = str(config.steps_per_execution)  # models.lenet
-    if config.deterministic:  # read by models.lenet.import_keras before TensorFlow runs an op
-        os.environ["DIGITBENCH_DETERMINISTIC"] = "1"
+
+def configure_process(config) -> None:  # config: benchmark.config.RunConfig
+    """:func:`configure_runtime` for the run's settings (``config.runtime``)."""
+    configure_runtime(config.runtime)

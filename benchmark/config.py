@@ -16,6 +16,7 @@ from benchmark.backends import BACKENDS, default_backend
 from benchmark.store import dataset_slug
 from benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
 from models.errors import InputError
+from models.runtime import KerasRuntime
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 
@@ -40,7 +41,7 @@ class RunConfig:
     model_paths: tuple[str, ...] = ()
     latency_batch: int = 1000
     backend: str = field(default_factory=default_backend)  # Keras backend; KERAS_BACKEND, else tensorflow
-    steps_per_execution: int = 16    # Keras training steps per backend call (same steps; torch: 1)
+    steps_per_execution: int = KerasRuntime.steps_per_execution  # Keras steps per backend call
     native_size: bool = False        # keep images that are not 28x28 at their size (models that can)
     test_on: tuple[str, ...] = ()    # other datasets whose test part every final is also tested on
     val_fraction: float = 0.1
@@ -60,7 +61,14 @@ class RunConfig:
     save_models: bool = False        # keep the final models in RUN_DIR/models/<dataset>/
     onnx: bool = True                # export final models to ONNX and time them in ONNX Runtime
     target: float | None = None      # time each epoch-trained final until validation reaches this
-    deterministic: bool = False      # TensorFlow op determinism: same seed + threads, same results
+    deterministic: bool = KerasRuntime.deterministic  # TensorFlow op determinism (same results)
+
+    @property
+    def runtime(self) -> KerasRuntime:
+        """The Keras settings of this run, as the model receives them (``LeNet.prepare``)."""
+        return KerasRuntime(backend=self.backend, threads=self.threads,
+                            steps_per_execution=self.steps_per_execution,
+                            deterministic=self.deterministic)
 
     @property
     def storage_url(self) -> str:

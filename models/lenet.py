@@ -20,25 +20,25 @@ import numpy as np
 
 from models.base import DigitModel, Digits, ReportCallback
 from models.registry import register
+from models.runtime import KerasRuntime, current, use
 
 PREDICT_CHUNK = 2048
-#: Keras training steps per call into the backend (``steps_per_execution``): the same steps as 1
-#: with less per-step overhead, so the same weights; ``run --steps-per-execution`` sets it.
-STEPS_PER_EXECUTION = 16
 
 
-def steps_per_execution(keras: Any) -> int:
-    """``$DIGITBENCH_STEPS_PER_EXECUTION`` or 16; always 1 on the torch backend, which has only 1."""
-    if keras.backend.backend() == "torch":
-        return 1
-    return max(1, int(os.environ.get("DIGITBENCH_STEPS_PER_EXECUTION") or STEPS_PER_EXECUTION))
+def steps_per_execution(keras: Any, runtime: KerasRuntime | None = None) -> int:
+    """Keras training steps per backend call: the runtime's (``run --steps-per-execution``; by
+    default the one in force in this process), always 1 on the torch backend, which has only 1."""
+    return (runtime or current()).steps_for(keras.backend.backend())
 
 
 def import_keras() -> Any:
-    """Import Keras with TensorFlow's C++ log noise silenced and its thread pools sized.
+    """Import Keras with TensorFlow's C++ log noise silenced, under the process's runtime
+    (:func:`models.runtime.current`).
 
-    The thread counts come from ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (the
-    runner sets them at process start); they are applied before TensorFlow runs its first op.
+    TensorFlow's thread pools are sized before it runs its first op: to the runtime's ``threads``,
+    else to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (what
+    ``benchmark.execution.timing.configure_threads`` sets); op determinism is switched on when the
+    runtime asks for it.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "keras" not in sys.modules:
@@ -50,9 +50,10 @@ def import_keras() -> Any:
         import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")  # per-model retracing notes: Keras' own, not errors
+        runtime = current()
         threading = tf.config.threading
-        intra = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
-        inter = int(os.environ.get("TF_NUM_INTEROP_THREADS", "0"))
+        intra = runtime.threads or int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
+        inter = runtime.threads or int(os.environ.get("TF_NUM_INTEROP_THREADS", "0"))
         try:
             if intra and threading.get_intra_op_parallelism_threads() != intra:
                 threading.set_intra_op_parallelism_threads(intra)
@@ -60,7 +61,7 @@ def import_keras() -> Any:
                 threading.set_inter_op_parallelism_threads(inter)
         except RuntimeError:  # already initialised by an earlier op: keep what is in force
             pass
-        if os.environ.get("DIGITBENCH_DETERMINISTIC") == "1":  # run --deterministic
+        if runtime.deterministic:  # run --deterministic
             tf.config.experimental.enable_op_determinism()
     return keras
 
@@ -294,9 +295,22 @@ class LeNet(DigitModel):
         return self.predict_proba(images).argmax(axis=1).astype(np.int64)
 
     @classmethod
-    def prepare(cls) -> None:
-        """Import Keras and its backend (several CPU-seconds) before any timed fit; seeding imports
-        TensorFlow too where it is installed, whatever the backend."""
+    def prepare(cls, runtime: KerasRuntime | None = None) -> None:
+        """Put ``runtime`` (the run's backend, threads and steps per execution) in force for every
+        LeNet of this process, or keep the one in force when None; then import Keras and its
+        backend (several CPU-seconds) before any timed fit. Seeding imports TensorFlow too where it
+        is installed, whatever the backend.
+
+        Raises ValueError when ``runtime`` names another backend than the Keras already loaded
+        (Keras picks its backend once per process).
+        """
+        if runtime is not None:
+            if "keras" not in sys.modules:
+                os.environ["KERAS_BACKEND"] = runtime.backend  # Keras reads it once, on import
+            elif (loaded := sys.modules["keras"].backend.backend()) != runtime.backend:
+                raise ValueError(f"runtime backend {runtime.backend}: Keras is already loaded with "
+                                 f"the {loaded} backend in this process")
+            use(runtime)
         import_keras().utils.set_random_seed(0)  # fit seeds again
 
     def warm_up(self, images: np.ndarray) -> None:

@@ -12,29 +12,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Environment variables that size the thread pools of BLAS/OpenMP and TensorFlow. They must be set
-#: before those libraries start their pools; threadpoolctl also limits pools already running.
+#: Environment variables that size the thread pools of OpenMP and TensorFlow to ``threads``, and
+#: of BLAS to :data:`BLAS_THREADS`. They must be set before those libraries start their pools;
+#: threadpoolctl also limits pools already running.
 THREAD_ENV = (
     "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-_limiter = None  # keeps the threadpoolctl limit alive for the life of the process
+#: BLAS (numpy's and scipy's OpenBLAS) runs one thread, whatever ``threads`` says. With more, the calling
+#: thread spins (``sched_yield`` in a loop) until its helper threads finish their share, and idle
+#: helpers poll for about 2**28 cycles before they sleep; no setting stops the caller's spin. When
+#: other work holds the cores, the helpers wait for a core and the caller's spinning is counted as
+#: the fit's CPU-seconds: logistic regression on mnist-5k took 3-11 CPU-s at 2 OpenBLAS threads
+#: (more beside busy loops) against 1.4-2.8 at one, for no shorter wall time
+#: (``benchmarks/cpu_under_load.py``, ``benchmarks/RESULTS.md``).
+BLAS_THREADS = 1
+
+_limiters: list = []  # keep the threadpoolctl limits alive for the life of the process
 
 
 def configure_threads(threads: int) -> None:
-    """Fix every thread pool of this process to ``threads``; call at process start."""
-    global _limiter
+    """Fix every thread pool of this process to ``threads`` (BLAS to :data:`BLAS_THREADS`);
+    call at process start. The environment sizes the pools of libraries loaded later, and those of
+    the processes this one starts."""
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     for var in THREAD_ENV:
         os.environ[var] = str(threads)
+    for var in BLAS_ENV:
+        os.environ[var] = str(BLAS_THREADS)
     from threadpoolctl import threadpool_limits
 
-    _limiter = threadpool_limits(limits=threads)
+    _limiters[:] = [threadpool_limits(limits=threads, user_api="openmp"),
+                    threadpool_limits(limits=BLAS_THREADS, user_api="blas")]
 
 
 def cpu_seconds() -> float:

@@ -22,6 +22,7 @@ from benchmark import backends
 from benchmark.backends import configure_backend, default_backend
 from benchmark.config import build_config
 from models.errors import InputError
+from models.runtime import KerasRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LENET = {"epochs": 2, "filters1": 6, "filters2": 16, "dense_units": 64, "batch_size": 32}
@@ -59,28 +60,150 @@ def test_flag_and_toml_key(tmp_path, monkeypatch):
         build_config({"backend": "theano"})
 
 
+class FakeKeras:
+    """Just enough of ``keras`` for :func:`models.lenet.steps_per_execution`."""
+
+    class backend:  # noqa: N801 - mimics keras.backend
+        name = "tensorflow"
+
+        @classmethod
+        def backend(cls):
+            return cls.name
+
+
 def test_steps_per_execution(monkeypatch):
+    from models import runtime
     from models.lenet import steps_per_execution
 
-    assert build_config({}).steps_per_execution == 16
+    assert build_config({}).steps_per_execution == KerasRuntime().steps_per_execution == 16
     assert build_config({"steps_per_execution": 1}).steps_per_execution == 1
     with pytest.raises(InputError, match="--steps-per-execution: expected a whole number"):
         build_config({"steps_per_execution": 0})
 
-    class FakeKeras:
-        class backend:  # noqa: N801 - mimics keras.backend
-            name = "tensorflow"
-
-            @classmethod
-            def backend(cls):
-                return cls.name
-
-    monkeypatch.delenv("DIGITBENCH_STEPS_PER_EXECUTION", raising=False)
+    monkeypatch.setattr(runtime, "_current", KerasRuntime())
+    monkeypatch.setattr(FakeKeras.backend, "name", "tensorflow")
     assert steps_per_execution(FakeKeras) == 16
-    monkeypatch.setenv("DIGITBENCH_STEPS_PER_EXECUTION", "4")
+    assert steps_per_execution(FakeKeras, KerasRuntime(steps_per_execution=4)) == 4
+    runtime.use(KerasRuntime(steps_per_execution=4))  # what the process has in force
     assert steps_per_execution(FakeKeras) == 4
     FakeKeras.backend.name = "torch"  # Keras' torch trainer runs one step at a time
     assert steps_per_execution(FakeKeras) == 1
+
+
+def test_the_runtime_is_built_from_the_settings(monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    config = build_config({"backend": "jax", "threads": 3, "steps_per_execution": 2,
+                           "deterministic": True, "workers": 1})
+    assert config.runtime == KerasRuntime(backend="jax", threads=3, steps_per_execution=2,
+                                          deterministic=True)
+    default = build_config({"threads": 1, "workers": 1}).runtime
+    assert (default.backend, default.steps_per_execution, default.deterministic) == (
+        KerasRuntime.backend, KerasRuntime.steps_per_execution, KerasRuntime.deterministic)
+    with pytest.raises(ValueError, match="steps_per_execution: expected at least 1"):
+        KerasRuntime(steps_per_execution=0)
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        KerasRuntime(backend="theano")
+
+
+def test_lenet_prepare_puts_the_runtime_in_force(monkeypatch):
+    """``LeNet.prepare(runtime)``: the runtime the model trains under from then on; no argument
+    keeps the one in force (what the worker set-up put there)."""
+    from models import lenet, runtime
+
+    class Utils:
+        seeds: list[int] = []
+
+        @classmethod
+        def set_random_seed(cls, seed):
+            cls.seeds.append(seed)
+
+    class Loaded(FakeKeras):
+        utils = Utils
+
+    monkeypatch.setattr(runtime, "_current", KerasRuntime())
+    monkeypatch.setattr(lenet, "import_keras", lambda: Loaded)
+    monkeypatch.setitem(sys.modules, "keras", Loaded)  # Keras loaded, with TensorFlow
+    monkeypatch.setattr(FakeKeras.backend, "name", "tensorflow")
+    chosen = KerasRuntime(threads=1, steps_per_execution=3)
+    lenet.LeNet.prepare(chosen)
+    assert runtime.current() is chosen and lenet.steps_per_execution(Loaded) == 3
+    lenet.LeNet.prepare()
+    assert runtime.current() is chosen and Utils.seeds == [0, 0]
+    with pytest.raises(ValueError, match="already loaded with the tensorflow backend"):
+        lenet.LeNet.prepare(KerasRuntime(backend="jax"))
+    assert runtime.current() is chosen
+
+    monkeypatch.delitem(sys.modules, "keras")  # not loaded yet: the runtime picks the backend
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    lenet.LeNet.prepare(KerasRuntime(backend="jax"))
+    assert os.environ["KERAS_BACKEND"] == "jax"
+
+
+#: A coordinator starting the run's worker processes, and the task they run (a module, so that the
+#: spawned workers can import it).
+WORKERS = textwrap.dedent("""
+    import json, time
+
+
+    def look(channel):  # what a worker process started with, and the runtime its models use
+        from models.lenet import steps_per_execution
+        from models.runtime import current
+
+        class Keras:
+            class backend:
+                backend = staticmethod(lambda: "tensorflow")
+
+        with open("/proc/self/environ", "rb") as f:  # the environment at exec, before any import
+            start = dict(v.split(b"=", 1) for v in f.read().split(b"\\0") if b"=" in v)
+        import scipy.linalg, threadpoolctl  # numpy's and scipy's OpenBLAS, loaded here
+
+        pools = {p["filepath"]: [p["user_api"], p["num_threads"]] for p in threadpoolctl.threadpool_info()}
+        return {"start": {k.decode(): v.decode() for k, v in start.items()}, "pools": pools,
+                "runtime": repr(current()), "steps": steps_per_execution(Keras)}
+
+
+    def main():
+        from benchmark.backends import configure_process
+        from benchmark.commands.main import open_executor
+        from benchmark.config import build_config
+
+        config = build_config({"workers": 2, "threads": 2, "steps_per_execution": 5})
+        configure_process(config)
+        executor = open_executor(config)
+        try:
+            futures = [executor.submit(look, listener=print) for _ in range(2)]
+            deadline = time.monotonic() + 120
+            while not all(f.done() for f in futures) and time.monotonic() < deadline:
+                executor.wait([f for f in futures if not f.done()], 1.0)
+            seen = [f.result(timeout=0) for f in futures]
+        finally:
+            executor.shutdown()
+        print(json.dumps({"runtime": repr(config.runtime), "seen": seen}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_processes_start_with_one_blas_thread_and_the_runs_runtime(tmp_path):
+    """Each worker process is started with BLAS at one thread already in its environment (so
+    OpenBLAS, which reads it when it loads, never starts helper threads that spin), OpenMP at the
+    run's threads (here 2), and its models train under the run's runtime (here 5 steps per
+    execution) with the task code calling ``prepare()`` as today."""
+    from benchmark.execution.timing import BLAS_ENV, BLAS_THREADS
+
+    (tmp_path / "run_workers.py").write_text(WORKERS)
+    env = {k: v for k, v in os.environ.items() if k not in (*BLAS_ENV, "OMP_NUM_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    done = subprocess.run([sys.executable, "-c", "import run_workers; run_workers.main()"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(report["seen"]) == 2
+    for seen in report["seen"]:
+        assert {k: seen["start"].get(k) for k in BLAS_ENV} == dict.fromkeys(BLAS_ENV, str(BLAS_THREADS))
+        assert seen["start"]["OMP_NUM_THREADS"] == "2"
+        blas = [n for api, n in seen["pools"].values() if api == "blas"]
+        assert len(blas) >= 2 and set(blas) == {BLAS_THREADS}, seen["pools"]  # numpy's and scipy's
+        assert seen["runtime"] == report["runtime"] and seen["steps"] == 5
 
 
 def test_missing_backend_package_is_one_clear_line(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,15 @@ import time
 
 import numpy as np
 
-from benchmark.execution.timing import configure_threads, cpu_seconds, latency_ms, measure
+from benchmark.execution.timing import (
+    BLAS_ENV,
+    BLAS_THREADS,
+    THREAD_ENV,
+    configure_threads,
+    cpu_seconds,
+    latency_ms,
+    measure,
+)
 
 
 def test_measure_separates_cpu_from_waiting() -> None:
@@ -65,3 +74,23 @@ def test_tensorflow_gets_the_configured_thread_counts() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert done.stdout.split() == ["1", "1"]
     assert "oneDNN" not in done.stderr, "TensorFlow's start-up log lines are silenced"
+
+
+
+def test_blas_runs_one_thread_whatever_the_other_pools_run() -> None:
+    """OpenBLAS loaded before configure_threads (numpy's) and after it (scipy's, in a library
+    imported later) both run BLAS_THREADS; OpenMP runs the threads asked for."""
+    code = (
+        "import json, numpy\n"
+        "from benchmark.execution.timing import configure_threads\n"
+        "configure_threads(2)\n"
+        "import scipy.linalg, sklearn.svm, threadpoolctl\n"
+        "print(json.dumps([[p['user_api'], p['filepath'], p['num_threads']] "
+        "for p in threadpoolctl.threadpool_info()]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (*BLAS_ENV, *THREAD_ENV)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    pools = json.loads(done.stdout)
+    blas = [n for api, _, n in pools if api == "blas"]
+    assert len(blas) >= 2 and set(blas) == {BLAS_THREADS}, pools
+    assert {n for api, _, n in pools if api == "openmp"} == {2}, pools
