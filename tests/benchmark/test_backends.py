@@ -164,7 +164,7 @@ WORKERS = textwrap.dedent("""
 
     def main():
         from benchmark.backends import configure_process
-        from benchmark.commands.main import open_executor
+        from benchmark.execution.session import open_executor
         from benchmark.config import build_config
 
         config = build_config({"workers": 2, "threads": 2, "steps_per_execution": 5})
