@@ -67,7 +67,8 @@ COLUMNS: tuple[str, ...] = (
     "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
     "cross_test",      # finals with --test-on: JSON {dataset: {"n_test": n, "correct": k}}
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
-    "threads",         # thread count the job ran with
+    "threads",         # thread count the job ran with (--threads: TensorFlow and OpenMP)
+    "thread_pools",    # JSON: the job's process's thread pools as threadpoolctl saw them, e.g. {"blas": 1}
     "rss_mb",          # resident memory of the process when the row was written (MiB)
     "process_cpu_s",   # CPU-seconds the invocation's process (and children) had used at that time
     "status",          # one of STATUSES: "ok" | "pruned" | "error"

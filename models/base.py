@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 import numpy as np
 
-#: ``report(epoch, metrics)``: called by iterative models after each epoch (1-based), with a dict
-#: such as ``{"loss": 0.3, "accuracy": 0.91, "val_accuracy": 0.9}``. Tuners use it for pruning;
-#: the runner uses it for progress.
-ReportCallback = Callable[[float, dict[str, float]], None]
+
+class ReportCallback(Protocol):
+    """``report(epoch, metrics, val_cpu_s=0.0, val_wall_s=0.0)``: called by models that train in
+    epochs after each epoch (1-based), with metrics such as ``{"loss": 0.3, "accuracy": 0.91,
+    "val_accuracy": 0.9}``. Tuners use it for pruning, the runner for progress. ``val_cpu_s`` and
+    ``val_wall_s`` are the time the fit has spent computing validation metrics so far: not training,
+    so the harness leaves it out of the time to a target accuracy."""
+
+    def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
+                 val_wall_s: float = 0.0) -> None: ...
 
 
 class Digits(NamedTuple):
@@ -52,8 +57,8 @@ class DigitModel(ABC):
     * ``macs_per_image() -> int``: multiply-adds one prediction costs, for the report.
 
     ``fit`` calls ``report(epoch, metrics)`` after each epoch of an iterative model, with
-    ``val_accuracy`` when it has a validation set; it may add ``val_cpu_s`` and ``val_wall_s``, the
-    time spent on validation so far, which the harness leaves out of the time to a target accuracy.
+    ``val_accuracy`` when it has a validation set, and the time spent on validation so far as the
+    keywords ``val_cpu_s`` and ``val_wall_s`` (see :class:`ReportCallback`).
     When ``getattr(report, "checks_per_epoch", 1)`` is more than 1 (a final timed to a target), a
     model may also measure validation accuracy within each epoch and report it with a fractional
     epoch (1.25, 1.5, ...): such reports count toward the target only.

@@ -253,7 +253,7 @@ class LeNet(DigitModel):
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution(keras),
         )
-        callbacks = [_Reporter(report, val)] if report is not None else []
+        callbacks = [epoch_callback(report, val)] if report is not None else []
         with _traced_gradients_released():
             trainer.fit(
                 as_input(train.images),
@@ -379,10 +379,10 @@ def _eager_predict(keras: Any, model: Any) -> Any:
     return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
-def _reporter_class() -> type:
+def _epoch_callback_class() -> type:
     keras = import_keras()
 
-    class Reporter(keras.callbacks.Callback):
+    class EpochCallback(keras.callbacks.Callback):
         """Reports each epoch's metrics, and the time spent on validation so far (``val_cpu_s``,
         ``val_wall_s``), which is not training time. When ``report.checks_per_epoch`` asks for
         more than one check an epoch, the validation accuracy is also measured and reported at
@@ -413,9 +413,8 @@ def _reporter_class() -> type:
             accuracy = self.model.evaluate(x, y, batch_size=PREDICT_CHUNK, verbose=0, return_dict=True)
             self.val_cpu += time.process_time() - cpu
             self.val_wall += time.perf_counter() - wall
-            self.report(self.epoch + due / self.checks,
-                        {"val_accuracy": float(accuracy["accuracy"]), "val_cpu_s": self.val_cpu,
-                         "val_wall_s": self.val_wall})
+            self.report(self.epoch + due / self.checks, {"val_accuracy": float(accuracy["accuracy"])},
+                        val_cpu_s=self.val_cpu, val_wall_s=self.val_wall)
 
         def on_test_begin(self, logs: dict | None = None) -> None:
             self.started = (time.process_time(), time.perf_counter())
@@ -426,15 +425,14 @@ def _reporter_class() -> type:
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             metrics = {k: float(v) for k, v in (logs or {}).items()}
-            if self.val_wall:
-                metrics.update(val_cpu_s=self.val_cpu, val_wall_s=self.val_wall)
-            self.report(epoch + 1, metrics)
+            self.report(epoch + 1, metrics, val_cpu_s=self.val_cpu, val_wall_s=self.val_wall)
 
-    return Reporter
+    return EpochCallback
 
 
-def _Reporter(report: ReportCallback, val: Digits | None) -> Any:  # noqa: N802 - reads like a class
-    return _reporter_class()(report, val)
+def epoch_callback(report: ReportCallback, val: Digits | None) -> Any:
+    """A Keras callback passing each epoch on to ``report`` (see ``EpochCallback``)."""
+    return _epoch_callback_class()(report, val)
 
 
 register("lenet-relu", LeNet, activation="relu")

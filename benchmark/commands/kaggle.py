@@ -158,7 +158,9 @@ def train_and_submit(plan: Plan, command: str) -> int:
                   "submission written", file=sys.stderr)
         return code
     rows = load_results(plan.config.run_dir / RESULTS_FILE)
-    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == "ok") & (rows["model"] == plan.entry.name)]
+    seeds = rows["seed"].astype(int)
+    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == "ok") & (rows["model"] == plan.entry.name)
+                & (seeds < plan.config.seeds)]  # a resumed folder may hold more seeds than asked now
     rows = rows.sort_values("seed", key=lambda seeds: seeds.astype(int))
     scores = [load_probabilities(plan.config.run_dir, rel) for rel in rows["predictions"]]
     labels = np.sum(scores, axis=0).argmax(axis=1)

@@ -41,7 +41,6 @@ class _State:
     depth = 0                 # nesting of deferred() blocks
     pending: int | None = None  # a signal that arrived inside one
     received: int | None = None  # the first signal of this run, if any
-    active = False
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -62,13 +61,12 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
-    _State.depth, _State.pending, _State.received, _State.active = 0, None, None, True
+    _State.depth, _State.pending, _State.received = 0, None, None
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _State.active = False
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from benchmark import provenance
 from benchmark.data.datasets import Split
 from benchmark.execution.deployment import onnx_latency
 from benchmark.execution.jobs import EpochReport, Job, TaskResult
-from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb
+from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
 from benchmark.tuning.folds import scoring_folds
 from benchmark.tuning.trial import TrialPruned
 from models import registry
@@ -204,9 +204,8 @@ def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> 
 class EpochReporter:
     """The ``report`` callback a model calls after each epoch: the metrics are recorded, sent to the
     coordinator (which may stop a trial), and, with a target, the training time until validation
-    accuracy first reaches it is kept. A model may report ``val_cpu_s`` / ``val_wall_s``, the time
-    its epoch spent computing validation metrics, so far: that time is not training and is left out
-    (``models.lenet`` does).
+    accuracy first reaches it is kept. The time a model says it spent on validation so far
+    (``val_cpu_s`` / ``val_wall_s``) is not training and is left out (``models.lenet`` says it).
 
     With a target, ``checks_per_epoch`` asks the model to measure validation accuracy that many
     times an epoch, so the time to target is read to a fraction of an epoch; such in-between reports
@@ -227,11 +226,11 @@ class EpochReporter:
         self.cpu0, self.wall0 = cpu_seconds(), time.perf_counter()
         return self
 
-    def __call__(self, epoch: float, metrics: dict[str, float]) -> None:
-        cpu, wall = cpu_seconds() - self.cpu0, time.perf_counter() - self.wall0
+    def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
+                 val_wall_s: float = 0.0) -> None:
+        cpu = cpu_seconds() - self.cpu0 - val_cpu_s
+        wall = time.perf_counter() - self.wall0 - val_wall_s
         metrics = {k: float(v) for k, v in metrics.items()}
-        cpu -= metrics.pop("val_cpu_s", 0.0)
-        wall -= metrics.pop("val_wall_s", 0.0)
         value = metrics.get("val_accuracy")
         target = self.job.target
         if target is not None and value is not None and value >= target and not self.reached:
@@ -268,5 +267,5 @@ def _failed(result: TaskResult, exc: Exception) -> None:
 def _with_process(result: TaskResult) -> TaskResult:
     """Who ran the task, and that process's memory and CPU so far (for the run's CPU total)."""
     result.worker, result.worker_cpu_s = f"{socket.gethostname()}:{os.getpid()}", round(cpu_seconds(), 2)
-    result.fields["rss_mb"] = rss_mb()
+    result.fields.update(rss_mb=rss_mb(), thread_pools=thread_pools())
     return result

@@ -50,6 +50,17 @@ def configure_threads(threads: int) -> None:
                     threadpool_limits(limits=BLAS_THREADS, user_api="blas")]
 
 
+def thread_pools() -> dict[str, int]:
+    """The threads of each kind of pool loaded in this process ("blas", "openmp"), the most of any
+    library of that kind, as threadpoolctl reports them."""
+    from threadpoolctl import threadpool_info
+
+    pools: dict[str, int] = {}
+    for pool in threadpool_info():
+        pools[pool["user_api"]] = max(pools.get(pool["user_api"], 0), int(pool["num_threads"]))
+    return pools
+
+
 def cpu_seconds() -> float:
     """CPU time of this process (all threads) plus its finished child processes."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

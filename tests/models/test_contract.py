@@ -45,7 +45,7 @@ def test_model_follows_the_contract(name: str, tiny: tuple[Digits, Digits]) -> N
     assert not [k for k in vars(model) if k.endswith("_")], "__init__ must not fit anything"
 
     epochs_seen: list[int] = []
-    fitted = model.fit(train, test, seed=0, report=lambda epoch, metrics: epochs_seen.append(epoch))
+    fitted = model.fit(train, test, seed=0, report=lambda epoch, metrics, **_: epochs_seen.append(epoch))
     assert fitted is model
 
     predicted = model.predict(test.images)
@@ -132,9 +132,13 @@ class CheckingReport:
 
     def __init__(self) -> None:
         self.calls: list[tuple[float, dict[str, float]]] = []
+        self.val_cpu_s: list[float] = []
 
-    def __call__(self, epoch: float, metrics: dict[str, float]) -> None:
+    def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
+                 val_wall_s: float = 0.0) -> None:
+        assert "val_cpu_s" not in metrics, "validation time is a keyword of its own, not a metric"
         self.calls.append((epoch, metrics))
+        self.val_cpu_s.append(val_cpu_s)
 
 
 def test_lenet_checks_validation_within_epochs_when_asked(tiny: tuple[Digits, Digits]) -> None:
@@ -149,13 +153,13 @@ def test_lenet_checks_validation_within_epochs_when_asked(tiny: tuple[Digits, Di
     assert [e for e in epochs if e == int(e)] == [1, 2]
     assert within == sorted(within) and set(within) <= {0.25, 0.5, 0.75, 1.25, 1.5, 1.75}
     assert {0.25, 1.25} <= set(within) and len(within) >= 4
-    spent = [m["val_cpu_s"] for _, m in report.calls]
+    spent = report.val_cpu_s
     assert all(0 < a <= b for a, b in zip(spent, spent[1:], strict=False)), "validation time adds up"
     assert all(0 <= m["val_accuracy"] <= 1 for _, m in report.calls)
     plain: list[int] = []
     registry.get("lenet-relu").create(epochs=1, batch_size=8, augment=0.0, filters1=4, filters2=8,
                                       dense_units=32).fit(train, val, seed=0,
-                                                          report=lambda e, m: plain.append(e))
+                                                          report=lambda e, m, **_: plain.append(e))
     assert plain == [1], "one report an epoch unless asked for more"
 
 

@@ -27,12 +27,12 @@ def test_the_time_to_target_leaves_the_reported_validation_time_out() -> None:
     reporter = EpochReporter(Silent(), job).start()
     reporter.cpu0 -= 10.0  # as if 10 CPU-s and 10 s had passed since fit began
     reporter.wall0 -= 10.0
-    reporter(1, {"val_accuracy": 0.8, "val_cpu_s": 1.0, "val_wall_s": 2.0})
+    reporter(1, {"val_accuracy": 0.8}, val_cpu_s=1.0, val_wall_s=2.0)
     assert reporter.reached == {}
-    reporter(2, {"val_accuracy": 0.91, "val_cpu_s": 4.0, "val_wall_s": 3.0})
+    reporter(2, {"val_accuracy": 0.91}, val_cpu_s=4.0, val_wall_s=3.0)
     reached = reporter.reached
     assert 6.0 <= reached["cpu_s_to_target"] < 6.5 and 7.0 <= reached["wall_s_to_target"] < 7.5
-    reporter(3, {"val_accuracy": 0.95, "val_cpu_s": 5.0, "val_wall_s": 4.0})
+    reporter(3, {"val_accuracy": 0.95}, val_cpu_s=5.0, val_wall_s=4.0)
     assert reporter.reached == reached, "the first epoch that reached it counts"
     assert reporter.recorded_history() == {"val_accuracy": [0.8, 0.91, 0.95]}
 
@@ -57,13 +57,13 @@ def test_checks_within_an_epoch_count_toward_the_target_only() -> None:
     trial = Job(dataset="d", model="m", tuner="optuna", kind=Kind.TRIAL, trial=0, seed=0, params={})
     assert EpochReporter(channel, trial).checks_per_epoch == 1, "trials: one check an epoch"
     reporter.cpu0 -= 10.0
-    reporter(0.5, {"val_accuracy": 0.85, "val_cpu_s": 1.0, "val_wall_s": 1.0})
-    reporter(1, {"val_accuracy": 0.88, "loss": 0.4, "val_cpu_s": 1.5, "val_wall_s": 1.5})
+    reporter(0.5, {"val_accuracy": 0.85}, val_cpu_s=1.0, val_wall_s=1.0)
+    reporter(1, {"val_accuracy": 0.88, "loss": 0.4}, val_cpu_s=1.5, val_wall_s=1.5)
     assert reporter.reached == {}
-    reporter(1.25, {"val_accuracy": 0.91, "val_cpu_s": 2.0, "val_wall_s": 2.0})
+    reporter(1.25, {"val_accuracy": 0.91}, val_cpu_s=2.0, val_wall_s=2.0)
     reached = reporter.reached
     assert reached["epochs_to_target"] == 1.25 and 8.0 <= reached["cpu_s_to_target"] < 8.5
-    reporter(2, {"val_accuracy": 0.93, "loss": 0.3, "val_cpu_s": 2.5, "val_wall_s": 2.5})
+    reporter(2, {"val_accuracy": 0.93, "loss": 0.3}, val_cpu_s=2.5, val_wall_s=2.5)
     assert reporter.reached == reached
     assert reporter.recorded_history() == {"val_accuracy": [0.88, 0.93], "loss": [0.4, 0.3]}
     assert [m.epoch for m in channel.sent] == [1, 2]

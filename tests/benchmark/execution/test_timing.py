@@ -82,15 +82,18 @@ def test_blas_runs_one_thread_whatever_the_other_pools_run() -> None:
     imported later) both run BLAS_THREADS; OpenMP runs the threads asked for."""
     code = (
         "import json, numpy\n"
-        "from benchmark.execution.timing import configure_threads\n"
+        "from benchmark.execution.timing import configure_threads, thread_pools\n"
         "configure_threads(2)\n"
         "import scipy.linalg, sklearn.svm, threadpoolctl\n"
         "print(json.dumps([[p['user_api'], p['filepath'], p['num_threads']] "
         "for p in threadpoolctl.threadpool_info()]))\n"
+        "print(json.dumps(thread_pools()))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in (*BLAS_ENV, *THREAD_ENV)}
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    pools = json.loads(done.stdout)
+    listed, recorded = done.stdout.splitlines()
+    pools = json.loads(listed)
+    assert json.loads(recorded) == {"blas": BLAS_THREADS, "openmp": 2}, "what rows record (thread_pools)"
     blas = [n for api, _, n in pools if api == "blas"]
     assert len(blas) >= 2 and set(blas) == {BLAS_THREADS}, pools
     assert {n for api, _, n in pools if api == "openmp"} == {2}, pools
