@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from benchmark.commands.flags import add_execution_flags
 from models.errors import InputError
 
 PROG = "digitbench"
@@ -35,14 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
     run.add_argument("--seeds", type=int, help="number of seeds per model (0..N-1; default 1)")
     run.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
-    run.add_argument("--threads", type=int,
-                     help="threads per worker process (default: the cores shared out among --workers)")
-    run.add_argument("--workers", type=int,
-                     help="worker processes on this machine that run the jobs (default: one per core, "
-                          "each with 1 thread; 1: everything in this process, a fixed trial order)")
-    run.add_argument("--cluster", metavar="tcp://HOST:PORT",
-                     help="run the jobs on the workers of this Dask scheduler instead "
-                          "(pip install 'digitbench[dask]'; start workers with --nthreads 1)")
+    add_execution_flags(run, "the jobs")
     run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
     run.add_argument("--resume", action="store_true", default=None,
                      help="continue the run in --out, skipping finished jobs")

@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from benchmark.commands.flags import add_execution_flags
 from models.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
@@ -45,13 +46,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="submission CSV")
     parser.add_argument("--save-model", type=Path, metavar="FILE",
                         help="also save the trained model (FILE-seedN.ext for each seed when N > 1)")
-    parser.add_argument("--threads", type=int,
-                        help="threads per worker process (default: the cores shared out among --workers)")
-    parser.add_argument("--workers", type=int,
-                        help="worker processes that train the seeds side by side (default: one per core; "
-                             "1: in this process)")
-    parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
-                        help="train the seeds on the workers of this Dask scheduler instead")
+    add_execution_flags(parser, "the seeds")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
                         help="the submission's run folder: a results row and the test-set probabilities "
                              "of each seed (default: OUT's name with -run, beside it)")
