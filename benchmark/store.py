@@ -216,20 +216,22 @@ class ResultsStore:
     def load(self) -> pd.DataFrame:
         return load_results(self.path)
 
-    def done_jobs(self) -> set[JobKey]:
-        """Keys of the jobs that finished with status ok."""
-        if not self.exists():
+    def done_jobs(self, frame: pd.DataFrame | None = None) -> set[JobKey]:
+        """Keys of the jobs that finished with status ok (of ``frame``, the file as :meth:`load`
+        read it, when the caller has it already)."""
+        if frame is None and not self.exists():
             return set()
-        frame = self.load()
+        frame = self.load() if frame is None else frame
         ok = frame[frame["status"] == "ok"]
         return {job_key(r) for r in ok[list(JOB_KEY)].to_dict("records")}
 
-    def trial_rows(self) -> dict[tuple[str, str, str, int], dict[int, dict[str, Any]]]:
+    def trial_rows(self, frame: pd.DataFrame | None = None
+                   ) -> dict[tuple[str, str, str, int], dict[int, dict[str, Any]]]:
         """The trial rows of every study, (dataset, model, tuner, study seed) -> trial number ->
-        row (the last row of each number)."""
+        row (the last row of each number); of ``frame`` as for :meth:`done_jobs`."""
         studies: dict[tuple[str, str, str, int], dict[int, dict[str, Any]]] = {}
-        if self.exists():
-            frame = self.load()
+        if frame is not None or self.exists():
+            frame = self.load() if frame is None else frame
             for row in frame[frame["trial"] != FINAL].to_dict("records"):
                 dataset, model, tuner, number, seed = job_key(row)
                 studies.setdefault((dataset, model, tuner, seed), {})[number] = row

@@ -187,10 +187,11 @@ def _delete_studies(config: RunConfig, datasets: list[str]) -> None:
 def open_contenders(config: RunConfig, store: ResultsStore, splits: list[Split],
                     entries: list[Entry]) -> list[Contender]:
     """The plan, less what the store already holds, each tuned contender with its study."""
-    done = store.done_jobs()
+    frame = store.load() if store.exists() else None  # read and checked once
+    done = store.done_jobs(frame) if frame is not None else set()
     if done:
         print(f"resuming {store.path}: {len(done)} rows already done", file=sys.stderr, flush=True)
-    studies = store.trial_rows()
+    studies = store.trial_rows(frame) if frame is not None else {}
     contenders = plan(config, splits, entries, done)
     for c in contenders:
         if c.tuner != "none":
