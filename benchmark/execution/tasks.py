@@ -23,6 +23,8 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,8 +65,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> TaskResult:
         reporter = EpochReporter(channel, job)
         fit_cpu = fit_wall = predict_cpu = 0.0
         correct = scored = 0
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with _guarded(result) as caught:
             try:
                 for train, val in folds:
                     model = entry.create(**job.params)
@@ -81,10 +82,6 @@ def run_trial(channel: Channel, job: Job, split: Split) -> TaskResult:
                 result.fields["val_accuracy"] = correct / scored
             except TrialPruned as pruned:
                 result.status, result.fields["val_accuracy"] = "pruned", pruned.value
-            except Exception as exc:  # a failing trial is a row, not the end of the study
-                _failed(result, exc)
-            finally:
-                gc.collect()
         result.fields.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
                              predict_cpu_s=round(predict_cpu, 4), history=reporter.recorded_history(),
                              warnings=one_line_each(caught))
@@ -99,24 +96,17 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
     (``cross_test``: JSON ``{spec: {"n_test": n, "correct": k}}``)."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
-        if job.target is None:  # the whole training part
-            train, val = Digits(np.concatenate([split.train.images, split.val.images]),
-                                np.concatenate([split.train.labels, split.val.labels])), None
+        if job.target is None:
+            train, val = _whole_training_part(split), None
         else:  # watched on the validation part, epoch by epoch
             train, val = split.train, split.val
         test = split.test
         result = TaskResult("ok", {"n_train": len(train), "n_val": len(val) if val else 0,
                                    "n_test": len(test)})
         reporter = EpochReporter(channel, job)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                _fit_and_evaluate(result, job, entry, train, val, test, reporter,
-                                  dict(zip(job.test_on, others, strict=True)))
-            except Exception as exc:  # one failing job must not end the run
-                _failed(result, exc)
-            finally:
-                gc.collect()
+        with _guarded(result) as caught:
+            _fit_and_evaluate(result, job, entry, train, val, test, reporter,
+                              dict(zip(job.test_on, others, strict=True)))
         result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught),
                              **reporter.reached)
         return _with_process(result)
@@ -128,27 +118,20 @@ def run_submission(channel: Channel, job: Job, split: Split) -> TaskResult:
     averaged over seeds; with ``save_model``, the model file's bytes."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
-        train = Digits(np.concatenate([split.train.images, split.val.images]),
-                       np.concatenate([split.train.labels, split.val.labels]))
+        train = _whole_training_part(split)
         result = TaskResult("ok", {"n_train": len(train), "n_val": 0, "n_test": len(split.test)})
         reporter = EpochReporter(channel, job)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                model = entry.create(**job.params)
-                with measure() as fit_time:
-                    model.fit(train, None, seed=job.seed, report=reporter.start())
-                model.warm_up(split.test.images)
-                with measure() as predict_time:
-                    result.probabilities = probabilities(model, split.test.images).astype(np.float32)
-                result.fields.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
-                                     predict_cpu_s=round(predict_time.cpu_s, 4),
-                                     predict_wall_s=round(predict_time.wall_s, 4), n_params=model.n_params())
-                result.model_bytes = _model_bytes(job, entry, model, train) if job.save_model else None
-            except Exception as exc:  # one failing seed must not end the others
-                _failed(result, exc)
-            finally:
-                gc.collect()
+        with _guarded(result) as caught:
+            model = entry.create(**job.params)
+            with measure() as fit_time:
+                model.fit(train, None, seed=job.seed, report=reporter.start())
+            model.warm_up(split.test.images)
+            with measure() as predict_time:
+                result.probabilities = probabilities(model, split.test.images).astype(np.float32)
+            result.fields.update(fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
+                                 predict_cpu_s=round(predict_time.cpu_s, 4),
+                                 predict_wall_s=round(predict_time.wall_s, 4), n_params=model.n_params())
+            result.model_bytes = _model_bytes(job, entry, model, train) if job.save_model else None
         result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught))
         return _with_process(result)
 
@@ -260,8 +243,25 @@ def _entry(job: Job) -> registry.Entry:
     return entry
 
 
-def _failed(result: TaskResult, exc: Exception) -> None:
-    result.status, result.error, result.traceback = "error", one_line(exc), traceback.format_exc()
+def _whole_training_part(split: Split) -> Digits:
+    """The training and validation parts together: what a final trains on without a target."""
+    return Digits(np.concatenate([split.train.images, split.val.images]),
+                  np.concatenate([split.train.labels, split.val.labels]))
+
+
+@contextmanager
+def _guarded(result: TaskResult) -> Iterator[list]:
+    """Around a task's work: its warnings recorded (the list yielded), an exception turned into
+    the result's error and traceback (a failing job is a row, not the end of the run), memory
+    collected after."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield caught
+        except Exception as exc:
+            result.status, result.error, result.traceback = "error", one_line(exc), traceback.format_exc()
+        finally:
+            gc.collect()
 
 
 def _with_process(result: TaskResult) -> TaskResult:
