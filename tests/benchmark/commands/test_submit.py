@@ -189,6 +189,8 @@ def test_leakage_guard_refuses_other_images(kaggle, tmp_path: Path, capsys, spec
 @pytest.mark.parametrize("args, expected", [
     (["--seeds", "0"], "--seeds: expected a whole number of at least 1"),
     (["--params", '{"C": 1}'], "nearest-centroid has no parameter(s) C"),
+    (["--params", '{"shrink": "much"}'],
+     "--params: shrink of nearest-centroid: expected a number, got 'much'"),
     (["--params", "[1]"], "expected a JSON object"),
     (["--save-model", "m.keras"], "cannot be saved"),
     (["--from", "no-such-run"], "no such file"),
