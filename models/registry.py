@@ -23,12 +23,15 @@ ENTRY_POINT_GROUP = "digitbench.models"
 
 @dataclass(frozen=True)
 class Entry:
-    """One registry entry: a model class and the parameters fixed for this variant."""
+    """One registry entry: a model class, the parameters fixed for this variant (no tuner changes
+    them) and the variant's own defaults (where it starts from, overriding the class's; a tuner may
+    change them)."""
 
     name: str
     cls: type[DigitModel]
     fixed: Mapping[str, Any] = field(default_factory=dict)
     source: str = "built-in"
+    own_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -40,23 +43,27 @@ class Entry:
         return f"{self.cls.__module__}:{self.cls.__qualname__}"
 
     def defaults(self) -> dict[str, Any]:
-        """Every parameter with the value this entry uses unless told otherwise."""
-        return {**self.cls.defaults, **self.fixed}
+        """Every parameter with the value this entry uses unless told otherwise: the class's
+        defaults, then the variant's own, then its fixed ones."""
+        return {**self.cls.defaults, **self.own_defaults, **self.fixed}
 
     def create(self, **params: Any) -> DigitModel:
         """A new, unfitted model; ``params`` override defaults but not the variant's fixed ones."""
         clash = {k for k, v in params.items() if k in self.fixed and self.fixed[k] != v}
         if clash:
             raise ValueError(f"{self.name}: parameter(s) {sorted(clash)} are fixed by this variant")
-        return self.cls(**{**self.fixed, **params})
+        return self.cls(**{**self.own_defaults, **params, **self.fixed})
 
 
 _entries: dict[str, Entry] = {}
 _plugins_loaded = False
 
 
-def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> Entry:
-    """Register ``cls`` under ``name`` with ``fixed`` parameters; returns the entry."""
+def register(name: str, cls: type, source: str = "built-in", *,
+             defaults: Mapping[str, Any] | None = None, **fixed: Any) -> Entry:
+    """Register ``cls`` under ``name`` with ``fixed`` parameters and the variant's own ``defaults``
+    (parameters it starts from instead of the class's; tuners may change them, and the class's
+    ``check_params`` must accept them); returns the entry."""
     if not (isinstance(cls, type) and issubclass(cls, DigitModel)):
         raise TypeError(f"{name}: {cls!r} is not a subclass of models.base.DigitModel")
     if not cls.family:
@@ -65,12 +72,22 @@ def register(name: str, cls: type, source: str = "built-in", **fixed: Any) -> En
         raise TypeError(f"{name}: {cls.__name__} " + (
             "declares trains_in_epochs = True but has no 'epochs' parameter" if cls.trains_in_epochs
             else "has an 'epochs' parameter: declare trains_in_epochs = True"))
-    unknown = set(fixed) - set(cls.defaults)
+    own = dict(defaults or {})
+    unknown = (set(fixed) | set(own)) - set(cls.defaults)
     if unknown:
         raise TypeError(f"{name}: {cls.__name__} has no parameter(s) {sorted(unknown)}")
-    entry = Entry(name, cls, dict(fixed), source)
+    both = sorted(set(fixed) & set(own))
+    if both:
+        raise TypeError(f"{name}: parameter(s) {both} are both fixed and a default; fixed ones cannot "
+                        "be tuned, so give them once, as fixed")
+    entry = Entry(name, cls, dict(fixed), source, own)
+    try:
+        cls.check_params(entry.defaults())
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: {cls.__name__} refuses the variant's parameters: {exc}") from None
     previous = _entries.get(name)
-    if previous is not None and (previous.cls, previous.fixed) != (entry.cls, entry.fixed):
+    if previous is not None and (previous.cls, previous.fixed, previous.own_defaults) != (
+            entry.cls, entry.fixed, entry.own_defaults):
         raise ValueError(f"model name {name!r} is already registered ({previous.source})")
     _entries[name] = entry
     return entry

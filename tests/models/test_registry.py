@@ -25,6 +25,23 @@ def test_variants_share_a_class_and_differ_in_fixed_parameters() -> None:
         relu.create(activation="tanh")
 
 
+def test_a_variant_may_declare_defaults_of_its_own_which_tuners_may_change(plugin_path: Path) -> None:
+    registry.load_model_path("tinyplugin:NearestCentroid")
+    cls = registry.get("nearest-centroid").cls
+    entry = registry.register("centroid-shrunk", cls, "a test", defaults={"shrink": 0.5})
+    assert entry.defaults() == {"shrink": 0.5} and cls.defaults == {"shrink": 0.0}
+    assert entry.create().params["shrink"] == 0.5, "a model made without values starts from them"
+    assert entry.create(shrink=0.25).params["shrink"] == 0.25, "unlike a fixed one, it can be changed"
+    with pytest.raises(TypeError, match="both fixed and a default"):
+        registry.register("centroid-both", cls, defaults={"shrink": 0.5}, shrink=0.1)
+    with pytest.raises(TypeError, match="no parameter"):
+        registry.register("centroid-odd", cls, defaults={"width": 3})
+    with pytest.raises(TypeError, match="refuses the variant's parameters: shrink"):
+        registry.register("centroid-text", cls, defaults={"shrink": "a lot"})
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("centroid-shrunk", cls, "a test", defaults={"shrink": 0.6})
+
+
 def test_unknown_model_names_the_known_ones() -> None:
     with pytest.raises(InputError, match="unknown model 'lenet-sigmoid'.*lenet-relu"):
         registry.get("lenet-sigmoid")
