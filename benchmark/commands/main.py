@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
-    run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), full (mnist)")
+    run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), tuners (fashion-mnist: "
+                     "what tuning buys, which tuner wins), full (mnist)")
     run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
     run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study-seeds", type=int, metavar="N",
                       help="repeat each study with seeds 0..N-1 for the tuning curves' bands "
                            "(finals refit study 0's choice; default 1)")
+    tune.add_argument("--no-refit-defaults", dest="refit_defaults", action="store_false", default=None,
+                      help="do not refit the defaults beside the tuned parameters (by default, where "
+                           "tuning chose other values, the finals refit the defaults too, on the same "
+                           "seeds, so the report can say what tuning bought on the test set)")
     tune.add_argument("--sampler", help="Optuna sampler: tpe (default) or random")
     tune.add_argument("--pruner", help="Optuna pruner: median (default), hyperband or none")
     tune.add_argument("--oracle", help="keras-tuner oracle: bayesian (default), random, hyperband")

@@ -20,7 +20,7 @@ from benchmark.data.datasets import Split
 from benchmark.execution import signals
 from benchmark.execution.executors import Executor, Shared
 from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from benchmark.execution.plan import Contender
+from benchmark.execution.plan import Contender, same_params
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.recorder import Recorder
 from benchmark.execution.tasks import run_trial
@@ -39,6 +39,11 @@ class Coordinator:
         self.failures = 0
         left = sum(max(0, config.trials - c.study.finished) for c in contenders if c.study is not None)
         self.progress = RunProgress(left + sum(len(c.seeds) for c in contenders))
+        refits = sum(len(c.seeds) for c in contenders if c.is_defaults_refit)
+        finals = sum(len(c.seeds) for c in contenders) - refits
+        self.progress.log(f"to do: at most {left} tuning trials, {finals} finals"
+                          + (f" and {refits} defaults refits (run only where tuning changes the "
+                             "defaults)" if refits else ""))
 
     def run(self) -> int:
         """Run every job; 0 when all finals succeeded, else 1. A stop signal abandons the running
@@ -96,6 +101,8 @@ class Coordinator:
         """The first contender's next job: a trial while its study asks for one, then its finals
         once the study is complete (every trial of it told)."""
         for c in self.contenders:
+            if c.is_defaults_refit and not c.finals_started and not self._decide_refit(c):
+                continue  # its tuned contenders have not all chosen yet
             if not c.finals_started:
                 if c.study is not None:
                     asked = c.study.ask()
@@ -108,6 +115,9 @@ class Coordinator:
                     c.finals_started = True
                     continue
                 self._choose(c)
+                for refit in self.contenders:  # decided now, so the progress counts right away
+                    if refit.is_defaults_refit and not refit.finals_started:
+                        self._decide_refit(refit)
             if c.seeds and c.params is None:  # nothing to refit: the finals fail with the reason
                 for seed in c.seeds:
                     self._finish(c, self._job(c, Kind.FINAL, None, seed, {}),
@@ -116,6 +126,29 @@ class Coordinator:
             if c.seeds:
                 return c, self._job(c, Kind.FINAL, None, c.seeds.pop(0), c.params)
         return None
+
+    def _decide_refit(self, c: Contender) -> bool:
+        """Whether the defaults refit ``c`` is decided: once every tuned contender it stands for has
+        chosen, it refits the defaults if one of them chose other parameters, else it is dropped."""
+        tuned = [t for t in self.contenders if t.split is c.split and t.entry is c.entry
+                 and t.tuner in c.defaults_for and t.study_seed == 0]
+        if not all(t.finals_started for t in tuned):
+            return False
+        defaults = {**c.entry.defaults(), **c.pinned}
+        changed = [t.tuner for t in tuned if t.params is not None and not same_params(t.params, defaults)]
+        c.finals_started = True
+        c.params, c.why = defaults, None
+        c.tuning = {"tuner": "none", "defaults_refit_for": changed}
+        where = f"{c.entry.name} on {c.split.dataset}"
+        if changed and c.seeds:
+            self.progress.log(f"    {where}: {', '.join(changed)} chose other parameters than the "
+                              f"defaults; {len(c.seeds)} defaults refit(s) on the same seeds follow")
+        elif not changed:
+            if c.seeds:
+                self.progress.log(f"    {where}: tuning kept the defaults, so no defaults refit")
+                self.progress.uncount(len(c.seeds))
+            c.seeds = []
+        return True
 
     def _choose(self, c: Contender) -> None:
         """What the finals of ``c`` refit: its defaults, or what its study chose."""

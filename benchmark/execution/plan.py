@@ -6,10 +6,17 @@ chosen parameters on the whole training part and is evaluated once on the test s
 ``--study-seeds N`` each tuned (dataset, model, tuner) has N contenders, studies seeded 0..N-1, for
 the tuning curves' bands; only study 0's contender has finals. A job is done exactly
 when its row is in the results store: the plan leaves those out, so a resumed run does the rest.
+
+What tuning bought is measured on the test set: for every tuned model (without tuner "none" in the
+run) the plan adds a *defaults refit*, a contender with tuner "none" whose finals refit the defaults
+on the same seeds, once the model's tuned contenders have chosen, and only if one of them chose other
+parameters than the defaults (where all kept them, the tuned finals are the defaults' already).
+``--no-refit-defaults`` leaves it out.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +46,11 @@ class Contender:
     why: str | None = None          # why there is nothing to refit, when params is None
     study_seed: int = 0             # the study's seed; its trial rows carry it in the seed column
     final_task: Callable[..., TaskResult] = run_final  # what its finals run (submit: run_submission)
+    defaults_for: tuple[str, ...] = ()  # a defaults refit: the tuners whose choice decides if it runs
+
+    @property
+    def is_defaults_refit(self) -> bool:
+        return bool(self.defaults_for)
 
     @property
     def study_name(self) -> str:
@@ -72,16 +84,27 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
     contenders = []
     for index, split in enumerate(splits):
         for entry in entries:
-            for tuner in config.tuners:
-                seeds = final_seeds(entry, config)
-                todo = [s for s in seeds
+            def todo(tuner: str, split: Split = split, entry: Entry = entry) -> list[int]:
+                return [s for s in final_seeds(entry, config)
                         if (split.dataset, entry.name, tuner, None, s) not in done]
+
+            for tuner in config.tuners:
                 contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
-                                            todo))
+                                            todo(tuner)))
                 if tuner != "none":
                     contenders += [Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
                                              [], study_seed=k) for k in range(1, config.study_seeds)]
+            tuned = tuple(t for t in config.tuners if t != "none")
+            if tuned and "none" not in config.tuners and config.refit_defaults:
+                contenders.append(Contender(split, f"split{index}", entry, "none", pinned(entry, config),
+                                            todo("none"), defaults_for=tuned))
     return contenders
+
+
+def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two parameter sets train the same model (as they read back from a row's JSON:
+    128 and 128.0 alike, a tuple and a list alike)."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 
 def check_params(config: RunConfig, entries: list[Entry]) -> None:

@@ -54,6 +54,12 @@ class RunProgress:
             self._bar.update(self._epochs, visible=False)
         self.log(f"[{self.done}/{self.total}] {summary}")
 
+    def uncount(self, jobs: int) -> None:
+        """``jobs`` counted in the total will not run after all (a defaults refit not needed)."""
+        self.total = max(self.done, self.total - jobs)
+        if self._bar is not None:
+            self._bar.update(self._jobs, total=self.total)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -53,7 +53,8 @@ class Study:
             "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
             "scoring": (f"{self.cv}-fold cross-validation on the training part"
                         if self.cv > 1 else "the validation part"),
-            "tune_images": tune_images, "val_images": val_images, "study_seed": seed,
+            "tune_images": tune_images, "val_images": val_images, "scored_images": self.scored_images,
+            "study_seed": seed,
             **self.driver_class.describe(self.spec),
             **({"first_trial": "defaults"} if self.starts_from_defaults else {}),
         }

@@ -117,14 +117,16 @@ def setting(tmp_path: Path, tiny_idx: Path, plugin_path: Path):
     return config, split
 
 
-def coordinate(setting, outcome, trials: int = 3):
+def coordinate(setting, outcome, trials: int = 3, study: type = None):
+    """Run the plan of ``setting`` (a tuned contender, then its defaults refit) with a fake study."""
     config, split = setting
     events: list = []
-    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
-    contender.study = FakeStudy(trials, events)
+    contenders = plan(config, [split], [registry.get("nearest-centroid")], set())
+    assert [c.tuner for c in contenders] == ["optuna", "none"] and contenders[1].is_defaults_refit
+    contenders[0].study = (study or FakeStudy)(trials, events)
     executor, recorder = FakeExecutor(outcome), FakeRecorder(events)
     executor.events = events  # one timeline: submitted, row written, told
-    code = Coordinator(config, [contender], executor, recorder, {}).run()
+    code = Coordinator(config, contenders, executor, recorder, {}).run()
     return code, events, executor, recorder
 
 
@@ -137,12 +139,12 @@ def test_trials_run_then_the_finals_refit_the_choice_and_each_trial_is_told_afte
     code, events, executor, recorder = coordinate(setting, ok)
     assert code == 0
     submitted = [e[1].split(" ", 3)[-1] for e in events if e[0] == "submit"]
-    assert submitted == ["trial 0", "trial 1", "trial 2", "final seed 0", "final seed 1"]
+    assert submitted[:5] == ["trial 0", "trial 1", "trial 2", "final seed 0", "final seed 1"]
     for number in range(3):  # the row first, then the tuner hears of it
         label = [e[1] for e in events if e[0] == "row"][number]
         assert events.index(("row", label)) < events.index(("tell", number, "ok"))
     assert events[0] == ("open",) and executor.answers == [False, True, False], "trial 1 pruned"
-    finals = [r for r in recorder.rows if r["trial"] is None]
+    finals = [r for r in recorder.rows if r["trial"] is None][:2]
     assert [r["params"] for r in finals] == [{"shrink": 0.2}] * 2, "the study's choice, per seed"
     assert all(r["tuning"] == {"tuner": "fake", "chosen_trial": 2} for r in finals)
     assert [r["tuning"] for r in recorder.rows if r["trial"] is not None] == [{"tuner": "fake"}] * 3
@@ -155,7 +157,7 @@ def test_a_study_with_nothing_to_refit_fails_its_finals_with_the_reason(setting)
     assert not any("final" in e[1] for e in events if e[0] == "submit"), "no final is run"
     finals = [r for r in recorder.rows if r["trial"] is None]
     assert [r["error"] for r in finals] == ["RuntimeError: tuning with fake finished no trial, so there "
-                                            "is nothing to refit"] * 2
+                                            "is nothing to refit"] * 2, "and no defaults refit"
 
 
 def test_a_lost_task_is_a_failed_row_not_the_end_of_the_run(setting) -> None:
@@ -171,11 +173,11 @@ def test_a_lost_task_is_a_failed_row_not_the_end_of_the_run(setting) -> None:
             return {future}
 
     events: list = []
-    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contender, refit = plan(config, [split], [registry.get("nearest-centroid")], set())
     contender.study = FakeStudy(1, events)
     recorder = FakeRecorder(events)
-    assert Coordinator(config, [contender], Losing(ok), recorder, {}).run() == 1
-    assert [r["status"] for r in recorder.rows] == ["ok", "error", "ok"]
+    assert Coordinator(config, [contender, refit], Losing(ok), recorder, {}).run() == 1
+    assert [r["status"] for r in recorder.rows] == ["ok", "error", "ok", "error", "ok"]
     assert recorder.rows[1]["error"] == "RuntimeError: its worker process died"
 
 
@@ -186,10 +188,10 @@ def test_a_stop_abandons_the_running_trials_and_propagates(setting) -> None:
 
     config, split = setting
     events: list = []
-    [contender] = plan(config, [split], [registry.get("nearest-centroid")], set())
-    contender.study = FakeStudy(3, events)
+    contenders = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contenders[0].study = FakeStudy(3, events)
     with pytest.raises(KeyboardInterrupt):
-        Coordinator(config, [contender], Stopping(ok), FakeRecorder(events), {}).run()
+        Coordinator(config, contenders, Stopping(ok), FakeRecorder(events), {}).run()
     assert events[-1] == ("abandon", [0]) and not any(e[0] == "row" for e in events)
 
 
@@ -207,3 +209,43 @@ def test_jobs_are_typed_and_carry_what_the_model_declares(setting, tmp_path: Pat
     assert (by_model["epoch-model"].epochs, by_model["epoch-model"].target) == (6, 0.3)
     assert (by_model["nearest-centroid"].epochs, by_model["nearest-centroid"].target) == (None, None), \
         "a model that trains in one go has no epochs and is not timed to a target"
+
+
+def test_where_tuning_changed_the_defaults_the_finals_refit_them_on_the_same_seeds(setting) -> None:
+    code, events, executor, recorder = coordinate(setting, ok)
+    assert code == 0
+    finals = [(j.tuner, j.seed, j.params) for j in executor.jobs if j.is_final]
+    assert finals == [("optuna", 0, {"shrink": 0.2}), ("optuna", 1, {"shrink": 0.2}),
+                      ("none", 0, {"shrink": 0.0}), ("none", 1, {"shrink": 0.0})]
+    refits = [r for r in recorder.rows if r["trial"] is None and r["params"] == {"shrink": 0.0}]
+    assert [r["tuning"] for r in refits] == [{"tuner": "none", "defaults_refit_for": ["optuna"]}] * 2
+
+
+def test_where_tuning_kept_the_defaults_there_is_no_refit_and_the_progress_says_so(setting, capsys) -> None:
+    class KeepsDefaults(FakeStudy):
+        def best(self) -> dict[str, Any]:
+            return {"shrink": 0.0}
+
+    code, events, executor, recorder = coordinate(setting, ok, study=KeepsDefaults)
+    assert code == 0
+    assert [(j.tuner, j.seed) for j in executor.jobs if j.is_final] == [("optuna", 0), ("optuna", 1)]
+    err = capsys.readouterr().err
+    assert "to do: at most 20 tuning trials, 2 finals and 2 defaults refits" in err
+    assert "nearest-centroid on idx:" in err and "tuning kept the defaults, so no defaults refit" in err
+    assert "[5/22]" in err, "of 20 trials, 2 finals and 2 refits counted, the refits left the total"
+
+
+def test_the_plan_adds_a_defaults_refit_only_for_tuned_runs_without_tuner_none(setting) -> None:
+    config, split = setting
+    entry = registry.get("nearest-centroid")
+    replace = type(config)
+    both = replace(**{**config.__dict__, "tuners": ("none", "optuna")})
+    assert [c.tuner for c in plan(both, [split], [entry], set())] == ["none", "optuna"]
+    off = replace(**{**config.__dict__, "refit_defaults": False})
+    assert [c.tuner for c in plan(off, [split], [entry], set())] == ["optuna"]
+    tuners = replace(**{**config.__dict__, "tuners": ("optuna", "random"), "study_seeds": 2})
+    contenders = plan(tuners, [split], [entry], {(split.dataset, entry.name, "none", None, 0)})
+    assert [(c.tuner, c.study_seed) for c in contenders] == [("optuna", 0), ("optuna", 1), ("random", 0),
+                                                             ("random", 1), ("none", 0)]
+    assert contenders[-1].defaults_for == ("optuna", "random") and contenders[-1].seeds == [1], \
+        "a refit done before is not planned again"

@@ -249,7 +249,7 @@ def test_settings_carry_the_drivers_description_and_the_first_trial_only_from_de
     assert study.settings == {
         "tuner": "fake", "trials": 7, "budget_cpu_s": 12.5,
         "scoring": "5-fold cross-validation on the training part", "tune_images": 480, "val_images": 120,
-        "study_seed": 2, "fake_tool": "fake tool", "fake_seed": 2,
+        "scored_images": 600, "study_seed": 2, "fake_tool": "fake tool", "fake_seed": 2,
         **({"first_trial": "defaults"} if from_defaults else {})}
     epochs = make_study(tmp_path, split, model="epoch-model", tune_subsample=300)
     assert (epochs.settings["scoring"], epochs.settings["tune_images"], epochs.settings["val_images"]) \
