@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.store import load_predictions
-from reports.format import code, count, natural_key
+from reports.format import code, count, natural_key, p_text, points
 from reports.stats import PairedComparison, mean_interval, paired_comparison
 from reports.table import as_dict
 
@@ -166,28 +166,28 @@ def _line(title: str, final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
     name_a, name_b = a[0], b[0]
     heading = f"- {title}"
     try:
-        results = _compare_seeds(final, run_dir, a, b)
+        results = compare_seeds(final, run_dir, a, b)
     except Skip as why:
         return [f"{heading}: not compared, {why}."]
     seed, first = results[0]
     verdict = ("significant at 5%" if first.p_value < ALPHA
                else "**not significant** at 5%: the data do not show a difference")
-    lines = [f"{heading}, seed {seed}: {name_a} − {name_b} = {_points(first.difference)} points "
-             f"(95% CI {_points(first.low)} to {_points(first.high)}), McNemar exact "
-             f"p = {_p(first.p_value)} (b = {first.b:,} images only {name_a} got right, "
+    lines = [f"{heading}, seed {seed}: {name_a} − {name_b} = {points(first.difference)} points "
+             f"(95% CI {points(first.low)} to {points(first.high)}), McNemar exact "
+             f"p = {p_text(first.p_value)} (b = {first.b:,} images only {name_a} got right, "
              f"c = {first.c:,} only {name_b} got right, n = {first.n:,}): {verdict}."]
     if len(results) > 1:
         mean = mean_interval([r.difference for _, r in results])
         half = mean.half_width or 0.0  # never None: there are at least two seeds
-        per_seed = ", ".join(f"seed {s} {_points(r.difference)} (p = {_p(r.p_value)})"
+        per_seed = ", ".join(f"seed {s} {points(r.difference)} (p = {p_text(r.p_value)})"
                              for s, r in results)
         lines.append(f"  - Over the {len(results)} seeds both share: mean {name_a} − {name_b} = "
-                     f"{_points(mean.mean)} points (95% t-interval {_points(mean.mean - half)} to "
-                     f"{_points(mean.mean + half)}); per seed: {per_seed}.")
+                     f"{points(mean.mean)} points (95% t-interval {points(mean.mean - half)} to "
+                     f"{points(mean.mean + half)}); per seed: {per_seed}.")
     return lines
 
 
-def _compare_seeds(final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
+def compare_seeds(final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
                    b: tuple[str, str]) -> list[tuple[str, PairedComparison]]:
     """Paired comparisons of ``a`` and ``b`` (model, tuner) for every seed both have, in order."""
     rows = [{r["seed"]: r for r in final[(final["model"] == m) & (final["tuner"] == t)]
@@ -222,11 +222,3 @@ def _load(run_dir: Path, row: dict, model: str) -> tuple[np.ndarray, np.ndarray]
         raise Skip(f"{code(rel)} holds {count(y_true.size)} labels and {count(y_pred.size)} "
                    "predictions")
     return y_true, y_pred
-
-
-def _points(fraction: float) -> str:
-    return f"{100 * fraction:+.2f}"
-
-
-def _p(p: float) -> str:
-    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"

@@ -18,7 +18,8 @@ from benchmark.store import load_misclassified, load_predictions
 from reports import plots
 from reports.format import code, count, md_table, natural_key, num, pct
 from reports.stats import best_at, pareto_optimal
-from reports.table import TRIAL, as_dict
+from reports.table import as_dict, trial_rows
+from reports.tuner_comparison import FRACTIONS, common_span
 
 GALLERY_MAX = 40
 _READ_ERRORS = (OSError, KeyError, ValueError)
@@ -58,16 +59,6 @@ def pareto_section(board: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
 
 
 # -- tuning curves ---------------------------------------------------------------------------
-
-def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Tuning trial rows of a typed frame with their trial ``number``, cost (``cpu_s``: fit and
-    predict) and validation accuracy (``val``, where the trial finished ok)."""
-    trials = rows[rows["kind"] == TRIAL].copy()
-    trials["number"] = trials["trial"].astype(int)
-    trials["cpu_s"] = trials["fit_cpu_s"].fillna(0.0) + trials["predict_cpu_s"].fillna(0.0)
-    trials["val"] = trials["val_accuracy"].where(trials["status"] == "ok")
-    return trials.drop_duplicates(["model", "tuner", "seed", "number"], keep="last")
-
 
 def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
     """Anytime curves: best-so-far validation accuracy against cumulative tuning CPU-s, per model
@@ -117,10 +108,6 @@ def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug:
     return lines + [f"![Tuning curves on {dataset}]({name})", "", caption, ""] + _anytime_table(curves)
 
 
-#: Fractions of the common CPU span at which the anytime table compares the tuners.
-ANYTIME_FRACTIONS = (0.25, 0.5, 1.0)
-
-
 def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]) -> list[str]:
     """Per model with two or more tuners: each tuner's best validation accuracy at the same
     CPU-seconds (a quarter, half and all of the span every tuner's median study reached)."""
@@ -128,10 +115,10 @@ def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
     for model, by_tuner in curves.items():
         if len(by_tuner) < 2:
             continue
-        span = min(float(np.median([x[-1] for x, _ in studies])) for studies in by_tuner.values())
+        span = common_span(by_tuner)
         for tuner, studies in by_tuner.items():
             cells = []
-            for fraction in ANYTIME_FRACTIONS:
+            for fraction in FRACTIONS:
                 found = best_at(studies, np.array([fraction * span]))[:, 0]
                 found = found[~np.isnan(found)]
                 if not len(found):
@@ -143,7 +130,7 @@ def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
             rows.append([model, tuner, str(len(studies)), *cells])
     if not rows:
         return []
-    headers = ["model", "tuner", "studies", *(f"at {int(100 * f)}% of the span" for f in ANYTIME_FRACTIONS)]
+    headers = ["model", "tuner", "studies", *(f"at {int(100 * f)}% of the span" for f in FRACTIONS)]
     return (["Best validation accuracy each tuner had found at equal tuning CPU-seconds (the span: "
              "the CPU-seconds every tuner's median study reached), median over the studies with "
              "the lowest and highest in brackets (-: no trial had finished by then). Where the "

@@ -71,3 +71,13 @@ def natural_key(value: Any) -> tuple[int, float, str]:
         return (0, float(value), "")
     except (TypeError, ValueError):
         return (1, 0.0, str(value))
+
+
+def points(fraction: float) -> str:
+    """A difference of two accuracies (fractions) in signed percentage points: ``+0.52``."""
+    return f"{100 * fraction:+.2f}"
+
+
+def p_text(p: float) -> str:
+    """A p-value: three decimals, or scientific below 0.001."""
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"

@@ -22,11 +22,15 @@ from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.cross_dataset import cross_dataset_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
+from reports.importance import importance_section
 from reports.machine import distinct, machine_section
 from reports.run_info import failed_and_pruned_section, run_section
 from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
-from reports.table import FINAL, as_dict, load_table, trial_labels
+from reports.summary import anchor_line, dataset_summary
+from reports.table import FINAL, TRIAL, as_dict, load_table, trial_labels
 from reports.time_to_target import time_to_target_section
+from reports.tunability import tunability_section
+from reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section
 
 REPORT_FILE = "report.md"
 
@@ -45,12 +49,21 @@ def write_report(run_dir: Path) -> Path:
     if frame.empty:
         lines += ["No results yet: `results.csv` has no rows.", ""]
     else:
-        lines += run_section(frame)
-        lines += machine_section(frame)
-        for dataset, slug in dataset_slugs(frame["dataset"]).items():
+        slugs = dataset_slugs(frame["dataset"])
+        lines += ["## Summary", ""]
+        for dataset, slug in slugs.items():
+            rows = frame[frame["dataset"] == dataset]
+            final = final_rows(rows)
+            board = leaderboard(final) if not final.empty else pd.DataFrame()
+            lines += dataset_summary(rows, final, board, dataset, run_dir, slug)
+        lines += ["Settings, machine and package versions are at the end of the report.", ""]
+        for dataset, slug in slugs.items():
             lines += dataset_section(frame[frame["dataset"] == dataset], dataset, run_dir, slug)
+        lines += tuner_comparison_across(frame, run_dir)
         lines += failed_and_pruned_section(frame)
         lines += warnings_section(frame)
+        lines += run_section(frame)
+        lines += machine_section(frame)
     path = run_dir / REPORT_FILE
     write_text(path, "\n".join(lines).rstrip("\n") + "\n")
     return path
@@ -191,7 +204,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     if final.empty:
         return lines + ["No model finished on this dataset (see Failed and pruned jobs).", ""]
     board = leaderboard(final)
-    lines += ["### Leaderboard", ""] + leaderboard_table(board) + [""]
+    lines += [anchor_line("leaderboard", slug), "### Leaderboard", ""] + leaderboard_table(board) + [""]
     lines += [
         "Tuning budget is what each tuned contender was allowed per study (trials and CPU-seconds) "
         "and trials run what it used; \"defaults\" were not tuned. "
@@ -210,10 +223,14 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     lines += seed_invariant_note(final, rows)
     lines += time_to_target_section(final)
     lines += cross_dataset_section(final, dataset)
-    lines += comparisons_section(rows, final, board, run_dir)
+    lines += [anchor_line("comparisons", slug)] + comparisons_section(rows, final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)
+    lines += [anchor_line("tunability", slug)] + tunability_section(rows, final, run_dir)
     lines += figures.tuning_curves_section(rows, dataset, run_dir, slug)
+    if (rows["kind"] == TRIAL).any():
+        lines += [anchor_line("tuners", slug)] + tuner_comparison_section(rows, dataset, run_dir, slug)
+        lines += [anchor_line("importance", slug)] + importance_section(rows, dataset, run_dir, slug)
     lines += figures.learning_curves_section(rows, final, board, dataset, run_dir, slug)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]

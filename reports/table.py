@@ -88,6 +88,14 @@ def as_dict(cell: Any) -> dict[str, Any]:
     return cell if isinstance(cell, dict) else {}
 
 
+def scored_images(tuning: dict[str, Any]) -> int | None:
+    """How many images scored each trial of a study (its ``tuning`` cell): every fold's together
+    under cross-validation; rows written before ``scored_images`` was recorded give the validation
+    part's size. None where neither is known."""
+    images = tuning.get("scored_images", tuning.get("val_images"))
+    return int(images) if isinstance(images, int | float) and images > 0 else None
+
+
 def trial_labels(frame: pd.DataFrame) -> pd.Series:
     """The trial column as it is written on disk: the trial number, or FINAL."""
     return pd.Series([FINAL if kind == FINAL else ("?" if pd.isna(n) else str(int(n)))
@@ -139,3 +147,13 @@ def _json(cell: Any, source: Path | str, line: int, column: str) -> dict[str, An
     if value is not None and not isinstance(value, dict):
         raise _bad(source, line, column, f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Tuning trial rows of a typed frame with their trial ``number``, cost (``cpu_s``: fit and
+    predict) and validation accuracy (``val``, where the trial finished ok)."""
+    trials = rows[rows["kind"] == TRIAL].copy()
+    trials["number"] = trials["trial"].astype(int)
+    trials["cpu_s"] = trials["fit_cpu_s"].fillna(0.0) + trials["predict_cpu_s"].fillna(0.0)
+    trials["val"] = trials["val_accuracy"].where(trials["status"] == "ok")
+    return trials.drop_duplicates(["dataset", "model", "tuner", "seed", "number"], keep="last")
