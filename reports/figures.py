@@ -19,7 +19,7 @@ from reports import plots
 from reports.format import code, count, md_table, natural_key, num, pct
 from reports.stats import best_at, pareto_optimal
 from reports.table import as_dict, trial_rows
-from reports.tuner_comparison import FRACTIONS, common_span
+from reports.tuner_stats import FRACTIONS, common_span
 
 GALLERY_MAX = 40
 _READ_ERRORS = (OSError, KeyError, ValueError)

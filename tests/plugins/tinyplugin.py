@@ -42,6 +42,26 @@ class NearestCentroid(DigitModel):
         return distances.argmin(axis=1)
 
 
+class PoorDefaults(NearestCentroid):
+    """NearestCentroid whose defaults are poor: ``garble`` of the images (the first ones of every
+    batch predicted) get a wrong label, 0.5 by default. Any trial with less beats the defaults
+    clearly, so tuning always changes them; ``shrink`` barely matters: for what tuning bought and
+    parameter importance."""
+
+    name: ClassVar[str] = "poor-defaults"
+    defaults: ClassVar[dict[str, Any]] = {"shrink": 0.0, "garble": 0.5}
+
+    @classmethod
+    def search_space(cls, space: Any) -> dict[str, Any]:
+        return {"shrink": space.float("shrink", 0.0, 0.2), "garble": space.float("garble", 0.0, 0.5)}
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        labels = super().predict(images)
+        wrong = int(round(self.params["garble"] * len(labels)))
+        labels[:wrong] = (labels[:wrong] + 1) % 10
+        return labels
+
+
 class BusyCentroid(NearestCentroid):
     """NearestCentroid that burns ``cpu_seconds`` of CPU in fit: for budget tests."""
 

@@ -13,18 +13,16 @@ import pytest
 from scipy import stats
 
 from reports.table import typed
-from reports.tuner_comparison import (
+from reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section, verdict
+from reports.tuner_stats import (
     best_at_fractions,
     blocks,
     common_span,
     compare,
     compare_at_fractions,
     nemenyi_cd,
-    tuner_comparison_across,
-    tuner_comparison_section,
     tuner_summary,
     values_at,
-    verdict,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

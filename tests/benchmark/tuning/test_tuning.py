@@ -256,3 +256,28 @@ def test_study_seeds_repeat_each_study_and_random_search_is_a_tuner(tmp_path: Pa
     # a resumed run finds every study done and adds nothing
     assert run_cli(tmp_path, tiny_idx, *args, "--resume") == 0
     assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == len(frame)
+
+
+def test_keras_tuner_trials_get_importances_and_the_defaults_refit_is_not_redone_on_resume(
+        tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
+    """The issue's "importance when keras-tuner ran": real keras-tuner trials, through the rows, into
+    the report's fANOVA line; and the defaults refit beside a tuned final, which --resume leaves."""
+    args = ("--model-path", "tinyplugin:PoorDefaults", "--models", "poor-defaults", "--tuner",
+            "keras-tuner", "--oracle", "random", "--trials", "10", "--seeds", "2")
+    assert run_cli(tmp_path, tiny_idx, *args) == 0
+    frame = results(tmp_path)
+    finals = frame[frame["trial"] == "final"]
+    chosen = json.loads(finals[finals["tuner"] == "keras-tuner"]["params"].iloc[0])
+    refits = finals[finals["tuner"] == "none"]
+    assert chosen["garble"] < 0.5, "tuning replaced the poor defaults"
+    assert sorted(refits["seed"]) == [0, 1], "so the defaults are refit on the same seeds"
+    assert {json.loads(p)["garble"] for p in refits["params"]} == {0.5}
+    assert json.loads(refits["tuning"].iloc[0]) == {"tuner": "none", "defaults_refit_for": ["keras-tuner"]}
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    line = next(t for t in report.splitlines() if t.startswith("- `poor-defaults` (keras-tuner"))
+    assert line.startswith("- `poor-defaults` (keras-tuner, 10 trials): garble 0."), line
+    summary = report.split("## Summary")[1].split("## Dataset")[0]
+    assert "`poor-defaults` (keras-tuner," in summary and "significant on every seed" in summary
+    rows = len(frame)
+    assert run_cli(tmp_path, tiny_idx, *args, "--resume") == 0
+    assert len(results(tmp_path)) == rows, "a resumed run redoes nothing, the defaults refit included"
