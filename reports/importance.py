@@ -61,6 +61,9 @@ MIN_TRIALS = 10
 SHOWN_MIN = 0.05
 #: Parameters per (model, tuner) that :func:`top_parameters` returns at most.
 TOP = 3
+#: Where no study of a model and tuner has :data:`MIN_TRIALS`, the trials of its studies (the
+#: study seeds) are taken together, if they have as many; the result is marked so.
+POOLED = "pooled"
 #: Seed of fANOVA's random forest.
 FANOVA_SEED = 0
 
@@ -172,8 +175,15 @@ def _groups(rows: pd.DataFrame) -> dict[Group, list[tuple[dict[str, float] | Non
     keys = ["model", "tuner", "dataset", "_seed"] if "dataset" in trials else ["model", "tuner", "_seed"]
     studies = sorted(trials.groupby(keys, sort=False),
                      key=lambda item: tuple(natural_key(k) for k in item[0]))
+    pools: dict[Group, list[pd.DataFrame]] = {}
     for key, study in studies:
         found.setdefault((str(key[0]), str(key[1])), []).append(_study_result(study))
+        pools.setdefault((str(key[0]), str(key[1])), []).append(study)
+    for group, results in found.items():  # no study has enough trials: their trials pooled
+        if len(results) > 1 and all(why == "too few" for _, _, why in results):
+            imp, n, why = _study_result(pd.concat(pools[group]))
+            if imp is not None:
+                found[group] = [(imp, n, f"{POOLED} {len(results)}")]
     return found
 
 
@@ -235,7 +245,13 @@ def _line(group: Group, results: list[tuple[dict[str, float] | None, int, str]])
                    f"or {MIN_TRIALS} finished trials")
         return f"- {code(model)} ({tuner}, {what}): {why}."
     shown = _shown(table)
-    if studies == 1:
+    pooled = results[0][2].startswith(POOLED)
+    if pooled:
+        head = (f"- {code(model)} ({tuner}, {n} trials pooled over its {results[0][2].split()[-1]} "
+                f"studies, each with fewer than {MIN_TRIALS}): ")
+        listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in shown)
+        note = "fANOVA importance for validation accuracy, the study seeds' trials taken together"
+    elif studies == 1:
         head = f"- {code(model)} ({tuner}, {n} trials): "
         listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in shown)
         note = "fANOVA importance for validation accuracy"

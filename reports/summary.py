@@ -16,6 +16,7 @@ import pandas as pd
 from reports.comparisons import Skip, compare_seeds, variant_pairs
 from reports.format import code, num, p_text, pct, points
 from reports.importance import top_parameters
+from reports.table import as_dict
 from reports.time_to_target import mlperf_mean
 from reports.tunability import DEFAULTS, verdicts
 from reports.tuner_comparison import verdict
@@ -107,7 +108,10 @@ def _variant_lines(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path, slug:
         if not tuners:
             continue
         tuner = DEFAULTS if DEFAULTS in tuners else tuners[0]
-        how = "each from its own defaults" if tuner == DEFAULTS else f"both tuned by {tuner}"
+        how = ("each from its own defaults" if tuner == DEFAULTS
+               else f"each from its own defaults, which tuning by {tuner} kept"
+               if all(_kept_defaults(final, model, tuner) for model in (pair.first, pair.second))
+               else f"both tuned by {tuner}")
         result = _comparison(final, run_dir, (pair.first, tuner), (pair.second, tuner))
         to_target = _to_target(final, tuner, (pair.first, pair.second))
         lines.append(f"- [{code(pair.first)} vs {code(pair.second)}](#{anchor('comparisons', slug)}) "
@@ -125,3 +129,10 @@ def _to_target(final: pd.DataFrame, tuner: str, models: tuple[str, str]) -> str:
         if value is not None:
             shown.append(f"{code(model)} {num(value)}")
     return (f"; CPU-s to the target (MLPerf's rule): {', '.join(shown)}" if len(shown) == 2 else "")
+
+
+def _kept_defaults(final: pd.DataFrame, model: str, tuner: str) -> bool:
+    """Whether the study of ``model`` by ``tuner`` refit its defaults (trial 0, the defaults)."""
+    tuning = final.loc[(final["model"] == model) & (final["tuner"] == tuner), "tuning"]
+    return bool(len(tuning)) and all(as_dict(t).get("chosen_trial") == 0
+                                     and as_dict(t).get("first_trial") == "defaults" for t in tuning)

@@ -167,6 +167,21 @@ def test_several_study_seeds_give_a_mean_with_a_range(tmp_path: Path) -> None:
     assert name == "learning_rate" and mean == pytest.approx(np.mean(one))
 
 
+def test_studies_each_too_small_are_pooled_when_together_they_have_enough(tmp_path: Path) -> None:
+    rows = _study(6, seed=0) + _study(6, seed=1) + _study(6, seed=2)
+    frame = _frame(rows)
+    pooled = study_importances(frame)  # all 18 trials as one study
+    lines = importance_section(frame, "mnist-5k", tmp_path, "mnist-5k")
+    item = next(line for line in lines if line.startswith("- "))
+    assert item.startswith("- `lenet-relu` (optuna, 18 trials pooled over its 3 studies, each with fewer "
+                           f"than 10): learning_rate {pooled['learning_rate']:.2f}"), item
+    assert pooled["learning_rate"] > 0.5
+    assert (tmp_path / "importance-mnist-5k.png").exists()
+    few = _frame(_study(4, seed=0) + _study(4, seed=1))
+    assert "at most 4 finished trials in each of its 2 studies" in "\n".join(
+        importance_section(few, "mnist-5k", tmp_path, "mnist-5k")), "8 trials pooled are still too few"
+
+
 def test_no_trials_is_one_sentence(tmp_path: Path) -> None:
     final = _trial(0, {"C": 1.0}, 0.9) | {"trial": "final"}
     lines = importance_section(_frame([final]), "mnist-5k", tmp_path, "mnist-5k")
