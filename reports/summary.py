@@ -18,7 +18,7 @@ from reports.format import code, num, p_text, pct, points
 from reports.importance import top_parameters
 from reports.table import as_dict
 from reports.time_to_target import mlperf_mean
-from reports.tunability import DEFAULTS, verdicts
+from reports.tunability import DEFAULTS, kept_defaults, verdicts
 from reports.tuner_comparison import verdict
 
 ALPHA = 0.05
@@ -134,5 +134,4 @@ def _to_target(final: pd.DataFrame, tuner: str, models: tuple[str, str]) -> str:
 def _kept_defaults(final: pd.DataFrame, model: str, tuner: str) -> bool:
     """Whether the study of ``model`` by ``tuner`` refit its defaults (trial 0, the defaults)."""
     tuning = final.loc[(final["model"] == model) & (final["tuner"] == tuner), "tuning"]
-    return bool(len(tuning)) and all(as_dict(t).get("chosen_trial") == 0
-                                     and as_dict(t).get("first_trial") == "defaults" for t in tuning)
+    return bool(len(tuning)) and all(kept_defaults(as_dict(t)) for t in tuning)

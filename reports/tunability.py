@@ -63,7 +63,7 @@ def tunabilities(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list
     for (model, tuner), group in tuned.groupby(["model", "tuner"], sort=False):
         tuning = as_dict(group["tuning"].iloc[-1])
         val_gain, val_se = _validation_gain(rows, model, tuner)
-        kept = tuning.get("chosen_trial") == 0 and tuning.get("first_trial") == "defaults"
+        kept = kept_defaults(tuning)
         common = dict(model=model, tuner=tuner, kept_defaults=kept, tuning_cpu_s=tuning.get("cpu_s_used"),
                       val_gain=val_gain, val_se=val_se)
         defaults = final[(final["model"] == model) & (final["tuner"] == DEFAULTS)]
@@ -98,6 +98,11 @@ def tunabilities(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list
             gain=mean.mean, interval=interval, over_seeds=mean.half_width is not None,
             p_values=tuple((int(seed), c.p_value) for seed, c in paired)))
     return found
+
+
+def kept_defaults(tuning: dict) -> bool:
+    """Whether a study (its ``tuning`` cell) refit its first trial, the defaults."""
+    return tuning.get("chosen_trial") == 0 and tuning.get("first_trial") == "defaults"
 
 
 def _validation_gain(rows: pd.DataFrame, model: str, tuner: str) -> tuple[float | None, float | None]:

@@ -101,8 +101,8 @@ class Coordinator:
         """The first contender's next job: a trial while its study asks for one, then its finals
         once the study is complete (every trial of it told)."""
         for c in self.contenders:
-            if c.is_defaults_refit and not c.finals_started and not self._decide_refit(c):
-                continue  # its tuned contenders have not all chosen yet
+            if c.is_defaults_refit and not c.finals_started:
+                continue  # decided (below) once its tuned contenders have all chosen
             if not c.finals_started:
                 if c.study is not None:
                     asked = c.study.ask()
