@@ -297,7 +297,7 @@ def _figure(summaries: dict[Group, tuple[list[tuple[str, float, float, float]], 
         ax.set_axisbelow(True)
     axes[-1, 0].set_xlabel("fANOVA importance for validation accuracy (sums to 1 per study)")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # half an inch for the title
     return plots.save_png(fig, path)
 
 
