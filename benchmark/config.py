@@ -63,6 +63,8 @@ class RunConfig:
     onnx: bool = True                # export final models to ONNX and time them in ONNX Runtime
     target: float | None = None      # time each epoch-trained final until validation reaches this
     deterministic: bool = KerasRuntime.deterministic  # TensorFlow op determinism (same results)
+    # Learning curves: every final also trained on nested stratified subsets of these sizes
+    train_sizes: tuple[int, ...] | str | None = None  # "auto" or sizes (benchmark.data.train_sizes)
 
     @property
     def runtime(self) -> KerasRuntime:
@@ -109,6 +111,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tuners": {"datasets": ("fashion-mnist",), "models": ("lenet-relu", "lenet-tanh", "svm-rbf"),
                "seeds": 2, "tuners": ("optuna", "keras-tuner", "random"), "trials": 12,
                "budget": 60.0, "study_seeds": 3, "tune_subsample": 5_000, "cv": 1, "epochs": 3},
+    # How accuracy and cost grow with the data: official MNIST, the five built-in models with their
+    # defaults, every final also trained on nested stratified subsets from 250 images (25 a class)
+    # doubling to 32,000, then all 54,000, with seeds 0-2 (the seed draws the subsets too), in at most
+    # 60 minutes on 2 cores; the plan prints what its finals are expected to cost (README "Presets").
+    "scaling": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 3, "tuners": ("none",),
+                "train_sizes": "auto"},
     "full": {"datasets": ("mnist",), "models": (*BUILTIN_MODELS, "svm-nystroem"), "seeds": 5,
              "tuners": ("optuna",), "trials": 40, "budget": 300.0, "tune_subsample": 20_000,
              "cv": 1, "target": 0.99},
@@ -187,6 +195,24 @@ def parse_params(name: str, value: Any) -> dict:
     return value
 
 
+def _train_sizes(name: str, value: Any) -> tuple[int, ...] | str:
+    """``auto``, or training-set sizes as ``N1,N2,...`` text or a TOML list of whole numbers."""
+    if value == "auto":
+        return value
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise InputError(f"{name}: expected auto or sizes such as 500,1000,2000, got {value!r}")
+    sizes = []
+    for item in items:
+        text = item.strip().replace("_", "") if isinstance(item, str) else item
+        if isinstance(text, str) and text.isdigit():
+            text = int(text)
+        if isinstance(text, bool) or not isinstance(text, int) or text < 1:
+            raise InputError(f"{name}: expected auto or whole numbers of at least 1, got {item!r}")
+        sizes.append(text)
+    return tuple(sorted(set(sizes)))
+
+
 def _storage(name: str, value: Any) -> str:
     if not isinstance(value, str) or "://" not in value:
         raise InputError(f"{name}: expected an RDB URL such as sqlite:///study.db, got {value!r}")
@@ -216,7 +242,7 @@ _CHECKS = {
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
     "save_models": _flag, "onnx": _flag, "target": _fraction, "deterministic": _flag,
-    "workers": _positive_int, "native_size": _flag, "test_on": _names,
+    "workers": _positive_int, "native_size": _flag, "test_on": _names, "train_sizes": _train_sizes,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

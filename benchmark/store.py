@@ -50,6 +50,7 @@ COLUMNS: tuple[str, ...] = (
     "tuner",           # "none" | "optuna" | "keras-tuner"
     "trial",           # trial number, or "final" (FINAL) for models evaluated on the test set
     "seed",            # finals: the final's seed; trials: their study's seed (--study-seeds)
+    "train_size",      # finals on a --train-sizes subset: its size (n_train); empty: the whole part
     "params",          # JSON of the full parameter set
     "tuning",          # JSON: tuner settings and budget; on final rows also what tuning used
     "val_accuracy",    # empty where the model saw no validation set
@@ -89,7 +90,7 @@ STATUSES: tuple[str, ...] = ("ok", "pruned", "error")
 
 #: Columns holding a number or nothing.
 NUMERIC: tuple[str, ...] = (
-    "n_train", "n_val", "n_test", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
+    "n_train", "n_val", "n_test", "train_size", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
     "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params", "macs",
     "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target", "wall_s_to_target",
     "epochs_to_target", "threads", "rss_mb", "process_cpu_s",
@@ -100,7 +101,7 @@ JSON_COLUMNS: tuple[str, ...] = ("fixed", "params", "tuning", "cross_test", "his
                                  "machine", "settings")
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
-JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed")
+JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed", "train_size")
 
 
 def dataset_slug(spec: str) -> str:
@@ -123,8 +124,9 @@ def unique_slug(spec: str) -> str:
 #: The ``trial`` cell of a final row; trial rows hold their number.
 FINAL = "final"
 
-#: A job's key as the code uses it: (dataset, model, tuner, trial number or None for a final, seed).
-JobKey = tuple[str, str, str, int | None, int]
+#: A job's key as the code uses it: (dataset, model, tuner, trial number or None for a final, seed,
+#: training subset size or None for the whole training part).
+JobKey = tuple[str, str, str, int | None, int, int | None]
 
 
 def trial_cell(number: int | None) -> str:
@@ -138,8 +140,9 @@ def trial_number(cell: Any) -> int | None:
 
 
 def job_key(row: Mapping[str, Any]) -> JobKey:
+    size = row.get("train_size")  # absent or empty in files written before learning curves
     return (str(row["dataset"]), str(row["model"]), str(row["tuner"]), trial_number(row["trial"]),
-            int(row["seed"]))
+            int(row["seed"]), None if size is None or pd.isna(size) or size == "" else int(size))
 
 
 def cut_torn_line(f: BinaryIO) -> int:
@@ -233,7 +236,7 @@ class ResultsStore:
         if frame is not None or self.exists():
             frame = self.load() if frame is None else frame
             for row in frame[frame["trial"] != FINAL].to_dict("records"):
-                dataset, model, tuner, number, seed = job_key(row)
+                dataset, model, tuner, number, seed, _ = job_key(row)
                 studies.setdefault((dataset, model, tuner, seed), {})[number] = row
         return studies
 

@@ -171,7 +171,7 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
     Networks are the models whose rows record what only networks record: a count of trainable
     parameters (``n_params``) or an epoch ``history``.
     """
-    lines = ["### Learning curves", ""]
+    lines = ["### Training curves by epoch", ""]
     shown = board[board["model"].isin(networks(rows))]
     if shown.empty:
         return lines + ["No network (a model recording trainable parameters or epochs) finished on "
@@ -199,14 +199,14 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
             train[labels[idx]] = curve
     name = f"learning-curves-{slug}.png"
     if val:
-        plots.learning_curves(val, "Validation accuracy, %", f"Learning curves on {dataset}",
+        plots.learning_curves(val, "Validation accuracy, %", f"Training curves by epoch on {dataset}",
                               run_dir / name)
         caption = ("Validation accuracy by epoch of the tuning trial each network's final model "
                    f"refit (its chosen trial): {', '.join(val)}.")
         if train:
             caption += f" Not shown (no tuning trial): {', '.join(train)}."
     elif train:
-        plots.learning_curves(train, "Training accuracy, %", f"Learning curves on {dataset}",
+        plots.learning_curves(train, "Training accuracy, %", f"Training curves by epoch on {dataset}",
                               run_dir / name)
         caption = ("These networks were not tuned, so there is no validation curve: this is the "
                    f"**training** accuracy by epoch of each final model (first seed): {', '.join(train)}.")
@@ -214,7 +214,7 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
         return lines + ["No epoch histories were recorded for the networks on this dataset "
                         "(results written by an older digitbench, or no history), so there are no "
                         "learning curves.", ""]
-    return lines + [f"![Learning curves on {dataset}]({name})", "", caption, ""]
+    return lines + [f"![Training curves by epoch on {dataset}]({name})", "", caption, ""]
 
 
 # -- galleries -------------------------------------------------------------------------------

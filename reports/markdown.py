@@ -21,6 +21,7 @@ from models.atomic import write_text
 from reports import figures, plots
 from reports.comparisons import comparisons_section
 from reports.cross_dataset import cross_dataset_section
+from reports.data_scaling import data_scaling_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.importance import importance_section
 from reports.machine import distinct, machine_section
@@ -231,6 +232,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     if (rows["kind"] == TRIAL).any():
         lines += [anchor_line("tuners", slug)] + tuner_comparison_section(rows, dataset, run_dir, slug)
         lines += [anchor_line("importance", slug)] + importance_section(rows, dataset, run_dir, slug)
+    lines += [anchor_line("scaling", slug)] + data_scaling_section(rows, dataset, run_dir, slug)
     lines += figures.learning_curves_section(rows, final, board, dataset, run_dir, slug)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]

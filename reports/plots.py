@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -154,6 +155,57 @@ def learning_curves(curves: dict[str, list[float]], ylabel: str, title: str, pat
     ax.set_xlim(0.5, longest + 0.5)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def accuracy_against_size(curves: dict[str, tuple[list[int], list[float], list[float], Any]], title: str,
+                          path: Path) -> Path:
+    """Test accuracy against training-set size (log axis): per label (sizes, mean accuracy, half
+    width of its 95% interval over seeds, a fitted law with ``predict(n)`` of the error, or None),
+    the means with their band and the fitted curve dashed."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for label, (sizes, means, halves, law) in curves.items():
+        n, mean, half = (np.asarray(v, dtype=float) for v in (sizes, means, halves))
+        line, = ax.plot(n, 100 * mean, marker="o", ms=3, label=label)
+        ax.fill_between(n, 100 * (mean - half), 100 * (mean + half), color=line.get_color(), alpha=0.18)
+        if law is not None:
+            grid = np.geomspace(n.min(), n.max(), 100)
+            ax.plot(grid, 100 * (1 - np.asarray(law.predict(grid))), ls="--", lw=1, color=line.get_color())
+    _size_axis(ax, [n for sizes, *_ in curves.values() for n in sizes])
+    ax.set_ylabel("Test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, title="mean over seeds, 95% band; dashed: a·n^-b + c", title_fontsize=7)
+    ax.set_title(title)
+    return save_png(fig, path)
+
+
+def _size_axis(ax: Any, sizes: list[int]) -> None:
+    """A log x axis of training-set sizes, ticked at the measured ones (no crowded minor labels)."""
+    ax.set_xscale("log")
+    ticks = sorted(set(sizes))
+    ax.set_xticks(ticks, [f"{n:,}" for n in ticks], rotation=45 if len(ticks) > 6 else 0, fontsize=8)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("Training images (log scale)")
+
+
+def cost_against_size(curves: dict[str, tuple[list[int], list[float], Any]], title: str, path: Path) -> Path:
+    """A cost against training-set size on log-log axes: per label (sizes, mean cost, a fitted law
+    with ``predict(n)``, or None), the measured means and the fitted line dashed."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for label, (sizes, means, law) in curves.items():
+        n, mean = np.asarray(sizes, dtype=float), np.asarray(means, dtype=float)
+        line, = ax.plot(n, mean, marker="o", ms=3, ls="none", label=label)
+        if law is not None:
+            grid = np.geomspace(n.min(), n.max(), 50)
+            ax.plot(grid, np.asarray(law.predict(grid)), ls="--", lw=1, color=line.get_color())
+    _size_axis(ax, [n for sizes, *_ in curves.values() for n in sizes])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylabel("Fit CPU-seconds (log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, title="exponent e of k·n^e [95%]", title_fontsize=7)
     ax.set_title(title)
     return save_png(fig, path)
 

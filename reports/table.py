@@ -5,7 +5,8 @@
 
 * the measurements (:data:`NUMBER_COLUMNS`) are floats, NaN where empty;
 * ``trial`` is a nullable integer, ``<NA>`` on final rows, and the added ``kind`` column says
-  ``"trial"`` or ``FINAL`` (on disk the trial column holds the trial number or the store's FINAL text);
+  ``"trial"``, ``FINAL``, or ``SUBSET`` for a final on a ``--train-sizes`` subset (on disk the trial
+  column holds the trial number or the store's FINAL text, and ``train_size`` the subset's size);
 * ``seed`` is a nullable integer;
 * the JSON columns (:data:`JSON_COLUMNS`) hold the parsed objects (dicts), None where empty;
 * the text columns that name a job and its run (:data:`NAME_COLUMNS`) are text, ``"?"`` where empty; every
@@ -31,13 +32,14 @@ NUMBER_COLUMNS: tuple[str, ...] = (
     "n_train", "n_val", "n_test", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
     "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params",
     "macs", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target",
-    "wall_s_to_target", "epochs_to_target", "threads", "rss_mb", "process_cpu_s")
+    "wall_s_to_target", "epochs_to_target", "threads", "rss_mb", "process_cpu_s", "train_size")
 #: Columns holding a JSON object per row.
 JSON_COLUMNS: tuple[str, ...] = ("params", "tuning", "settings", "versions", "machine", "fixed",
                                  "cross_test", "history")
 #: Text columns that identify a job and its invocation; empty cells read as "?".
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
 TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's
+SUBSET = "subset"  # the kind of a final on a --train-sizes subset (a learning curve's point)
 
 
 def load_table(run_dir: Path) -> pd.DataFrame:
@@ -78,7 +80,8 @@ def typed(frame: pd.DataFrame, source: Path | str = RESULTS_FILE) -> pd.DataFram
         frame["seed"] = _integers(frame["seed"], source, "a whole number")
     if "trial" in frame and "kind" not in frame:
         final = frame["trial"].astype("string").str.strip().eq(FINAL).fillna(False).to_numpy(bool)
-        frame["kind"] = [FINAL if f else TRIAL for f in final]
+        subset = frame["train_size"].notna().to_numpy(bool) if "train_size" in frame else final & False
+        frame["kind"] = [(SUBSET if s else FINAL) if f else TRIAL for f, s in zip(final, subset, strict=True)]
         frame["trial"] = _integers(frame["trial"].mask(final), source, f"a trial number or {FINAL!r}")
     return frame
 
@@ -98,7 +101,7 @@ def scored_images(tuning: dict[str, Any]) -> int | None:
 
 def trial_labels(frame: pd.DataFrame) -> pd.Series:
     """The trial column as it is written on disk: the trial number, or FINAL."""
-    return pd.Series([FINAL if kind == FINAL else ("?" if pd.isna(n) else str(int(n)))
+    return pd.Series([FINAL if kind in (FINAL, SUBSET) else ("?" if pd.isna(n) else str(int(n)))
                       for kind, n in zip(frame["kind"], frame["trial"], strict=True)],
                      index=frame.index, dtype=object)
 

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
     run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), tuners (fashion-mnist: "
-                     "what tuning buys, which tuner wins), full (mnist)")
+                     "what tuning buys, which tuner wins), full (mnist), scaling (mnist: learning curves)")
     run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
     run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", type=float, metavar="ACC",
                      help="time each final that trains in epochs until its validation accuracy first "
                           "reaches ACC (e.g. 0.99); such finals train on the training part only")
+    run.add_argument("--train-sizes", metavar="N1,N2,...|auto",
+                     help="learning curves: every final also trained on nested stratified subsets of "
+                          "these sizes (auto: 25 images a class, doubling up to the whole training part)")
     run.add_argument("--no-onnx", dest="onnx", action="store_false", default=None,
                      help="do not export final models to ONNX and time them in ONNX Runtime")
     run.add_argument("--save-models", action="store_true", default=None,
@@ -184,7 +187,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _shown(value: object) -> str:
-    return ",".join(value) if isinstance(value, tuple) else str(value)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def cmd_submit(args: argparse.Namespace, argv: list[str]) -> int:

@@ -6,21 +6,27 @@ finished job to the :class:`~.recorder.Recorder`, which alone writes its row and
 done exactly when its row is in the store, and a trial's outcome is told to its tuner only after its
 row is written (a kill in between is settled by the next run, from the row); so any stop loses at
 most the jobs that were running, and ``--resume`` does the rest.
+
+A final that would train exactly what another final of the run trained (the same split, model,
+parameters and seed: two tuners that both kept the defaults, or a defaults refit beside a tuner that
+kept them) is not trained again: it waits for that final and records its result as its own row,
+marked ``"final_copied_from": <tuner>`` in its ``tuning`` column.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import json
 from concurrent.futures import Future
 from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.data.datasets import Split
-from benchmark.execution import signals
+from benchmark.execution import cost_estimate, signals
 from benchmark.execution.executors import Executor, Shared
 from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from benchmark.execution.plan import Contender, same_params
+from benchmark.execution.plan import Contender, FinalJob, same_params
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.recorder import Recorder
 from benchmark.execution.tasks import run_trial
@@ -37,13 +43,21 @@ class Coordinator:
         self.cross = {spec: f"cross{j}" for j, spec in enumerate(cross)}  # spec -> shared name
         self.cross_tests = {name: cross[spec].test for spec, name in self.cross.items()}
         self.failures = 0
+        self.finals_running: set[tuple] = set()  # identities of the finals being trained
+        self.finals_done: dict[tuple, tuple[str, TaskResult]] = {}  # identity -> (tuner, result)
         left = sum(max(0, config.trials - c.study.finished) for c in contenders if c.study is not None)
-        self.progress = RunProgress(left + sum(len(c.seeds) for c in contenders))
-        refits = sum(len(c.seeds) for c in contenders if c.is_defaults_refit)
-        finals = sum(len(c.seeds) for c in contenders) - refits
+        self.progress = RunProgress(left + sum(len(c.finals) for c in contenders))
+        refits = sum(len(c.finals) for c in contenders if c.is_defaults_refit)
+        finals = sum(len(c.finals) for c in contenders) - refits
+        subsets = sum(f.train_size is not None for c in contenders if not c.is_defaults_refit
+                      for f in c.finals)
         self.progress.log(f"to do: at most {left} tuning trials, {finals} finals"
+                          + (f" ({subsets} of them on training subsets)" if subsets else "")
                           + (f" and {refits} defaults refits (run only where tuning changes the "
                              "defaults)" if refits else ""))
+        expected = cost_estimate.describe(contenders, config.target is not None, executor.slots)
+        if expected is not None and any(f.train_size is not None for c in contenders for f in c.finals):
+            self.progress.log(expected)
 
     def run(self) -> int:
         """Run every job; 0 when all finals succeeded, else 1. A stop signal abandons the running
@@ -118,14 +132,36 @@ class Coordinator:
                 for refit in self.contenders:  # decided now, so the progress counts right away
                     if refit.is_defaults_refit and not refit.finals_started:
                         self._decide_refit(refit)
-            if c.seeds and c.params is None:  # nothing to refit: the finals fail with the reason
-                for seed in c.seeds:
-                    self._finish(c, self._job(c, Kind.FINAL, None, seed, {}),
+            if c.finals and c.params is None:  # nothing to refit: the finals fail with the reason
+                for final in c.finals:
+                    self._finish(c, self._job(c, Kind.FINAL, None, final.seed, {}, final.train_size),
                                  TaskResult.failed(f"RuntimeError: {c.why}"))
-                c.seeds = []
-            if c.seeds:
-                return c, self._job(c, Kind.FINAL, None, c.seeds.pop(0), c.params)
+                c.finals = []
+            while c.finals and self._identity(c, c.finals[0]) in self.finals_done:
+                self._copy_final(c, c.finals.pop(0))
+            if c.finals and self._identity(c, c.finals[0]) not in self.finals_running:
+                final = c.finals.pop(0)
+                self.finals_running.add(self._identity(c, final))
+                return c, self._job(c, Kind.FINAL, None, final.seed, c.params, final.train_size)
         return None
+
+    @staticmethod
+    def _identity(c: Contender, final: FinalJob, params: dict[str, Any] | None = None) -> tuple:
+        """What a final of ``c`` trains: two finals with one identity train the same model."""
+        return (c.share, c.entry.name, c.final_task, *final,
+                json.dumps(c.params if params is None else params, sort_keys=True))
+
+    def _may_share(self, c: Contender) -> bool:
+        """Whether another contender's finals may still train what ``c``'s do (then its results
+        are kept for them; else not, a saved model's bytes can be large)."""
+        return any(o is not c and o.share == c.share and o.entry is c.entry and not o.study_seed
+                   and (o.finals or not o.finals_started) for o in self.contenders)
+
+    def _copy_final(self, c: Contender, final: FinalJob) -> None:
+        """Record ``final`` of ``c`` from the identical final another tuner ran."""
+        tuner, result = self.finals_done[self._identity(c, final)]
+        self._finish(c, self._job(c, Kind.FINAL, None, final.seed, c.params, final.train_size), result,
+                     copied_from=tuner)
 
     def _decide_refit(self, c: Contender) -> bool:
         """Whether the defaults refit ``c`` is decided: once every tuned contender it stands for has
@@ -140,14 +176,14 @@ class Coordinator:
         c.params, c.why = defaults, None
         c.tuning = {"tuner": "none", "defaults_refit_for": changed}
         where = f"{c.entry.name} on {c.split.dataset}"
-        if changed and c.seeds:
+        if changed and c.finals:
             self.progress.log(f"    {where}: {', '.join(changed)} chose other parameters than the "
-                              f"defaults; {len(c.seeds)} defaults refit(s) on the same seeds follow")
+                              f"defaults; {len(c.finals)} defaults refit(s) on the same seeds follow")
         elif not changed:
-            if c.seeds:
+            if c.finals:
                 self.progress.log(f"    {where}: tuning kept the defaults, so no defaults refit")
-                self.progress.uncount(len(c.seeds))
-            c.seeds = []
+                self.progress.uncount(len(c.finals))
+            c.finals = []
         return True
 
     def _choose(self, c: Contender) -> None:
@@ -163,14 +199,17 @@ class Coordinator:
             c.params, c.why = None, str(exc)
             self.progress.log(f"    {c.entry.name} on {c.split.dataset}: {exc}")
 
-    def _job(self, c: Contender, kind: Kind, trial: int | None, seed: int, params: dict[str, Any]) -> Job:
+    def _job(self, c: Contender, kind: Kind, trial: int | None, seed: int, params: dict[str, Any],
+             train_size: int | None = None) -> Job:
         final, epochs = kind is Kind.FINAL, c.entry.cls.trains_in_epochs
         return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner, kind=kind, trial=trial,
-                   seed=seed, params=params, epochs=params.get("epochs") if epochs else None,
+                   seed=seed, train_size=train_size, params=params,
+                   epochs=params.get("epochs") if epochs else None,
                    model_paths=self.config.model_paths,
                    cv=c.study.cv if c.study is not None else 1, tune_subsample=self.config.tune_subsample,
                    latency_batch=self.config.latency_batch,
-                   save_model=self.config.save_models and final, onnx=self.config.onnx and final,
+                   save_model=self.config.save_models and final,
+                   onnx=self.config.onnx and final and train_size is None,  # subsets: not exported
                    target=self.config.target if final and epochs else None,
                    test_on=tuple(self.cross) if final else (),
                    extras={"run_id": self.recorder.run_id})
@@ -183,9 +222,17 @@ class Coordinator:
             return False
         return c.study.report(job.trial, report.epoch, float(value))
 
-    def _finish(self, c: Contender, job: Job, result: TaskResult) -> None:
-        """A finished job: its row written by the recorder, then its trial told to the tuner."""
+    def _finish(self, c: Contender, job: Job, result: TaskResult, copied_from: str | None = None) -> None:
+        """A finished job: its row written by the recorder, then its trial told to the tuner.
+        ``copied_from``: the tuner whose identical final ``result`` is (see the module's note)."""
         tuning = c.tuning if job.is_final or c.study is None else c.study.settings
+        if copied_from is not None:
+            tuning = {**tuning, "final_copied_from": copied_from}
+        elif job.is_final:
+            identity = self._identity(c, FinalJob(job.seed, job.train_size), job.params)
+            self.finals_running.discard(identity)
+            if result.status == "ok" and self._may_share(c):
+                self.finals_done[identity] = (job.tuner, result)
         row = self.recorder.record(c.split, c.entry, job, result, tuning)
         if job.trial is None:
             self.failures += row["status"] != "ok"
@@ -193,7 +240,8 @@ class Coordinator:
                 self.progress.log(f"    warning: {row['warnings']}")
         else:
             c.study.record(job.trial, row)
-        self.progress.job_finished(_summary(job, row, c))
+        self.progress.job_finished(_summary(job, row, c) + (
+            f" (the same final as {copied_from}'s, recorded again, not retrained)" if copied_from else ""))
 
 
 def _result(future: Future) -> TaskResult:

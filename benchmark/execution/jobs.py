@@ -32,6 +32,7 @@ class Job:
     trial: int | None                # the trial's number; None for a final
     seed: int
     params: dict[str, Any]           # the full parameter set, fixed ones included
+    train_size: int | None = None    # finals: train on this nested stratified subset (--train-sizes)
     epochs: int | None = None        # epochs of a model that trains in epochs, else None
     model_paths: tuple[str, ...] = ()  # --model-path plug-ins the worker must register
     cv: int = 1                      # trials: folds of models without epochs (1: the validation part)
@@ -55,6 +56,8 @@ class Job:
     @property
     def label(self) -> str:
         what = f"final seed {self.seed}" if self.is_final else f"trial {self.trial}"
+        if self.train_size is not None:
+            what += f" on {self.train_size:,} images"
         return f"{self.dataset} {self.model} {self.tuner} {what}"
 
 

@@ -12,6 +12,11 @@ run) the plan adds a *defaults refit*, a contender with tuner "none" whose final
 on the same seeds, once the model's tuned contenders have chosen, and only if one of them chose other
 parameters than the defaults (where all kept them, the tuned finals are the defaults' already).
 ``--no-refit-defaults`` leaves it out.
+
+With ``--train-sizes`` every final seed also has finals on nested stratified subsets of the training
+part (:mod:`benchmark.data.train_sizes`), with the same parameters: the learning curves. They follow
+the whole-part finals, smallest size first. A model whose fit ignores the seed has one whole-part
+final, but a subset final per seed, since the seed draws the subset.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from benchmark.config import RunConfig
+from benchmark.data import train_sizes
 from benchmark.data.datasets import Split
 from benchmark.execution.jobs import TaskResult
 from benchmark.execution.tasks import run_final
@@ -31,6 +39,13 @@ from models.errors import InputError, message_line
 from models.registry import Entry
 
 
+class FinalJob(NamedTuple):
+    """One final of a contender: its seed, and the size of its training subset (None: all of it)."""
+
+    seed: int
+    train_size: int | None = None
+
+
 @dataclass
 class Contender:
     split: Split
@@ -38,7 +53,7 @@ class Contender:
     entry: Entry
     tuner: str
     pinned: dict[str, Any]          # parameters no tuner may change
-    seeds: list[int]                # final seeds still to run
+    finals: list[FinalJob]          # finals still to run
     study: Study | None = None      # for tuner != "none"
     finals_started: bool = False
     params: dict[str, Any] | None = None  # what the finals refit, once known
@@ -65,8 +80,27 @@ def study_name(dataset: str, model: str, tuner: str, seed: int) -> str:
 
 
 def final_seeds(entry: Entry, config: RunConfig) -> range:
-    """The seeds of a model's finals: 0..N-1, or only 0 for a model whose fit ignores the seed."""
+    """The seeds of a model's whole-part finals: 0..N-1, or only 0 for a model whose fit ignores
+    the seed."""
     return range(1 if getattr(entry.cls, "seed_invariant", False) else config.seeds)
+
+
+def final_jobs(entry: Entry, config: RunConfig, split: Split) -> list[FinalJob]:
+    """A model's finals on ``split``: the whole-part ones, then the ``--train-sizes`` subsets (each
+    size on every seed, smallest first)."""
+    whole = [FinalJob(seed) for seed in final_seeds(entry, config)]
+    return whole + [FinalJob(seed, size) for size in subset_sizes(config, split)
+                    for seed in range(config.seeds)]
+
+
+def subset_sizes(config: RunConfig, split: Split) -> tuple[int, ...]:
+    """The ``--train-sizes`` subset sizes on ``split`` (its training part, the validation part
+    included unless finals are timed to a target); checked: a size it cannot take is an InputError."""
+    if config.train_sizes is None:
+        return ()
+    labels = split.train.labels if config.target is not None else \
+        np.concatenate([split.train.labels, split.val.labels])
+    return train_sizes.resolve(config.train_sizes, labels, f"--train-sizes on {split.dataset}")
 
 
 def pinned(entry: Entry, config: RunConfig) -> dict[str, Any]:
@@ -84,9 +118,9 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
     contenders = []
     for index, split in enumerate(splits):
         for entry in entries:
-            def todo(tuner: str, split: Split = split, entry: Entry = entry) -> list[int]:
-                return [s for s in final_seeds(entry, config)
-                        if (split.dataset, entry.name, tuner, None, s) not in done]
+            def todo(tuner: str, split: Split = split, entry: Entry = entry) -> list[FinalJob]:
+                return [f for f in final_jobs(entry, config, split)
+                        if (split.dataset, entry.name, tuner, None, *f) not in done]
 
             for tuner in config.tuners:
                 contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),

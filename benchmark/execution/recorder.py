@@ -60,13 +60,15 @@ class Recorder:
                "data_source": split.source, "preparation": split.preparation, "model": entry.name,
                "family": entry.family, "model_class": entry.class_path, "fixed": dict(entry.fixed),
                "tuner": job.tuner,
-               "trial": trial_cell(job.trial), "seed": job.seed, "params": job.params,
+               "trial": trial_cell(job.trial), "seed": job.seed, "train_size": job.train_size,
+               "params": job.params,
                "tuning": tuning, **result.row_fields()}
         cross = row.get("cross_test")
         if cross:  # each dataset tested on says how its images were prepared
             row["cross_test"] = {spec: {**counts, "preparation": self.cross[spec].preparation}
                                  for spec, counts in cross.items()}
-        stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, FINAL, f"seed{job.seed}"))
+        stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, FINAL, f"seed{job.seed}",
+                          *([f"n{job.train_size}"] if job.train_size is not None else [])))
         if result.probabilities is not None:
             row["predictions"] = save_probabilities(self.store.run_dir, stem, result.probabilities)
         if result.predictions is not None:
@@ -85,7 +87,9 @@ class Recorder:
 
     def _write_model(self, split: Split, entry: Entry, job: Job, data: bytes, suffix: str) -> str:
         """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
-        rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{entry.name}-{job.tuner}-seed{job.seed}{suffix}"
+        size = f"-n{job.train_size}" if job.train_size is not None else ""
+        name = f"{entry.name}-{job.tuner}-seed{job.seed}{size}{suffix}"
+        rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{name}"
         write_bytes(self.store.run_dir / rel, data)
         return rel
 

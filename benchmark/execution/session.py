@@ -18,7 +18,7 @@ from benchmark.execution.coordinator import Coordinator
 from benchmark.execution.executors import Executor
 from benchmark.execution.jobs import TaskResult
 from benchmark.execution.locking import RunLock
-from benchmark.execution.plan import Contender, check_params, plan, study_name
+from benchmark.execution.plan import Contender, check_params, plan, study_name, subset_sizes
 from benchmark.execution.recorder import Recorder
 from benchmark.execution.tasks import run_final
 from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore
@@ -123,7 +123,7 @@ def check_storage(url: str) -> None:
 def load_datasets(config: RunConfig, entries: list[Entry]) -> tuple[list[Split], list[Split]]:
     """The run's datasets, then the ``--test-on`` ones, loaded and checked before any work: with
     ``--native-size``, images that are not 28x28 need models that take any size, and a dataset
-    tested on must have the size its models trained on."""
+    tested on must have the size its models trained on; ``--train-sizes`` must fit each training part."""
     def load(spec: str) -> Split:
         return load_split(spec, data_dir=config.data_dir, cache_dir=config.cache_dir,
                           val_fraction=config.val_fraction, test_fraction=config.test_fraction,
@@ -131,6 +131,8 @@ def load_datasets(config: RunConfig, entries: list[Entry]) -> tuple[list[Split],
 
     splits = [load(spec) for spec in config.datasets]
     cross = [load(spec) for spec in config.test_on]
+    for split in splits:
+        subset_sizes(config, split)  # a --train-sizes size this training part cannot take
     for split in splits:
         if split.image_shape != (28, 28):
             fixed = [e.name for e in entries if not e.cls.any_image_size]

@@ -32,6 +32,7 @@ import numpy as np
 
 from benchmark import provenance
 from benchmark.data.datasets import Split
+from benchmark.data.train_sizes import nested_subset
 from benchmark.execution.deployment import onnx_latency
 from benchmark.execution.jobs import EpochReport, Job, TaskResult
 from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
@@ -92,6 +93,7 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
     """Refit on train + validation with the job's seed (on train alone, watching validation, with a
     ``target``), evaluate once on test: the row's fields, the predictions and, with ``save_model``,
     the model file's bytes; with ``onnx``, its ONNX export's latency and bytes.
+    With ``train_size``, the training set is the seed's nested stratified subset of that size.
     ``others`` are the test parts of the ``job.test_on`` datasets: the model is tested once on each
     (``cross_test``: JSON ``{spec: {"n_test": n, "correct": k}}``)."""
     with _ONE_AT_A_TIME:
@@ -100,6 +102,7 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
             train, val = _whole_training_part(split), None
         else:  # watched on the validation part, epoch by epoch
             train, val = split.train, split.val
+        train = nested_subset(train, job.train_size, job.seed)  # --train-sizes: the learning curve
         test = split.test
         result = TaskResult("ok", {"n_train": len(train), "n_val": len(val) if val else 0,
                                    "n_test": len(test)})

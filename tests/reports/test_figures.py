@@ -77,14 +77,14 @@ def test_figure_captions(tmp_path: Path) -> None:
     assert "lenet-tanh" not in pareto.split("Pareto-optimal:", 1)[1]
     tuning = _subsection(text, "Tuning curves")
     assert "one line per tuner (keras-tuner (hyperband), optuna (tpe, median pruner))" in tuning
-    learning = _subsection(text, "Learning curves")
+    learning = _subsection(text, "Training curves by epoch")
     assert "Validation accuracy by epoch" in learning and "lenet-relu, lenet-tanh" in learning
     gallery = _subsection(text, "Misclassified digits")
     assert "The best model, lenet-relu (seed 0): all 2 misclassified test digits of 100" in gallery
     # first 2 images are wrong for every model (2, 6 and 10 errors)
     assert "2 of the 100 test digits were misclassified by every one of all 3 final models" in gallery
     assert text.index("### Leaderboard") < text.index("### Accuracy against CPU time") \
-        < text.index("### Tuning curves") < text.index("### Learning curves") \
+        < text.index("### Tuning curves") < text.index("### Training curves by epoch") \
         < text.index("### Misclassified digits")
 
 
@@ -116,7 +116,7 @@ def test_untuned_networks_show_training_accuracy(tmp_path: Path) -> None:
         store.append(_row(store, "mnist-5k", model, "cnn", 0, 3, 50.0,
                           history=json.dumps({"accuracy": [0.8, 0.9, 0.95]})))
     text = write_report(tmp_path).read_text(encoding="utf-8")
-    learning = _subsection(text, "Learning curves")
+    learning = _subsection(text, "Training curves by epoch")
     assert "(learning-curves-mnist-5k.png)" in learning
     assert "**training** accuracy by epoch of each final model (first seed): lenet-relu, lenet-tanh" \
         in learning

@@ -344,6 +344,16 @@ CORPUS: dict[str, Case] = {
     "zero study seeds": Case(lambda tmp: ["--study-seeds", "0"], "--study-seeds"),
     "non-integer trials": Case(lambda tmp: ["--trials", "many"], "--trials"),
     "unknown tuner": Case(lambda tmp: ["--tuner", "grid-search"], "grid-search"),
+    "train size zero": Case(lambda tmp: ["--train-sizes", "0,500"],
+                            "--train-sizes: expected auto or whole numbers of at least 1, got '0'"),
+    "train size text": Case(lambda tmp: ["--train-sizes", "500,lots"], "got 'lots'"),
+    "train size empty": Case(lambda tmp: ["--train-sizes", ""],
+                             "--train-sizes: expected auto or whole numbers of at least 1, got ''"),
+    "train size above the training part": Case(
+        lambda tmp: ["--train-sizes", "500,100000"],
+        "--train-sizes on mnist-5k: 100,000 is larger than the training part (4,000 images)"),
+    "train size under 10 a class": Case(lambda tmp: ["--train-sizes", "50,500"],
+                                        "50 images leave 5 of the rarest class, fewer than 10 a class"),
     "bad --model-path": Case(lambda tmp: ["--model-path", "no_such_module:Model"], "no_such_module"),
     # --params JSON
     "params not JSON": Case(lambda tmp: ["--params", "{C: 1}"], "--params"),

@@ -244,8 +244,54 @@ def test_the_plan_adds_a_defaults_refit_only_for_tuned_runs_without_tuner_none(s
     off = replace(**{**config.__dict__, "refit_defaults": False})
     assert [c.tuner for c in plan(off, [split], [entry], set())] == ["optuna"]
     tuners = replace(**{**config.__dict__, "tuners": ("optuna", "random"), "study_seeds": 2})
-    contenders = plan(tuners, [split], [entry], {(split.dataset, entry.name, "none", None, 0)})
+    contenders = plan(tuners, [split], [entry], {(split.dataset, entry.name, "none", None, 0, None)})
     assert [(c.tuner, c.study_seed) for c in contenders] == [("optuna", 0), ("optuna", 1), ("random", 0),
                                                              ("random", 1), ("none", 0)]
-    assert contenders[-1].defaults_for == ("optuna", "random") and contenders[-1].seeds == [1], \
+    refit = contenders[-1]
+    assert refit.defaults_for == ("optuna", "random") and [f.seed for f in refit.finals] == [1], \
         "a refit done before is not planned again"
+
+
+def test_a_final_identical_to_another_tuners_is_recorded_from_it_not_retrained(setting, capsys) -> None:
+    class KeepsDefaults(FakeStudy):
+        def best(self) -> dict[str, Any]:
+            return {"shrink": 0.0}
+
+    class ChangesDefaults(FakeStudy):
+        pass
+
+    config, split = setting
+    config = type(config)(**{**config.__dict__, "tuners": ("optuna", "random", "keras-tuner")})
+    events: list = []
+    contenders = plan(config, [split], [registry.get("nearest-centroid")], set())
+    assert [c.tuner for c in contenders] == ["optuna", "random", "keras-tuner", "none"]
+    contenders[0].study, contenders[1].study = KeepsDefaults(2, events), KeepsDefaults(2, events)
+    contenders[2].study = ChangesDefaults(2, events)
+    executor, recorder = FakeExecutor(ok), FakeRecorder(events)
+    assert Coordinator(config, contenders, executor, recorder, {}).run() == 0
+    trained = [(j.tuner, j.seed, j.params) for j in executor.jobs if j.is_final]
+    assert trained == [("optuna", 0, {"shrink": 0.0}), ("optuna", 1, {"shrink": 0.0}),
+                       ("keras-tuner", 0, {"shrink": 0.2}), ("keras-tuner", 1, {"shrink": 0.2})], \
+        "random's finals and the defaults refit train what optuna's did: copied, not run"
+    finals = [r for r in recorder.rows if r["trial"] is None]
+    copied = [r["tuning"].get("final_copied_from") for r in finals]
+    assert copied == [None, None, "optuna", "optuna", None, None, "optuna", "optuna"]
+    assert [r["tuning"]["defaults_refit_for"] for r in finals[-2:]] == [["keras-tuner"]] * 2
+    assert all(r["status"] == "ok" and r["test_accuracy"] == 0.8 for r in finals)
+    assert "the same final as optuna's, recorded again, not retrained" in capsys.readouterr().err
+
+
+def test_a_final_waits_for_its_identical_twin_while_that_one_trains(setting) -> None:
+    class TwoSlots(FakeExecutor):
+        slots = 2
+
+    config, split = setting
+    config = type(config)(**{**config.__dict__, "tuners": ("none",), "seeds": 1})
+    entry = registry.get("nearest-centroid")
+    first, = plan(config, [split], [entry], set())
+    twin, = plan(config, [split], [entry], set())
+    twin.tuner = "optuna"
+    executor, recorder = TwoSlots(ok), FakeRecorder([])
+    assert Coordinator(config, [first, twin], executor, recorder, {}).run() == 0
+    assert [j.tuner for j in executor.jobs] == ["none"], "the twin waited, then copied"
+    assert [r["tuning"].get("final_copied_from") for r in recorder.rows] == [None, "none"]

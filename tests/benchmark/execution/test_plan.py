@@ -27,20 +27,21 @@ def config_of(split: Split, **settings: Any) -> RunConfig:
 
 
 def test_the_plan_leaves_out_the_finals_already_done(split: Split) -> None:
-    """Only final keys ``(dataset, model, tuner, None, seed)`` count; a trial row with the same seed
+    """Only final keys ``(dataset, model, tuner, None, seed, None)`` count; a trial row with the same seed
     does not stand for a final, and another model's or tuner's finals are its own."""
     config = config_of(split, models="linear-svm,logreg", tuners="none,optuna", seeds=3)
-    done = {(split.dataset, "linear-svm", "none", None, 1),
-            (split.dataset, "linear-svm", "optuna", None, 0),
-            (split.dataset, "linear-svm", "optuna", 0, 2),  # trial 0 of study seed 2: not a final
-            ("another-dataset", "linear-svm", "none", None, 0)}
+    done = {(split.dataset, "linear-svm", "none", None, 1, None),
+            (split.dataset, "linear-svm", "optuna", None, 0, None),
+            (split.dataset, "linear-svm", "optuna", 0, 2, None),  # trial 0 of study seed 2: not a final
+            ("another-dataset", "linear-svm", "none", None, 0, None)}
     entries = [registry.get("linear-svm")]
     contenders = plan(config, [split], entries, done)
-    assert [(c.entry.name, c.tuner, c.seeds) for c in contenders] == [
+    assert [(c.entry.name, c.tuner, seeds(c)) for c in contenders] == [
         ("linear-svm", "none", [0, 2]), ("linear-svm", "optuna", [1, 2])]
     assert all(c.share == "split0" and c.study is None and c.params is None for c in contenders)
-    everything = {(split.dataset, "linear-svm", t, None, s) for t in ("none", "optuna") for s in range(3)}
-    assert [c.seeds for c in plan(config, [split], entries, everything)] == [[], []], \
+    everything = {(split.dataset, "linear-svm", t, None, s, None)
+                  for t in ("none", "optuna") for s in range(3)}
+    assert [seeds(c) for c in plan(config, [split], entries, everything)] == [[], []], \
         "a finished run still has its contenders (their studies may resume), with no final to run"
 
 
@@ -49,7 +50,20 @@ def test_a_seed_invariant_model_gets_one_final_seed(split: Split) -> None:
     assert final_seeds(registry.get("svm-rbf"), config) == range(1)
     assert final_seeds(registry.get("linear-svm"), config) == range(3)
     contenders = plan(config, [split], [registry.get("svm-rbf"), registry.get("linear-svm")], set())
-    assert {c.entry.name: c.seeds for c in contenders} == {"svm-rbf": [0], "linear-svm": [0, 1, 2]}
+    assert {c.entry.name: seeds(c) for c in contenders} == {"svm-rbf": [0], "linear-svm": [0, 1, 2]}
+
+
+def test_train_sizes_add_subset_finals_per_seed_after_the_whole_part_ones(split: Split) -> None:
+    """The tiny split trains on 600 digits (its official test part apart): auto gives 250 and 500; a
+    seed-invariant model has one whole-part final but a subset final per seed (the seed draws it)."""
+    config = config_of(split, models="svm-rbf,linear-svm", seeds=2, train_sizes="auto")
+    entries = [registry.get("svm-rbf"), registry.get("linear-svm")]
+    done = {(split.dataset, "linear-svm", "none", None, 1, 250)}
+    rbf, linear = plan(config, [split], entries, done)
+    assert rbf.finals == [(0, None), (0, 250), (1, 250), (0, 500), (1, 500)]
+    assert linear.finals == [(0, None), (1, None), (0, 250), (0, 500), (1, 500)], "done ones left out"
+    with pytest.raises(InputError, match="--train-sizes on idx:.*: 700 is larger than the training part"):
+        plan(config_of(split, models="svm-rbf", train_sizes="200,700"), [split], entries[:1], set())
 
 
 def test_study_seeds_make_one_contender_per_study_with_finals_only_on_study_0(split: Split) -> None:
@@ -57,7 +71,7 @@ def test_study_seeds_make_one_contender_per_study_with_finals_only_on_study_0(sp
     named apart; tuner none has no study, so it stays one contender."""
     config = config_of(split, models="linear-svm", tuners="none,optuna,random", seeds=2, study_seeds=3)
     contenders = plan(config, [split], [registry.get("linear-svm")], set())
-    assert [(c.tuner, c.study_seed, c.seeds) for c in contenders] == [
+    assert [(c.tuner, c.study_seed, seeds(c)) for c in contenders] == [
         ("none", 0, [0, 1]),
         ("optuna", 0, [0, 1]), ("optuna", 1, []), ("optuna", 2, []),
         ("random", 0, [0, 1]), ("random", 1, []), ("random", 2, [])]
@@ -133,3 +147,8 @@ def test_a_value_the_models_own_check_refuses_is_refused_naming_model_parameter_
     assert message.startswith(expected) and "\n" not in message
     [value] = params.values()
     assert str(value) in message, "the value refused"
+
+
+def seeds(c) -> list[int]:
+    """The seeds of a contender's finals still to run."""
+    return [f.seed for f in c.finals]

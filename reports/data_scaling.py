@@ -1,0 +1,220 @@
+"""How accuracy and cost grow with the training set: the ``--train-sizes`` learning curves.
+
+Each point is a final trained on a nested stratified subset (kind SUBSET) or on the whole training
+part (kind FINAL) and tested on the same test images. Per model (and tuner), the section fits the
+test error as ``a * n^-b + c`` and the fit CPU-s, predict CPU-s per image and multiply-adds per
+prediction as ``k * n^e`` (:mod:`reports.scaling_fits`), flags curves whose error rose beyond chance,
+checks how well the sizes up to a quarter of the largest predict the largest, and finds the size from
+which the best model of the costliest family (the networks, among the built-ins) overtakes each model
+of the other families, with McNemar's test there on every seed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from reports import plots
+from reports.comparisons import Skip, compare_seeds
+from reports.format import DASH, code, count, md_table, num, p_text, pct
+from reports.scaling_fits import (
+    CostLaw,
+    Crossover,
+    Extrapolation,
+    PowerLaw,
+    check_monotone,
+    crossover,
+    extrapolate,
+    fit_cost,
+    fit_power_law,
+)
+from reports.stats import mean_interval
+from reports.table import FINAL, SUBSET, as_dict
+
+#: The costs fitted against n: column -> what the table and the figure call it.
+COSTS = {"fit_cpu_s": "fit CPU-s", "predict_cpu_per_image": "predict CPU-s per image",
+         "macs": "multiply-adds per prediction"}
+
+
+def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """The learning curves' points of one dataset's typed rows: every ok final of the (model, tuner)
+    pairs that have subset finals, with n (images trained on), accuracy, error and the costs."""
+    finals = rows[rows["kind"].isin([FINAL, SUBSET]) & (rows["status"] == "ok")
+                  & rows["test_accuracy"].notna()]
+    curved = finals.loc[finals["kind"] == SUBSET, ["model", "tuner"]].drop_duplicates()
+    points = finals.merge(curved, on=["model", "tuner"])
+    points = points.drop_duplicates(["model", "tuner", "seed", "n_train"], keep="last").copy()
+    points["n"] = points["n_train"].astype(int)
+    points["error"] = 1.0 - points["test_accuracy"]
+    points["predict_cpu_per_image"] = points["predict_cpu_s"] / points["n_test"]
+    return points.sort_values(["model", "tuner", "n", "seed"]).reset_index(drop=True)
+
+
+class Curve:
+    """One (model, tuner)'s points and what is fitted to them."""
+
+    def __init__(self, model: str, tuner: str, points: pd.DataFrame, labelled_by_tuner: bool) -> None:
+        self.model, self.tuner, self.points = model, tuner, points
+        self.label = f"{model} ({tuner})" if labelled_by_tuner else model
+        self.family = str(points["family"].iloc[0])
+        self.sizes = sorted(points["n"].unique())
+        self.means = points.groupby("n")["test_accuracy"].mean()
+        self.law: PowerLaw | None = fit_power_law(points["n"], points["error"])
+        self.costs: dict[str, CostLaw | None] = {c: fit_cost(points["n"], points[c]) for c in COSTS}
+        self.extrapolation: Extrapolation | None = extrapolate(points["n"], points["error"])
+        n_test = int(points["n_test"].max())
+        self.monotone = check_monotone(points["n"], points["error"], n_test)
+
+    @property
+    def largest(self) -> int:
+        return int(self.sizes[-1])
+
+    def interval(self, n: int) -> tuple[float, float | None]:
+        values = self.points.loc[self.points["n"] == n, "test_accuracy"].to_numpy(float)
+        found = mean_interval(values)
+        return found.mean, found.half_width
+
+    def parameters_note(self) -> str:
+        tuning = as_dict(self.points["tuning"].iloc[-1])
+        if self.tuner == "none":
+            return "its defaults"
+        return f"what {self.tuner} chose on the whole training part (trial {tuning.get('chosen_trial', '?')})"
+
+
+def curves_of(rows: pd.DataFrame) -> list[Curve]:
+    points = curve_points(rows)
+    tuners = points.groupby("model")["tuner"].nunique()
+    return [Curve(m, t, group, bool(tuners[m] > 1))
+            for (m, t), group in points.groupby(["model", "tuner"], sort=False)]
+
+
+def data_scaling_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
+    """The learning-curves section of one dataset; nothing where the run had no ``--train-sizes``."""
+    if not (rows["kind"] == SUBSET).any():
+        return []
+    curves = curves_of(rows)
+    lines = ["### How accuracy and cost grow with the training set", ""]
+    sizes = sorted({n for c in curves for n in c.sizes})
+    seeds = int(rows.loc[rows["kind"] == SUBSET, "seed"].nunique())
+    n_test = int(rows.loc[rows["kind"] == SUBSET, "n_test"].max())
+    lines += [f"Every final was also trained on nested stratified subsets of the training part "
+              f"({', '.join(count(n) for n in sizes)} images; the smaller inside the larger, drawn by "
+              f"each of {seeds} seed(s)) and tested on the same {count(n_test)} test images. The "
+              "parameters are the same at every size: "
+              + "; ".join(f"{code(c.label)}: {c.parameters_note()}" for c in curves) + ".", ""]
+    lines += _figures(curves, dataset, run_dir, slug)
+    lines += _table(curves) + [""] + _notes()
+    lines += _crossover_lines(curves, rows, run_dir)
+    flagged = [c for c in curves if not c.monotone.monotone]
+    for c in flagged:
+        where = ", ".join(f"{count(a)} → {count(b)}" for a, b in c.monotone.rises)
+        lines.append(f"- {code(c.label)}: **not monotone**, its test error rose beyond chance (more than 2 "
+                     f"standard errors) from {where} images; the fit is shown as measured, not smoothed.")
+    return lines + ([""] if flagged else [])
+
+
+def _figures(curves: list[Curve], dataset: str, run_dir: Path, slug: str) -> list[str]:
+    accuracy = {c.label: _accuracy_series(c) for c in curves}
+    cost = {f"{c.label} (e = {_exponent(c.costs['fit_cpu_s'])})":
+            (c.sizes, [c.points.loc[c.points["n"] == n, "fit_cpu_s"].mean() for n in c.sizes],
+             c.costs["fit_cpu_s"]) for c in curves}
+    first = plots.accuracy_against_size(accuracy, f"Test accuracy against training-set size, {dataset}",
+                                        run_dir / "figures" / f"{slug}-accuracy-vs-size.png")
+    second = plots.cost_against_size(cost, f"Fit CPU-seconds against training-set size, {dataset}",
+                                     run_dir / "figures" / f"{slug}-fit-cpu-vs-size.png")
+    return [f"![Test accuracy against training-set size]({first.relative_to(run_dir).as_posix()})", "",
+            f"![Fit CPU-seconds against training-set size]({second.relative_to(run_dir).as_posix()})", ""]
+
+
+def _accuracy_series(c: Curve) -> tuple[list[int], list[float], list[float], PowerLaw | None]:
+    """(sizes, mean accuracy, half-width of its 95% interval over seeds (0 with one seed), the fit)."""
+    found = [c.interval(n) for n in c.sizes]
+    return c.sizes, [m for m, _ in found], [h or 0.0 for _, h in found], c.law
+
+
+def _exponent(law: CostLaw | None) -> str:
+    if law is None:
+        return DASH
+    low, high = law.e_interval
+    return f"{law.e:.2f}" + (f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) else "")
+
+
+def _table(curves: list[Curve]) -> list[str]:
+    headers = ["model", "sizes", "test accuracy: smallest → largest", "error exponent b [95%]",
+               "error floor c", "extrapolation: fit ≤ ¼ largest, predicted − measured",
+               *(f"{name} exponent [95%]" for name in COSTS.values()), "at 10× the largest (extrapolated)"]
+    body = []
+    for c in curves:
+        law = c.law
+        low, high = law.b_interval if law is not None else (math.nan, math.nan)
+        shown = f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) else ""
+        b = DASH if law is None else f"{law.b:.2f}{shown}"
+        floor = DASH if law is None else pct(law.c)
+        ext = c.extrapolation
+        extrapolated = DASH if ext is None else (f"{ext.error_points:+.2f} points (fitted up to "
+                                                 f"{count(ext.fitted_up_to)}, {pct(ext.predicted)} "
+                                                 f"predicted at {count(ext.target)})")
+        body.append([code(c.label), f"{count(c.sizes[0])}–{count(c.largest)} ({len(c.sizes)})",
+                     f"{pct(c.means.iloc[0])} → {pct(c.means.iloc[-1])}", b, floor, extrapolated,
+                     *(_exponent(c.costs[k]) for k in COSTS), _ten_times(c)])
+    return md_table(headers, body)
+
+
+def _ten_times(c: Curve) -> str:
+    n = 10 * c.largest
+    parts = []
+    if c.law is not None:
+        parts.append(f"{pct(1.0 - float(c.law.predict(n)))} accuracy")
+    fit = c.costs["fit_cpu_s"]
+    if fit is not None:
+        parts.append(f"{num(float(fit.predict(n)))} fit CPU-s")
+    return f"{count(n)} images: " + ", ".join(parts) if parts else DASH
+
+
+def _notes() -> list[str]:
+    return ["Error exponent and floor: the test error fitted as a·n^−b + c over every (size, seed), "
+            "with 95% intervals from the fit's covariance. Extrapolation: the same law fitted on the "
+            "sizes up to a quarter of the largest predicts the largest; the error says how far to trust "
+            "the curve beyond the data (positive: it promised too much). Cost exponents: k·n^e fitted "
+            "on log-log axes (1: linear in the images, 2: quadratic), 95% t intervals. The last column "
+            "extends both fits to ten times the largest size: a forecast, not a measurement.", ""]
+
+
+def _crossover_lines(curves: list[Curve], rows: pd.DataFrame, run_dir: Path) -> list[str]:
+    """For the best model (highest mean accuracy at its largest size) of the costliest family
+    (the largest fit CPU-s there) against each model of the other families: the size from which it
+    is more accurate, and McNemar's test there on every seed. No family is named here: they come
+    from the rows."""
+    costliest = max(curves, key=lambda c: c.points.loc[c.points["n"] == c.largest, "fit_cpu_s"].mean())
+    family = [c for c in curves if c.family == costliest.family]
+    others = [c for c in curves if c.family != costliest.family]
+    if not others:
+        return []
+    best = max(family, key=lambda c: c.means.iloc[-1])
+    lines = []
+    for other in others:
+        common = sorted(set(best.sizes) & set(other.sizes))
+        if not common:
+            continue
+        found = crossover(common, [best.means[n] for n in common], [other.means[n] for n in common])
+        lines.append(f"- {code(best.label)} overtakes {code(other.label)} {found.describe()}"
+                     + _significance(found, best, other, run_dir) + ".")
+    return ([f"**Crossovers** (the best {code(best.family)} model against each of the other families)",
+             ""] + lines + [""]) if lines else []
+
+
+def _significance(found: Crossover, best: Curve, base: Curve, run_dir: Path) -> str:
+    if found.at is None:
+        return ""
+    at = pd.concat([best.points[best.points["n"] == found.at], base.points[base.points["n"] == found.at]])
+    try:
+        compared = compare_seeds(at, run_dir, (best.model, best.tuner), (base.model, base.tuner))
+    except Skip as why:
+        return f" (no paired test: {why})"
+    significant = sum(r.p_value < 0.05 for _, r in compared)
+    per_seed = ", ".join(f"seed {s}: {100 * r.difference:+.2f} points, p {p_text(r.p_value)}"
+                         for s, r in compared)
+    return (f"; at {count(found.at)} images McNemar's exact test finds the difference significant on "
+            f"{significant} of {len(compared)} seed(s) ({per_seed})")
