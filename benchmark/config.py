@@ -65,6 +65,8 @@ class RunConfig:
     deterministic: bool = KerasRuntime.deterministic  # TensorFlow op determinism (same results)
     # Learning curves: every final also trained on nested stratified subsets of these sizes
     train_sizes: tuple[int, ...] | str | None = None  # "auto" or sizes (benchmark.data.train_sizes)
+    # Robustness: every final also tested under these MNIST-C corruptions, and its calibration measured
+    corruptions: tuple[str, ...] | None = None  # names (benchmark.data.corruptions); "all" resolved
 
     @property
     def runtime(self) -> KerasRuntime:
@@ -113,7 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                "budget": 60.0, "study_seeds": 3, "tune_subsample": 5_000, "cv": 1, "epochs": 3},
     # How accuracy and cost grow with the data: official MNIST, the five built-in models with their
     # defaults, every final also trained on nested stratified subsets from 250 images (25 a class)
-    # doubling to 32,000, then all 54,000, with seeds 0-2 (the seed draws the subsets too), in at most
+    # doubling to 32,000, then all 60,000, with seeds 0-2 (the seed draws the subsets too), in at most
     # 60 minutes on 2 cores; the plan prints what its finals are expected to cost (README "Presets").
     "scaling": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 3, "tuners": ("none",),
                 "train_sizes": "auto"},
@@ -213,6 +215,20 @@ def _train_sizes(name: str, value: Any) -> tuple[int, ...] | str:
     return tuple(sorted(set(sizes)))
 
 
+def _corruptions(name: str, value: Any) -> tuple[str, ...]:
+    """``all`` or corruption names (text or a TOML list), checked against the 15 of MNIST-C."""
+    from benchmark.data.corruptions import resolve
+
+    if isinstance(value, list):
+        value = tuple(value)
+    if not isinstance(value, str | tuple) or not value or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{name}: expected all or corruption names such as rotate,fog, got {value!r}")
+    try:
+        return resolve(value if isinstance(value, tuple) else value.strip())
+    except InputError as exc:  # named as the setting was given: the flag or the file's key
+        raise InputError(str(exc).replace("--corruptions", name, 1)) from None
+
+
 def _storage(name: str, value: Any) -> str:
     if not isinstance(value, str) or "://" not in value:
         raise InputError(f"{name}: expected an RDB URL such as sqlite:///study.db, got {value!r}")
@@ -243,6 +259,7 @@ _CHECKS = {
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,
     "save_models": _flag, "onnx": _flag, "target": _fraction, "deterministic": _flag,
     "workers": _positive_int, "native_size": _flag, "test_on": _names, "train_sizes": _train_sizes,
+    "corruptions": _corruptions,
 }
 assert set(_CHECKS) == {f.name for f in fields(RunConfig)}
 

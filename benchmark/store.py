@@ -67,6 +67,8 @@ COLUMNS: tuple[str, ...] = (
     "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
     "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
     "cross_test",      # finals with --test-on: JSON {dataset: {"n_test": n, "correct": k}}
+    "corrupt_test",    # finals with --corruptions: JSON {corruption: {"n_test": n, "correct": k, "seed": s}}
+    "calibration",     # finals with --corruptions: JSON {"method", "clean"/corruption: ECE, NLL, Brier, bins}
     "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
     "threads",         # thread count the job ran with (--threads: TensorFlow and OpenMP)
     "thread_pools",    # JSON: the job's process's thread pools as threadpoolctl saw them, e.g. {"blas": 1}
@@ -97,8 +99,8 @@ NUMERIC: tuple[str, ...] = (
 )
 
 #: Columns holding JSON or nothing.
-JSON_COLUMNS: tuple[str, ...] = ("fixed", "params", "tuning", "cross_test", "history", "versions",
-                                 "machine", "settings")
+JSON_COLUMNS: tuple[str, ...] = ("fixed", "params", "tuning", "cross_test", "corrupt_test", "calibration",
+                                 "history", "versions", "machine", "settings")
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
 JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed", "train_size")
@@ -256,6 +258,29 @@ class ResultsStore:
         with atomic_path(self.run_dir / rel) as tmp:
             np.savez_compressed(tmp, **arrays)
         return rel.as_posix()
+
+
+#: Where a run keeps a few test digits under each corruption (--corruptions), for the report's gallery.
+GALLERY_DIR = "corruptions"
+
+
+def save_gallery(run_dir: Path, dataset: str, images: dict[str, np.ndarray], labels: np.ndarray) -> str:
+    """Store a few test digits of ``dataset`` as each corruption left them (``images``: "clean" and
+    one (k, 28, 28) uint8 array per corruption, the same digits in each) atomically; its path."""
+    rel = Path(GALLERY_DIR) / f"{unique_slug(dataset)}.npz"
+    with atomic_path(Path(run_dir) / rel) as tmp:
+        np.savez_compressed(tmp, labels=labels.astype(np.uint8),
+                            **{k: v.astype(np.uint8) for k, v in images.items()})
+    return rel.as_posix()
+
+
+def load_gallery(run_dir: Path, dataset: str) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """What :func:`save_gallery` stored for ``dataset``, or None where there is none."""
+    path = Path(run_dir) / GALLERY_DIR / f"{unique_slug(dataset)}.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files if k != "labels"}, data["labels"]
 
 
 def save_probabilities(run_dir: Path, name: str, scores: np.ndarray) -> str:

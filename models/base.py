@@ -55,6 +55,9 @@ class DigitModel(ABC):
       ``(n, 10)`` class scores or ``(n,)`` labels. The finals then time it in ONNX Runtime and check
       that it predicts the same labels (``benchmark.execution.deployment``).
     * ``macs_per_image() -> int``: multiply-adds one prediction costs, for the report.
+    * ``calibrate(val) -> Self``: a model whose scores are not probabilities (the SVMs) fits a
+      calibration on held-out images after ``fit``; from then on ``predict_proba`` gives calibrated
+      probabilities (before, it has none). Their argmax may differ from ``predict`` on a few images.
 
     ``fit`` calls ``report(epoch, metrics)`` after each epoch of an iterative model, with
     ``val_accuracy`` when it has a validation set, and the time spent on validation so far as the

@@ -25,6 +25,7 @@ from reports.data_scaling import data_scaling_section
 from reports.format import DASH, code, count, md_table, natural_key, num, pct
 from reports.importance import importance_section
 from reports.machine import distinct, machine_section
+from reports.robustness import robustness_section
 from reports.run_info import failed_and_pruned_section, run_section
 from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
 from reports.summary import anchor_line, dataset_summary
@@ -224,6 +225,7 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     lines += seed_invariant_note(final, rows)
     lines += time_to_target_section(final)
     lines += cross_dataset_section(final, dataset)
+    lines += _anchored("robustness", slug, robustness_section(final, dataset, run_dir, slug))
     lines += [anchor_line("comparisons", slug)] + comparisons_section(rows, final, board, run_dir)
     lines += figures.pareto_section(board, dataset, run_dir, slug)
     lines += tuning_section(final)
@@ -232,12 +234,17 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     if (rows["kind"] == TRIAL).any():
         lines += [anchor_line("tuners", slug)] + tuner_comparison_section(rows, dataset, run_dir, slug)
         lines += [anchor_line("importance", slug)] + importance_section(rows, dataset, run_dir, slug)
-    lines += [anchor_line("scaling", slug)] + data_scaling_section(rows, dataset, run_dir, slug)
+    lines += _anchored("scaling", slug, data_scaling_section(rows, dataset, run_dir, slug))
     lines += figures.learning_curves_section(rows, final, board, dataset, run_dir, slug)
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
     lines += confusion_section(group, dataset, run_dir, slug)
     return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
+
+
+def _anchored(kind: str, slug: str, section: list[str]) -> list[str]:
+    """A section with its anchor before it; nothing for a section with nothing to say."""
+    return [anchor_line(kind, slug), *section] if section else []
 
 
 def seed_invariant_note(final: pd.DataFrame, rows: pd.DataFrame) -> list[str]:

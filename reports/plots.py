@@ -210,6 +210,47 @@ def cost_against_size(curves: dict[str, tuple[list[int], list[float], Any]], tit
     return save_png(fig, path)
 
 
+def heat_map(values: np.ndarray, rows: list[str], columns: list[str], title: str, path: Path) -> Path:
+    """A (rows x columns) grid of numbers (e.g. accuracy in %), coloured and written in each cell."""
+    fig, ax = plt.subplots(figsize=(0.62 * len(columns) + 2.4, 0.42 * len(rows) + 1.8))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    middle = np.nanmean(values)
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=6.5,
+                color="white" if value < middle else "black")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    ax.set_title(title, fontsize=9)
+    return save_png(fig, path)
+
+
+def reliability_diagram(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
+                        path: Path) -> Path:
+    """Accuracy against confidence per bin (``curves[label] = (count, confidence, accuracy)``), the
+    diagonal of perfect calibration dashed, and below it how many images fell in each bin."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.6, 5.6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    width = 1 / max(len(next(iter(curves.values()))[0]), 1)
+    for k, (label, (counts, confidence, accuracy)) in enumerate(curves.items()):
+        filled = counts > 0
+        top.plot(confidence[filled], accuracy[filled], marker="o", ms=3, label=label)
+        centres = (np.arange(len(counts)) + 0.5) * width
+        share = counts / max(counts.sum(), 1)
+        bottom.bar(centres + (k - 0.5) * width / 2, share, width=width / 2, label=label)
+    top.set_ylabel("Accuracy in the bin")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8)
+    top.set_title(title, fontsize=9)
+    bottom.set_xlabel("Confidence (the top probability), 15 bins")
+    bottom.set_ylabel("Share of images")
+    bottom.set_yscale("log")
+    return save_png(fig, path)
+
+
 def digit_gallery(images: np.ndarray, titles: list[str], title: str, path: Path,
                   cols: int = 8) -> Path:
     """A grid of (k, 28, 28) digit images, each with its title, in the given order."""

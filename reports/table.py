@@ -35,7 +35,7 @@ NUMBER_COLUMNS: tuple[str, ...] = (
     "wall_s_to_target", "epochs_to_target", "threads", "rss_mb", "process_cpu_s", "train_size")
 #: Columns holding a JSON object per row.
 JSON_COLUMNS: tuple[str, ...] = ("params", "tuning", "settings", "versions", "machine", "fixed",
-                                 "cross_test", "history")
+                                 "cross_test", "corrupt_test", "calibration", "history")
 #: Text columns that identify a job and its invocation; empty cells read as "?".
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
 TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's

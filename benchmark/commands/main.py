@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-sizes", metavar="N1,N2,...|auto",
                      help="learning curves: every final also trained on nested stratified subsets of "
                           "these sizes (auto: 25 images a class, doubling up to the whole training part)")
+    run.add_argument("--corruptions", metavar="all|NAME[,NAME]",
+                     help="also test every final on its test images under these MNIST-C corruptions "
+                          "(all: the 15), and measure how calibrated its probabilities are")
     run.add_argument("--no-onnx", dest="onnx", action="store_false", default=None,
                      help="do not export final models to ONNX and time them in ONNX Runtime")
     run.add_argument("--save-models", action="store_true", default=None,

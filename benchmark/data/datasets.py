@@ -299,8 +299,16 @@ def _cached(cache: Path, tag: str, files: list[Path],
             build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``build()``'s arrays, read from ``cache`` when the source files are unchanged."""
     stats = [(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files]
-    key = hashlib.sha256(json.dumps([_CACHE_FORMAT, tag, stats]).encode()).hexdigest()[:20]
-    target = cache / f"{tag}-{key}.npz"
+    return cached(cache, tag, [stats], build)
+
+
+def cached(cache: Path, tag: str, key: list, build: Callable[[], dict[str, np.ndarray]]
+           ) -> dict[str, np.ndarray]:
+    """``build()``'s arrays (``*_images`` uint8, ``*_labels`` int64), kept in ``cache`` under
+    ``tag`` and a hash of ``key`` (JSON-able: what the arrays depend on): read back when present and
+    sound, else built and written atomically (failing to cache is not an error)."""
+    digest = hashlib.sha256(json.dumps([_CACHE_FORMAT, tag, key]).encode()).hexdigest()[:20]
+    target = Path(cache) / f"{tag}-{digest}.npz"
     arrays = _read_cache(target)
     if arrays is None:
         arrays = build()

@@ -30,6 +30,7 @@ from benchmark.execution.plan import Contender, FinalJob, same_params
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.recorder import Recorder
 from benchmark.execution.tasks import run_trial
+from models.base import Digits
 from models.errors import one_line
 
 
@@ -38,10 +39,16 @@ class Coordinator:
     (spec -> split), whose test parts every final is also tested on."""
 
     def __init__(self, config: RunConfig, contenders: list[Contender], executor: Executor,
-                 recorder: Recorder, cross: dict[str, Split]) -> None:
+                 recorder: Recorder, cross: dict[str, Split],
+                 corrupted: dict[str, dict[str, Digits]] | None = None) -> None:
         self.config, self.contenders, self.executor, self.recorder = config, contenders, executor, recorder
         self.cross = {spec: f"cross{j}" for j, spec in enumerate(cross)}  # spec -> shared name
         self.cross_tests = {name: cross[spec].test for spec, name in self.cross.items()}
+        #: dataset -> (corruption -> shared name) of its corrupted test sets (--corruptions)
+        self.corrupted = {dataset: {name: f"corrupt{i}-{j}" for j, name in enumerate(sets)}
+                          for i, (dataset, sets) in enumerate((corrupted or {}).items())}
+        self.cross_tests.update({self.corrupted[d][name]: digits for d, sets in (corrupted or {}).items()
+                                 for name, digits in sets.items()})
         self.failures = 0
         self.finals_running: set[tuple] = set()  # identities of the finals being trained
         self.finals_done: dict[tuple, tuple[str, TaskResult]] = {}  # identity -> (tuner, result)
@@ -104,6 +111,7 @@ class Coordinator:
         listener = functools.partial(self._on_report, contender, job)
         if job.is_final:
             others = [Shared(name) for name in self.cross.values()]
+            others += [Shared(self.corrupted[job.dataset][name]) for name in job.corruptions]
             future = self.executor.submit(contender.final_task, job, Shared(contender.share), *others,
                                           listener=listener)
         else:
@@ -212,6 +220,7 @@ class Coordinator:
                    onnx=self.config.onnx and final and train_size is None,  # subsets: not exported
                    target=self.config.target if final and epochs else None,
                    test_on=tuple(self.cross) if final else (),
+                   corruptions=tuple(self.corrupted.get(c.split.dataset, {})) if final else (),
                    extras={"run_id": self.recorder.run_id})
 
     def _on_report(self, c: Contender, job: Job, report: EpochReport) -> bool:

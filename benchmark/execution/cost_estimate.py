@@ -28,16 +28,17 @@ class Rate:
         return self.k * n ** self.e * ((epochs or 1) if self.per_epoch else 1)
 
 
-#: Where the rates were measured (the learning curves of one ``--preset scaling`` run).
+#: Where the rates were measured: the learning curves of ``digitbench run --preset scaling`` on
+#: 2026-12-02 (benchmarks/RESULTS.md), fitted to the sizes from 4,000 images up, where the cost is.
 MEASURED_ON = "a 2-core AMD EPYC with AVX-512, 2 workers of 1 thread"
 
-#: Fit CPU-s laws of the built-in models with their defaults on official MNIST.
+#: Fit CPU-s laws of the built-in models with their defaults on official MNIST (LeNets: per epoch).
 RATES: dict[str, Rate] = {
-    "logreg": Rate(5.0e-4, 0.83),
-    "linear-svm": Rate(5.0e-4, 1.0),
-    "svm-rbf": Rate(8.9e-7, 1.75),
-    "lenet-relu": Rate(2.6e-4, 1.0, per_epoch=True),
-    "lenet-tanh": Rate(2.6e-4, 1.0, per_epoch=True),
+    "logreg": Rate(1.30e-4, 1.00),
+    "linear-svm": Rate(5.07e-7, 1.61),
+    "svm-rbf": Rate(3.77e-8, 2.11),
+    "lenet-relu": Rate(2.86e-4, 0.97, per_epoch=True),
+    "lenet-tanh": Rate(6.50e-4, 0.90, per_epoch=True),
 }
 
 

@@ -11,8 +11,11 @@ import shutil
 import sys
 from collections.abc import Callable
 
+import numpy as np
+
 from benchmark.config import RunConfig
-from benchmark.data.datasets import Split, load_split
+from benchmark.data.corrupted import corrupted_tests
+from benchmark.data.datasets import Split, default_cache_dir, load_split
 from benchmark.execution import signals
 from benchmark.execution.coordinator import Coordinator
 from benchmark.execution.executors import Executor
@@ -21,14 +24,15 @@ from benchmark.execution.locking import RunLock
 from benchmark.execution.plan import Contender, check_params, plan, study_name, subset_sizes
 from benchmark.execution.recorder import Recorder
 from benchmark.execution.tasks import run_final
-from benchmark.store import MODELS_DIR, PREDICTIONS_DIR, ResultsStore
+from benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
 from benchmark.tuning.study import Study, record_of
 from models import registry
+from models.base import Digits
 from models.errors import InputError, message_line
 from models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
-RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, "optuna.db", "keras-tuner", "errors.log")
+RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, GALLERY_DIR, "optuna.db", "keras-tuner", "errors.log")
 
 
 Loader = Callable[[RunConfig, list[Entry]], tuple[list[Split], list[Split]]]
@@ -44,18 +48,23 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
     each final runs (``submit``: :func:`~.tasks.run_submission`)."""
     entries = check_inputs(config)
     splits, cross = (load or load_datasets)(config, entries)
+    corrupted = {s.dataset: corrupted_tests(s, config.corruptions, config.cache_dir or default_cache_dir())
+                 for s in splits} if config.corruptions else {}
     executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
     try:
         lock = RunLock(config.run_dir).acquire()
         try:
             with signals.stop_on_signals():
                 store = prepare_run_dir(config, [s.dataset for s in splits])
+                for split in splits:
+                    if split.dataset in corrupted:
+                        _save_gallery(store, split, corrupted[split.dataset])
                 recorder = Recorder(config, command, store, {s.dataset: s for s in cross})
                 contenders = open_contenders(config, store, splits, entries)
                 for c in contenders:
                     c.final_task = final_task
                 return Coordinator(config, contenders, executor, recorder,
-                                   {s.dataset: s for s in cross}).run()
+                                   {s.dataset: s for s in cross}, corrupted).run()
         except signals.Interrupted as stop:
             executor.shutdown()  # the workers stop before the line that says how to go on
             return signals.stopped(stop, config.run_dir, command)
@@ -63,6 +72,14 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
             lock.release()
     finally:
         executor.shutdown()
+
+
+def _save_gallery(store: ResultsStore, split: Split, corrupted: dict[str, Digits]) -> None:
+    """The first test digit of each class, clean and under each corruption, for the report."""
+    labels = split.test.labels
+    first = np.array([np.flatnonzero(labels == k)[0] for k in np.unique(labels)])
+    images = {"clean": split.test.images[first], **{n: d.images[first] for n, d in corrupted.items()}}
+    save_gallery(store.run_dir, split.dataset, images, labels[first])
 
 
 def open_executor(config: RunConfig) -> Executor:

@@ -31,8 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from benchmark import provenance
+from benchmark.data.corrupted import CORRUPTION_SEED
 from benchmark.data.datasets import Split
 from benchmark.data.train_sizes import nested_subset
+from benchmark.execution.calibration import calibration_scores
 from benchmark.execution.deployment import onnx_latency
 from benchmark.execution.jobs import EpochReport, Job, TaskResult
 from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
@@ -98,18 +100,23 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
     (``cross_test``: JSON ``{spec: {"n_test": n, "correct": k}}``)."""
     with _ONE_AT_A_TIME:
         entry = _entry(job)
-        if job.target is None:
+        platt = bool(job.corruptions) and hasattr(entry.cls, "calibrate")
+        if job.target is None and not platt:
             train, val = _whole_training_part(split), None
-        else:  # watched on the validation part, epoch by epoch
+        else:  # watched on the validation part epoch by epoch, or kept out for Platt scaling
             train, val = split.train, split.val
         train = nested_subset(train, job.train_size, job.seed)  # --train-sizes: the learning curve
         test = split.test
         result = TaskResult("ok", {"n_train": len(train), "n_val": len(val) if val else 0,
                                    "n_test": len(test)})
         reporter = EpochReporter(channel, job)
+        crossed, corrupted = others[:len(job.test_on)], others[len(job.test_on):]
         with _guarded(result) as caught:
-            _fit_and_evaluate(result, job, entry, train, val, test, reporter,
-                              dict(zip(job.test_on, others, strict=True)))
+            model = _fit_and_evaluate(result, job, entry, train, val if job.target is not None else None,
+                                      test, reporter, dict(zip(job.test_on, crossed, strict=True)))
+            if job.corruptions:
+                _robustness(result, model, test, dict(zip(job.corruptions, corrupted, strict=True)),
+                            split.val if platt else None)
         result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught),
                              **reporter.reached)
         return _with_process(result)
@@ -141,7 +148,7 @@ def run_submission(channel: Channel, job: Job, split: Split) -> TaskResult:
 
 def _fit_and_evaluate(result: TaskResult, job: Job, entry: registry.Entry, train: Digits,
                       val: Digits | None, test: Digits, reporter: EpochReporter,
-                      others: dict[str, Digits]) -> None:
+                      others: dict[str, Digits]) -> Any:
     model = entry.create(**job.params)
     with measure() as fit_time:
         model.fit(train, val, seed=job.seed, report=reporter.start())
@@ -167,6 +174,32 @@ def _fit_and_evaluate(result: TaskResult, job: Job, entry: registry.Entry, train
         latency_ms_b1=round(b1, 4), latency_ms_bN=round(bn, 5), batch_N=batch, n_params=model.n_params())
     result.predictions = predicted.astype(np.uint8)
     result.model_bytes = _model_bytes(job, entry, model, train) if job.save_model else None
+    return model
+
+
+def _robustness(result: TaskResult, model: Any, test: Digits, corrupted: dict[str, Digits],
+                held_out: Digits | None) -> None:
+    """The fitted model tested under each corruption (``corrupt_test``: JSON ``{name: {"n_test",
+    "correct"}}``), and how calibrated its probabilities are on the clean and the corrupted test
+    images (``calibration``). A model without probabilities is first Platt-scaled on ``held_out``
+    (the validation part, kept out of its training for this) where it can be; else it has none."""
+    if held_out is not None:
+        model.calibrate(held_out)
+    sets = {"clean": test, **corrupted}
+    scored = hasattr(model, "predict_proba")
+    calibration: dict[str, Any] = {"method": ("Platt scaling on the validation part "
+                                              f"({len(held_out):,} images)" if held_out is not None else
+                                              "the model's own probabilities" if scored else None)}
+    counts = {}
+    for name, digits in sets.items():
+        if scored:
+            proba = np.asarray(model.predict_proba(digits.images), dtype=np.float64)
+            calibration[name] = calibration_scores(proba, digits.labels)
+        if name != "clean":
+            predicted = np.asarray(model.predict(digits.images))
+            counts[name] = {"n_test": len(digits), "correct": int(np.sum(predicted == digits.labels)),
+                            "seed": CORRUPTION_SEED}
+    result.fields.update(corrupt_test=counts, calibration=calibration if scored else None)
 
 
 def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> bytes | None:

@@ -354,6 +354,9 @@ CORPUS: dict[str, Case] = {
         "--train-sizes on mnist-5k: 100,000 is larger than the training part (4,000 images)"),
     "train size under 10 a class": Case(lambda tmp: ["--train-sizes", "50,500"],
                                         "50 images leave 5 of the rarest class, fewer than 10 a class"),
+    "unknown corruption": Case(lambda tmp: ["--corruptions", "rotate,smudge"],
+                               "--corruptions: unknown corruption 'smudge'; known: shot_noise, "
+                               "impulse_noise"),
     "bad --model-path": Case(lambda tmp: ["--model-path", "no_such_module:Model"], "no_such_module"),
     # --params JSON
     "params not JSON": Case(lambda tmp: ["--params", "{C: 1}"], "--params"),
