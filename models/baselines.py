@@ -32,6 +32,13 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.svm._classes.LinearSVC",
     "sklearn.svm._classes.SVC",
     "sklearn.kernel_approximation.Nystroem",
+    # a Platt-scaled SVM (--corruptions): its calibrator, around the fitted SVM frozen
+    "builtins.list",
+    "builtins.str",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.frozen._frozen.FrozenEstimator",
 )
 
 _OLD_NPZ_MEMBER = "estimator.json"   # in the pickle-free .npz model files of digitbench before skops
@@ -142,6 +149,10 @@ class SklearnModel(DigitModel):
         """The unfitted estimators a saved model holds, keyed by the attribute each is fitted into."""
         return {"estimator_": self._estimator(0)}
 
+    def optional_parts(self) -> dict[str, Any]:
+        """Estimators a saved model may hold besides (a calibrator), as :meth:`saved_parts`."""
+        return {}
+
     def save(self, path: str | Path) -> None:
         """Write the parameters and the fitted estimator(s) to the skops file ``path``."""
         import sklearn
@@ -164,8 +175,10 @@ class SklearnModel(DigitModel):
             raise ValueError("no parameters or no fitted parts in the file")
         model = cls(**params)
         expected = model.saved_parts()
-        if set(parts) != set(expected):
+        optional = model.optional_parts()
+        if not set(expected) <= set(parts) <= set(expected) | set(optional):
             raise ValueError(f"holds parts {sorted(parts)}, expected {sorted(expected)}")
+        expected = {**expected, **optional}
         for attribute, part in parts.items():
             if type(part) is not type(expected[attribute]):
                 raise ValueError(f"holds a {_type_name(part)} as {attribute}, expected a "
@@ -206,6 +219,16 @@ class PlattScaled:
     """Probabilities for an SVM, whose scores are none: Platt scaling (a sigmoid per class on its
     one-vs-rest scores, normalised) fitted on held-out images after the SVM, the documented
     scikit-learn way: ``CalibratedClassifierCV`` around the fitted SVM frozen (``FrozenEstimator``)."""
+
+    def saved_parts(self) -> dict[str, Any]:
+        """A calibrated SVM is saved with its calibrator (``predict`` then prints its probabilities)."""
+        parts = super().saved_parts()  # type: ignore[misc]
+        return {**parts, **(self.optional_parts() if hasattr(self, "calibrator_") else {})}
+
+    def optional_parts(self) -> dict[str, Any]:
+        from sklearn.calibration import CalibratedClassifierCV
+
+        return {"calibrator_": CalibratedClassifierCV()}
 
     def calibrate(self, val: Digits) -> Self:
         from sklearn.calibration import CalibratedClassifierCV

@@ -55,10 +55,12 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     proba = probabilities(model, images)
     labels = proba.argmax(axis=1)
     has_proba = hasattr(model, "predict_proba")
+    calibrated = hasattr(model, "calibrator_")  # a Platt-scaled SVM (run --corruptions --save-models)
     results = [
         {"file": str(path), "label": int(label),
          "probability": round(float(p[label]), 6) if has_proba else None,
-         "probabilities": [round(float(x), 6) for x in p] if has_proba else None}
+         "probabilities": [round(float(x), 6) for x in p] if has_proba else None,
+         "calibrated": calibrated}
         for path, label, p in zip(args.images, labels, proba, strict=True)
     ]
     if args.json:
@@ -68,5 +70,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     width = max(len(r["file"]) for r in results)
     for r in results:
         shown = f"probability {r['probability']:.3f}" if has_proba else "(no probabilities)"
+        if calibrated:
+            shown += " (calibrated: Platt scaling on held-out digits)"
         print(f"{r['file']:<{width}}  {r['label']}  {shown}")
     return 0

@@ -117,6 +117,8 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
             if job.corruptions:
                 _robustness(result, model, test, dict(zip(job.corruptions, corrupted, strict=True)),
                             split.val if platt else None)
+                if platt and job.save_model:  # saved with its calibrator
+                    result.model_bytes = _model_bytes(job, entry, model, train)
         result.fields.update(history=reporter.recorded_history(), warnings=one_line_each(caught),
                              **reporter.reached)
         return _with_process(result)

@@ -89,6 +89,23 @@ def test_predict_json_with_probabilities(real_digits: Digits, drawn, tmp_path: P
         assert abs(sum(item["probabilities"]) - 1) < 1e-4
 
 
+def test_a_platt_scaled_svm_is_saved_with_its_calibrator_and_predict_says_so(
+        real_digits: Digits, drawn, tmp_path: Path, capsys) -> None:
+    images, labels = real_digits
+    model = registry.get("linear-svm").create().fit(Digits(images[:1500], labels[:1500]), seed=0)
+    model.calibrate(Digits(images[1500:2500], labels[1500:2500]))
+    path = persist.save_model(model, tmp_path / "svm.skops", "linear-svm")
+    loaded, _ = persist.load_model(path)
+    assert np.allclose(loaded.predict_proba(images[:50]), model.predict_proba(images[:50]))
+    files = [str(p) for p, _, _ in drawn[:2]]
+    assert main(["predict", "--model-file", str(path), *files]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert all(" probability 0." in line or " probability 1.000" in line for line in lines), lines
+    assert all(line.endswith("(calibrated: Platt scaling on held-out digits)") for line in lines)
+    assert main(["predict", "--model-file", str(path), "--json", *files]) == 0
+    assert all(p["calibrated"] for p in json.loads(capsys.readouterr().out)["predictions"])
+
+
 def test_preparation_recovers_an_mnist_digit(real_digits: Digits) -> None:
     """A real digit, enlarged 5x, inverted and put off-centre on a big page, comes back close to
     the original: centre of mass at (14, 14), a 20-pixel box, and within a one-pixel shift (the
