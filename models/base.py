@@ -13,10 +13,12 @@ class ReportCallback(Protocol):
     epochs after each epoch (1-based), with metrics such as ``{"loss": 0.3, "accuracy": 0.91,
     "val_accuracy": 0.9}``. Tuners use it for pruning, the runner for progress. ``val_cpu_s`` and
     ``val_wall_s`` are the time the fit has spent computing validation metrics so far: not training,
-    so the harness leaves it out of the time to a target accuracy."""
+    so the harness leaves it out of the time to a target accuracy. It returns True when training
+    should end now, keeping the model as trained so far (a final stopped once it reaches its target,
+    ``run --stop-at-target``); a model that cannot stop early may ignore it and train on."""
 
     def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
-                 val_wall_s: float = 0.0) -> None: ...
+                 val_wall_s: float = 0.0) -> bool | None: ...
 
 
 class Digits(NamedTuple):

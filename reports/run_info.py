@@ -26,6 +26,7 @@ SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tun
             "cv": "folds (models without epochs)", "seeds": "seeds", "epochs": "epochs",
             "threads": "threads", "deterministic": "deterministic ops (--deterministic)",
             "latency_batch": "latency batch", "target": "time to validation accuracy (--target)",
+            "stop_at_target": "training stopped at the target (--stop-at-target)",
             "params": "fixed params"}
 _KEY = ["dataset", "model", "tuner", "trial", "seed"]
 

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", type=float, metavar="ACC",
                      help="time each final that trains in epochs until its validation accuracy first "
                           "reaches ACC (e.g. 0.99); such finals train on the training part only")
+    run.add_argument("--stop-at-target", action="store_true", default=None,
+                     help="with --target: end each such final's training once it reaches the target "
+                          "(its test accuracy is then the model's at that point)")
     run.add_argument("--train-sizes", metavar="N1,N2,...|auto",
                      help="learning curves: every final also trained on nested stratified subsets of "
                           "these sizes (auto: 25 images a class, doubling up to the whole training part)")

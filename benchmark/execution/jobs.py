@@ -42,6 +42,7 @@ class Job:
     onnx: bool = True                # finals: export to ONNX and time it in ONNX Runtime
     target: float | None = None      # finals: train on the training part, watch validation, and
     #                                  time the training until its accuracy first reaches this
+    stop_at_target: bool = False     # finals with a target: training ends once it is reached
     test_on: tuple[str, ...] = ()    # finals: the --test-on datasets, whose test parts follow the split
     corruptions: tuple[str, ...] = ()  # finals: --corruptions, whose test sets follow the --test-on ones
     extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file

@@ -230,7 +230,9 @@ class EpochReporter:
 
     With a target, ``checks_per_epoch`` asks the model to measure validation accuracy that many
     times an epoch, so the time to target is read to a fraction of an epoch; such in-between reports
-    come with a fractional epoch and only count toward the target (no history, no pruning)."""
+    come with a fractional epoch and only count toward the target (no history, no pruning). With
+    ``job.stop_at_target``, it answers True once the target is reached: the model stops training
+    there (MLPerf's time to train ends at the target too)."""
 
     #: Validation checks an epoch a model is asked for when a final is timed to a target.
     CHECKS_PER_EPOCH_TO_TARGET = 4
@@ -248,7 +250,7 @@ class EpochReporter:
         return self
 
     def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
-                 val_wall_s: float = 0.0) -> None:
+                 val_wall_s: float = 0.0) -> bool:
         cpu = cpu_seconds() - self.cpu0 - val_cpu_s
         wall = time.perf_counter() - self.wall0 - val_wall_s
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -257,12 +259,14 @@ class EpochReporter:
         if target is not None and value is not None and value >= target and not self.reached:
             self.reached = {"cpu_s_to_target": round(cpu, 3), "wall_s_to_target": round(wall, 3),
                             "epochs_to_target": round(float(epoch), 3)}
+        stop = bool(self.reached) and self.job.stop_at_target
         if epoch != int(epoch):  # a check within an epoch: for the target only
-            return
+            return stop
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(round(value, 5))
         if self.channel.send(EpochReport(int(epoch), self.job.epochs, metrics)):
             raise TrialPruned(value)
+        return stop
 
     def recorded_history(self) -> dict[str, list[float]] | None:
         return self.history or None

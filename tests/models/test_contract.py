@@ -102,8 +102,9 @@ def test_lenet_follows_the_seeds_architecture(batch_norm: bool) -> None:
                                               batch_norm=batch_norm)
     layers = [type(layer).__name__ for layer in model.build().layers]
     act = ["BatchNormalization", "Activation"] if batch_norm else ["Activation"]
-    assert layers == ["Conv2D", *act, "MaxPooling2D", "Conv2D", *act, "MaxPooling2D", "Flatten",
-                      "Dense", *act, "Dropout", "Dense"]
+    # without batch normalisation each convolution is pooled before its activation (the same function)
+    conv = ["Conv2D", *act, "MaxPooling2D"] if batch_norm else ["Conv2D", "MaxPooling2D", "Activation"]
+    assert layers == [*conv, *conv, "Flatten", "Dense", *act, "Dropout", "Dense"]
     keras_model = model.build()
     activations = [lay.get_config()["activation"] for lay in keras_model.layers
                    if type(lay).__name__ == "Activation"]
@@ -192,3 +193,51 @@ def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[
     np.testing.assert_array_equal(labels_of(again.run(None, {again.get_inputs()[0].name:
                                                              model.onnx_input(test.images)})[0]), predicted)
     assert timed["onnx_mismatches"] == 0 and 0 < timed["onnx_ms_b1_p50"] <= timed["onnx_ms_b1_p99"]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_pooling_before_the_activation_computes_the_same_function(activation: str) -> None:
+    """CONV => POOL => ACT (what LeNet builds) against CONV => ACT => POOL with the same weights."""
+    from models.lenet import import_keras
+
+    keras = import_keras()
+    model = registry.get(f"lenet-{activation}").create(filters1=4, filters2=8, dense_units=16).build()
+    layers = keras.layers
+    reference = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(4, 5, padding="same"), layers.Activation(activation), layers.MaxPooling2D(2),
+        layers.Conv2D(8, 5, padding="valid"), layers.Activation(activation), layers.MaxPooling2D(2),
+        layers.Flatten(), layers.Dense(16), layers.Activation(activation), layers.Dropout(0.4),
+        layers.Dense(10, activation="softmax")])
+    reference.set_weights(model.get_weights())
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(model(x, training=False), reference(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_the_one_cycle_schedule_rises_then_falls_to_zero() -> None:
+    from models.lenet import LeNet, import_keras
+
+    keras = import_keras()
+    model = registry.get("lenet-speedrun").create(learning_rate=0.01, batch_size=100, epochs=1)
+    schedule = model._rate(keras, n_train=1000)  # 10 steps: 3 rising, 7 falling
+    at = [float(schedule(step)) for step in range(11)]
+    assert at[0] == pytest.approx(0.01 / LeNet.ONE_CYCLE["start_divisor"])
+    assert max(at) == pytest.approx(0.01) and at.index(max(at)) == 3
+    assert at[-1] == pytest.approx(0.0, abs=1e-9) and at[3:] == sorted(at[3:], reverse=True)
+
+
+def test_lenet_stops_training_when_report_says_so(tiny: tuple[Digits, Digits]) -> None:
+    """A report that answers True (a final stopped at its target) ends the fit at that check."""
+    train, val = tiny
+    report = CheckingReport()
+    stop_at = 0.5
+
+    def stopping(epoch: float, metrics: dict[str, float], **kw: float) -> bool:
+        report(epoch, metrics, **kw)
+        return epoch >= stop_at
+
+    stopping.checks_per_epoch = 4  # type: ignore[attr-defined]
+    registry.get("lenet-relu").create(epochs=3, batch_size=8, filters1=4, filters2=8,
+                                      dense_units=32).fit(train, val, seed=0, report=stopping)
+    epochs = [e for e, _ in report.calls]
+    assert epochs[-1] == stop_at, f"training went on after the stop: {epochs}"

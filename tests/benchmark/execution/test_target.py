@@ -94,3 +94,35 @@ def test_run_with_a_target_records_and_ranks_the_time_to_it(tmp_path: Path, tiny
     [row] = [line.split("|") for line in section.splitlines() if "epoch-model" in line]
     assert [c.strip() for c in row[4:6]] == ["5", "5"], "5 seeds, all reached it"
     assert row[6].strip() == num(mlperf_mean(list(epochs["cpu_s_to_target"])))
+
+
+def test_with_stop_at_target_the_reporter_asks_the_model_to_stop_once_reached() -> None:
+    job = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+              params={"epochs": 3}, epochs=3, target=0.9, stop_at_target=True)
+    reporter = EpochReporter(Recording(), job).start()
+    assert reporter(0.5, {"val_accuracy": 0.85}) is False
+    assert reporter(0.75, {"val_accuracy": 0.92}) is True, "a check within an epoch stops it too"
+    assert reporter.reached["epochs_to_target"] == 0.75
+    going_on = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+                   params={"epochs": 3}, epochs=3, target=0.9)
+    assert EpochReporter(Recording(), going_on).start()(1, {"val_accuracy": 0.95}) is False
+
+
+def test_stop_at_target_needs_a_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--dataset", "mnist-5k", "--stop-at-target", "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2
+    assert "--stop-at-target: needs a target accuracy" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_speedrun_preset_stops_lenet_speedrun_at_99_percent() -> None:
+    from benchmark.config import build_config
+    from models import registry
+
+    config = build_config({"preset": "speedrun"})
+    assert config.models == ("lenet-speedrun",) and config.seeds == 5
+    assert config.target == 0.99 and config.stop_at_target and config.tuners == ("none",)
+    entry = registry.get("lenet-speedrun")
+    assert entry.class_path == registry.get("lenet-relu").class_path, "a variant of the LeNet class"
+    assert entry.defaults()["epochs"] == 1 and entry.defaults()["lr_schedule"] == "one-cycle"
