@@ -121,7 +121,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "scaling": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 3, "tuners": ("none",),
                 "train_sizes": "auto"},
     # Time to 99%: official MNIST, the lenet-speedrun recipe with five seeds, each final timed to
-    # 99% validation accuracy and stopped there, MLPerf's rule in the report (README "Speedrun").
+    # 99% validation accuracy and stopped there, MLPerf's rule in the report (issue 22: in progress).
     "speedrun": {"datasets": ("mnist",), "models": ("lenet-speedrun",), "seeds": 5,
                  "tuners": ("none",), "target": 0.99, "stop_at_target": True},
     "full": {"datasets": ("mnist",), "models": (*BUILTIN_MODELS, "svm-nystroem"), "seeds": 5,

@@ -471,9 +471,9 @@ register("lenet-relu", LeNet, activation="relu")
 # Each variant starts from defaults chosen on validation only (`benchmarks/mnist_lenet.py --choose`,
 # README "Each variant's own defaults"): ReLU keeps the class's; tanh takes a lower rate and dropout.
 register("lenet-tanh", LeNet, defaults={"learning_rate": 1e-3, "dropout": 0.2}, activation="tanh")
-# The CPU speedrun (`run --preset speedrun`): the fastest recipe measured to 99% validation accuracy
-# on official MNIST (README "Speedrun"): one epoch, a smaller net, batch 128, a one-cycle schedule
-# peaking at Adam 1e-2 with lower betas (0.7, 0.9), no dropout; stopped at the target.
+# The CPU speedrun (`run --preset speedrun`), a provisional recipe from single-seed probes on
+# official MNIST, not yet chosen by a documented procedure (issue 22): one epoch, a smaller net,
+# batch 128, a one-cycle schedule peaking at Adam 1e-2 with lower betas (0.7, 0.9), no dropout.
 register("lenet-speedrun", LeNet, defaults={
     "filters1": 16, "filters2": 32, "dense_units": 256, "dropout": 0.0, "learning_rate": 1e-2,
     "beta_1": 0.7, "beta_2": 0.9, "lr_schedule": "one-cycle", "epochs": 1}, activation="relu")
