@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/digitbench run --preset quick --resume
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check benchmark models reports tests

@@ -9,7 +9,8 @@ import pytest
 from models import registry
 from models.errors import InputError
 
-BUILTINS = ["logreg", "linear-svm", "svm-rbf", "svm-nystroem", "lenet-relu", "lenet-tanh"]
+BUILTINS = ["logreg", "linear-svm", "svm-rbf", "svm-nystroem", "lenet-relu", "lenet-tanh",
+            "lenet-speedrun"]
 
 
 def test_the_builtins_are_registered() -> None:

@@ -109,9 +109,7 @@ def test_with_stop_at_target_the_reporter_asks_the_model_to_stop_once_reached() 
 
 
 def test_stop_at_target_needs_a_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "--dataset", "mnist-5k", "--stop-at-target", "--out", str(tmp_path / "run")])
-    assert exit_.value.code == 2
+    assert main(["run", "--dataset", "mnist-5k", "--stop-at-target", "--out", str(tmp_path / "run")]) == 2
     assert "--stop-at-target: needs a target accuracy" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
