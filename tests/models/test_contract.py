@@ -241,3 +241,26 @@ def test_lenet_stops_training_when_report_says_so(tiny: tuple[Digits, Digits]) -
                                       dense_units=32).fit(train, val, seed=0, report=stopping)
     epochs = [e for e, _ in report.calls]
     assert epochs[-1] == stop_at, f"training went on after the stop: {epochs}"
+
+
+@pytest.mark.parametrize(("padding", "side"), [("same", 28), ("valid", 24)])
+def test_the_first_convolutions_padding_sets_its_size_and_the_multiply_adds(padding: str,
+                                                                            side: int) -> None:
+    """``padding`` "valid" (LeNet-5's, the speedrun's) shrinks the first feature maps to 24x24;
+    ``macs_per_image`` counts what the built layers compute."""
+    model = registry.get("lenet-relu").create(filters1=6, filters2=16, dense_units=120, padding=padding)
+    keras_model = model.build()
+    assert keras_model.layers[0].output.shape[1:3] == (side, side)
+    counted = 0
+    for layer in keras_model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, rows, cols, filters = layer.output.shape
+            k_rows, k_cols, channels, _ = layer.kernel.shape
+            counted += rows * cols * filters * k_rows * k_cols * channels
+        elif kind == "Dense":
+            counted += int(np.prod(layer.kernel.shape))
+    assert model.macs_per_image() == counted
+    entry = registry.get("lenet-relu")
+    with pytest.raises(ValueError, match="padding must be one of same, valid, got 'full'"):
+        entry.cls.check_params({**entry.defaults(), "padding": "full"})

@@ -121,6 +121,7 @@ def test_the_speedrun_preset_stops_lenet_speedrun_at_99_percent() -> None:
     config = build_config({"preset": "speedrun"})
     assert config.models == ("lenet-speedrun",) and config.seeds == 5
     assert config.target == 0.99 and config.stop_at_target and config.tuners == ("none",)
+    assert (config.workers, config.threads) == (1, 1), "one training at a time, on one thread"
     entry = registry.get("lenet-speedrun")
     assert entry.class_path == registry.get("lenet-relu").class_path, "a variant of the LeNet class"
     assert entry.defaults()["epochs"] == 1 and entry.defaults()["lr_schedule"] == "one-cycle"
