@@ -74,10 +74,9 @@ def one_thread_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "KERAS_BACKEND": "tensorflow"}
 
 
-def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
-    """The child process: a plain Keras script, the network of ``network``'s defaults (pooled before
-    the activation, as LeNet builds it), two epochs, ``spe`` training steps per call into TensorFlow
-    (Keras' default is 1, digitbench's 16)."""
+def child_setup(network: str, data_dir: Path) -> tuple[Any, Any, Any]:
+    """A child process's start: TensorFlow on one thread before any op runs, then Keras, the model
+    ``network`` with its defaults, and digitbench's split of official MNIST."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -87,9 +86,15 @@ def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
     from benchmark.data.datasets import load_split
     from models import registry
 
-    model_params = registry.get(network).create()
+    return keras, registry.get(network).create(), load_split("mnist", data_dir=data_dir)
+
+
+def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
+    """The child process: a plain Keras script, the network of ``network``'s defaults (pooled before
+    the activation, as LeNet builds it), two epochs, ``spe`` training steps per call into TensorFlow
+    (Keras' default is 1, digitbench's 16)."""
+    keras, model_params, split = child_setup(network, data_dir)
     p = model_params.params
-    split = load_split("mnist", data_dir=data_dir)
     start = time.process_time()
     x = (split.train.images.astype(np.float32) / 255.0)[..., None]
     xv = (split.val.images.astype(np.float32) / 255.0)[..., None]
@@ -134,17 +139,8 @@ def pooling_ab(network: str, data_dir: Path, rounds: int = 5) -> dict:
     """The child process: both pooling orders of ``network``'s network in one process, trained in
     turn on a third of an epoch each for ``rounds`` rounds (after a warm-up); the median CPU-s per
     epoch of each, so that drift between processes does not decide the comparison."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
-
-    from benchmark.data.datasets import load_split
-    from models import registry
-
-    p = registry.get(network).create().params
-    split = load_split("mnist", data_dir=data_dir)
+    keras, model, split = child_setup(network, data_dir)
+    p = model.params
     x, y = (split.train.images.astype(np.float32) / 255.0)[..., None], split.train.labels
     part = len(x) // 3
     models = {}
