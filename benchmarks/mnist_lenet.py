@@ -80,8 +80,10 @@ SPEEDRUN = {
 RECIPES.update({name: {**SPEEDRUN_BASE, **change} for name, change in SPEEDRUN.items()})
 
 
-def run_recipe(name: str, args: argparse.Namespace, work: Path) -> dict:
-    params = {**RECIPES[name], **({"epochs": args.epochs} if args.epochs else {})}
+def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | None = None) -> dict:
+    """One recipe's run: ``RECIPES[name]``, or ``recipe`` under that name."""
+    recipe = RECIPES[name] if recipe is None else recipe
+    params = {**recipe, **({"epochs": args.epochs} if args.epochs else {})}
     out = work / f"{args.model}-{name}"
     command = [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist", "--data-dir",
                str(args.data_dir), "--models", args.model, "--tuner", "none", "--params",

@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lenet_rate import matmul_gflops  # noqa: E402
-from mnist_lenet import RECIPES, run_recipe  # noqa: E402
+from mnist_lenet import RECIPES, SPEEDRUN_BASE, run_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,16 +54,17 @@ SPE = 16
 #: The two networks of part 1, each with its variant's defaults.
 NETWORKS = ("lenet-speedrun", "lenet-relu")
 
+#: The smaller net of the speedrun's candidates (benchmarks/mnist_lenet.py), on its own.
+SMALL = {k: SPEEDRUN_BASE[k] for k in ("filters1", "filters2", "dense_units", "dropout", "padding")}
+
 #: Part 2's ladder: label, model, parameters over the model's defaults, epochs, whether the training
 #: stops at the target. Its second line is part 1's ``lenet-relu`` run, its last ``lenet-speedrun``'s.
-SMALL = {"filters1": 16, "filters2": 32, "dense_units": 256, "dropout": 0.0, "padding": "valid"}
-ONE_CYCLE = {"lr_schedule": "one-cycle", "learning_rate": 1e-2, "beta_1": 0.7, "beta_2": 0.9}
 LADDER = [
     ("`lenet-relu`'s defaults, 10 epochs", "lenet-relu", {}, 10, False),
     ("+ stop at the target", "lenet-relu", {}, 10, True),
     ("+ one epoch of a smaller net (16/32 filters, first convolution unpadded, 256 units, "
      "no dropout)", "lenet-relu", SMALL, 1, True),
-    ("+ one-cycle schedule peaking at 1e-2, Adam betas 0.7/0.9", "lenet-relu", {**SMALL, **ONE_CYCLE},
+    ("+ one-cycle schedule peaking at 1e-2, Adam betas 0.7/0.9", "lenet-relu", RECIPES["sr-b128-lr10"],
      1, True),
     ("+ batch 64, peak rate 5e-3: `lenet-speedrun`'s defaults", "lenet-speedrun", {}, 1, True),
 ]
@@ -177,10 +178,9 @@ def run_digitbench(model: str, params: dict, epochs: int, stop: bool, seeds: int
                    work: Path, name: str) -> dict:
     """``digitbench run --target 0.99`` of ``model`` with ``params`` over its defaults (through
     benchmarks/mnist_lenet.py's runner, one thread)."""
-    RECIPES[name] = params
     args = SimpleNamespace(epochs=epochs, model=model, data_dir=data_dir, seeds=seeds, target=0.99,
                            stop=stop)
-    return run_recipe(name, args, work)
+    return run_recipe(name, args, work, params)
 
 
 def flops_per_image(macs: int) -> float:
