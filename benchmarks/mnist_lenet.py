@@ -11,8 +11,9 @@ in its own process with one thread (``--parallel`` of them at a time, one per co
 ``--target`` the final trains on the 54,000 training images and watches the 6,000 validation ones
 after each epoch (the time to the target leaves validation out); without it, it trains on all
 60,000. Either way it is tested once on the official 10,000. ``--choose speedrun`` is how
-``lenet-speedrun``'s defaults were chosen: each speedrun recipe with 5 seeds, stopped at 99%
-validation accuracy, the fewest CPU-s by MLPerf's rule among those whose every seed got there.
+``lenet-speedrun``'s defaults were chosen: each speedrun recipe with 5 seeds, validation checked at
+the end of each epoch and the training stopped at 99%, the fewest CPU-s by MLPerf's rule among those
+whose every seed got there with room to spare (see ``fastest``).
 """
 
 from __future__ import annotations
@@ -60,24 +61,44 @@ RECIPES: dict[str, dict] = {
     "lr1-d20": {"learning_rate": 1e-3, "dropout": 0.2},
     "lr2-d25": {"learning_rate": 2e-3, "dropout": 0.25},
 }
+# for each variant's time to 99% with its 10 epochs (issue: both under 30 CPU-s): the first
+# convolution unpadded (a third fewer multiply-adds), Adam's lower betas, batch normalisation
+RECIPES.update({
+    "lr3-d40-valid": {"learning_rate": 3e-3, "dropout": 0.4, "padding": "valid"},
+    "lr3-d40-valid-b79": {"learning_rate": 3e-3, "dropout": 0.4, "padding": "valid", "beta_1": 0.7,
+                          "beta_2": 0.9},
+    "lr1-d20-valid-b79": {"learning_rate": 1e-3, "dropout": 0.2, "padding": "valid", "beta_1": 0.7,
+                          "beta_2": 0.9},
+    "lr3-d20-b79": {"learning_rate": 3e-3, "dropout": 0.2, "beta_1": 0.7, "beta_2": 0.9},
+    "bn-lr3-d20": {"learning_rate": 3e-3, "dropout": 0.2, "batch_norm": True},
+})
 #: The recipes ``--choose`` picks from, for every variant alike.
 CANDIDATES = "lr3-d40,lr1-d40,lr1-d20,lr2-d25"
 
-#: The speedrun's candidates, changes to the class defaults all of them share: one epoch of a
-#: smaller net (16/32 filters of 5x5, the first unpadded, 256 units, no dropout) under a one-cycle
-#: schedule with Adam's lower betas; they differ in batch, peak rate and batch normalisation.
+#: The speedrun's candidates, changes to the class defaults all of them share: a smaller net (16/32
+#: filters of 5x5, the first unpadded, 256 units, no dropout) under a one-cycle schedule with
+#: Adam's lower betas; they differ in epochs (one or two), width, batch, peak rate and batch
+#: normalisation.
 SPEEDRUN_BASE = {"filters1": 16, "filters2": 32, "dense_units": 256, "dropout": 0.0, "epochs": 1,
                  "lr_schedule": "one-cycle", "beta_1": 0.7, "beta_2": 0.9, "padding": "valid"}
 SPEEDRUN = {
-    "sr-b128-lr10": {"batch_size": 128, "learning_rate": 1e-2},
-    "sr-b256-lr10": {"batch_size": 256, "learning_rate": 1e-2},
-    "sr-b128-lr20": {"batch_size": 128, "learning_rate": 2e-2},
     "sr-b64-lr5": {"batch_size": 64, "learning_rate": 5e-3},
-    "sr-b64-lr7": {"batch_size": 64, "learning_rate": 7e-3},
+    "sr-b64-lr5-f20x40": {"batch_size": 64, "learning_rate": 5e-3, "filters1": 20, "filters2": 40},
     "sr-b128-lr10-bn": {"batch_size": 128, "learning_rate": 1e-2, "batch_norm": True},
-    "sr-b128-lr10-same": {"batch_size": 128, "learning_rate": 1e-2, "padding": "same"},
+    "sr2-b64-lr5": {"batch_size": 64, "learning_rate": 5e-3, "epochs": 2},
+    "sr2-b128-lr10": {"batch_size": 128, "learning_rate": 1e-2, "epochs": 2},
+    "sr2-b64-lr5-f12x24": {"batch_size": 64, "learning_rate": 5e-3, "epochs": 2, "filters1": 12,
+                           "filters2": 24},
+    "sr2-b128-lr10-f12x24": {"batch_size": 128, "learning_rate": 1e-2, "epochs": 2, "filters1": 12,
+                             "filters2": 24},
+    "sr2-b64-lr5-f8x16": {"batch_size": 64, "learning_rate": 5e-3, "epochs": 2, "filters1": 8,
+                          "filters2": 16},
 }
+#: Validation checks an epoch of the speedrun's choice, as its preset (``--target-checks 1``).
+SPEEDRUN_CHECKS = 1
 RECIPES.update({name: {**SPEEDRUN_BASE, **change} for name, change in SPEEDRUN.items()})
+# a step of benchmarks/speedrun.py's ladder: the one-cycle schedule at batch 128
+RECIPES["sr-b128-lr10"] = {**SPEEDRUN_BASE, "batch_size": 128, "learning_rate": 1e-2}
 
 
 def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | None = None) -> dict:
@@ -91,6 +112,7 @@ def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | N
                "--no-onnx", "--out", str(out), "--overwrite"]
     if args.target:
         command += ["--target", str(args.target)] + (["--stop-at-target"] if args.stop else [])
+        command += ["--target-checks", str(args.target_checks)] if args.target_checks else []
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import pandas as pd
 
@@ -102,6 +124,7 @@ def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | N
             "cpu_s_to_target": [None if v != v else v for v in rows["cpu_s_to_target"]],
             "epochs_to_target": [None if v != v else v for v in rows.get("epochs_to_target", [])],
             "val": [h.get("val_accuracy") or [] for h in history], "n_train": int(rows["n_train"].iloc[0]),
+            "n_val": int(rows["n_val"].iloc[0]),
             "run_dir": str(out)}
 
 
@@ -120,12 +143,21 @@ def chosen(results: list[dict]) -> dict:
     return min((r for r in results if last_val(r) >= top - 5e-4), key=to_target)
 
 
-def fastest(results: list[dict]) -> dict:
+def fastest(results: list[dict], target: float) -> dict:
     """The recipe ``--choose speedrun`` keeps, from validation alone (never the test set): the
-    fewest CPU-s to the target by MLPerf's rule among the recipes whose every seed reached it."""
-    reached = [r for r in results if None not in r["cpu_s_to_target"]]
+    fewest CPU-s to the target by MLPerf's rule among the recipes whose every seed reached it with
+    room to spare: a mean validation accuracy at the stop at least one standard error of a
+    validation-sized estimate above the target (0.13 points for 6,000 images at 99%). A recipe
+    stopped just at the target scores the target on test only on average: a model at 99.0% on
+    6,000 validation images is anywhere within about 0.16 points of it on 10,000 test images."""
+    def room(r: dict) -> bool:
+        at_stop = [seed[-1] for seed in r["val"] if seed]
+        margin = (target * (1 - target) / r["n_val"]) ** 0.5
+        return len(at_stop) == len(r["val"]) and sum(at_stop) / len(at_stop) >= target + margin
+
+    reached = [r for r in results if None not in r["cpu_s_to_target"] and room(r)]
     if not reached:
-        raise SystemExit("no recipe reached the target on every seed")
+        raise SystemExit("no recipe reached the target on every seed with room to spare")
     return min(reached, key=lambda r: mlperf_mean(r["cpu_s_to_target"]) or float("inf"))
 
 
@@ -160,6 +192,8 @@ def main() -> None:
     parser.add_argument("--target", type=float)
     parser.add_argument("--stop", action="store_true", help="with --target: end each training once "
                         "it reaches the target (digitbench run --stop-at-target)")
+    parser.add_argument("--target-checks", type=int, help="with --target: validation checks an "
+                        f"epoch (digitbench's default 4; {SPEEDRUN_CHECKS} with --choose speedrun)")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--write", type=Path)
     parser.add_argument("--section", default="LeNet recipes on the official MNIST split")
@@ -168,7 +202,8 @@ def main() -> None:
                         help=f"defaults: run the candidate recipes ({CANDIDATES}) with --target 0.99 and "
                              "print the one chosen on validation accuracy; speedrun: run the speedrun "
                              f"recipes ({','.join(SPEEDRUN)}) on --model lenet-speedrun with 5 seeds, "
-                             "--target 0.99 and --stop, and print the one with the fewest CPU-s to it")
+                             "--target 0.99, --stop and one check an epoch, and print the one chosen by "
+                             "fewest CPU-s to it with room to spare")
     parser.add_argument("--keep", type=Path, help="keep each recipe's run folder under this folder")
     args = parser.parse_args()
     args.data_dir = args.data_dir.resolve()
@@ -176,6 +211,7 @@ def main() -> None:
         args.recipes, args.target = CANDIDATES, args.target or 0.99
     elif args.choose == "speedrun":
         args.recipes, args.target, args.stop = ",".join(SPEEDRUN), args.target or 0.99, True
+        args.target_checks = args.target_checks or SPEEDRUN_CHECKS
         args.model, args.seeds = "lenet-speedrun", args.seeds or 5
     args.seeds = args.seeds or 1
     names = args.recipes.split(",")
@@ -186,7 +222,7 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     lines = table(results, args.target)
     if args.choose:
-        pick = chosen(results) if args.choose == "defaults" else fastest(results)
+        pick = chosen(results) if args.choose == "defaults" else fastest(results, args.target)
         lines += ["", f"Chosen on validation for `{args.model}`: `{pick['recipe']}` "
                   f"(`{json.dumps({k: v for k, v in pick['params'].items() if k != 'epochs'})}`)."]
     print("\n".join(lines))

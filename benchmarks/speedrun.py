@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lenet_rate import matmul_gflops  # noqa: E402
-from mnist_lenet import RECIPES, SPEEDRUN_BASE, run_recipe  # noqa: E402
+from mnist_lenet import RECIPES, SPEEDRUN_BASE, SPEEDRUN_CHECKS, run_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,15 +58,19 @@ NETWORKS = ("lenet-speedrun", "lenet-relu")
 SMALL = {k: SPEEDRUN_BASE[k] for k in ("filters1", "filters2", "dense_units", "dropout", "padding")}
 
 #: Part 2's ladder: label, model, parameters over the model's defaults, epochs, whether the training
-#: stops at the target. Its second line is part 1's ``lenet-relu`` run, its last ``lenet-speedrun``'s.
+#: stops at the target, validation checks an epoch (None: digitbench's default, 4). Its second line
+#: is part 1's ``lenet-relu`` run, its last ``lenet-speedrun``'s.
 LADDER = [
-    ("`lenet-relu`'s defaults, 10 epochs", "lenet-relu", {}, 10, False),
-    ("+ stop at the target", "lenet-relu", {}, 10, True),
+    ("`lenet-relu`'s defaults, 10 epochs", "lenet-relu", {}, 10, False, None),
+    ("+ stop at the target", "lenet-relu", {}, 10, True, None),
     ("+ one epoch of a smaller net (16/32 filters, first convolution unpadded, 256 units, "
-     "no dropout)", "lenet-relu", SMALL, 1, True),
+     "no dropout)", "lenet-relu", SMALL, 1, True, None),
     ("+ one-cycle schedule peaking at 1e-2, Adam betas 0.7/0.9", "lenet-relu", RECIPES["sr-b128-lr10"],
-     1, True),
-    ("+ batch 64, peak rate 5e-3: `lenet-speedrun`'s defaults", "lenet-speedrun", {}, 1, True),
+     1, True, None),
+    ("+ two epochs, validation checked at the end of each only", "lenet-relu", RECIPES["sr2-b128-lr10"],
+     None, True, SPEEDRUN_CHECKS),
+    ("+ a narrower net (12/24 filters): `lenet-speedrun`'s defaults", "lenet-speedrun", {}, None, True,
+     SPEEDRUN_CHECKS),
 ]
 
 
@@ -174,12 +178,12 @@ def run_plain(network: str, spe: int, data_dir: Path) -> dict:
     return run_child("--child", network, "--data-dir", str(data_dir), "--spe", str(spe))
 
 
-def run_digitbench(model: str, params: dict, epochs: int, stop: bool, seeds: int, data_dir: Path,
-                   work: Path, name: str) -> dict:
+def run_digitbench(model: str, params: dict, epochs: int | None, stop: bool, checks: int | None,
+                   seeds: int, data_dir: Path, work: Path, name: str) -> dict:
     """``digitbench run --target 0.99`` of ``model`` with ``params`` over its defaults (through
-    benchmarks/mnist_lenet.py's runner, one thread)."""
+    benchmarks/mnist_lenet.py's runner, one thread); ``epochs`` None: the model's own."""
     args = SimpleNamespace(epochs=epochs, model=model, data_dir=data_dir, seeds=seeds, target=0.99,
-                           stop=stop)
+                           stop=stop, target_checks=checks)
     return run_recipe(name, args, work, params)
 
 
@@ -266,9 +270,9 @@ def main() -> None:
                       for n in NETWORKS for spe in (SPE, 1)}
         pooling_jobs = {n: pool.submit(run_child, "--pooling-ab", n, "--data-dir", str(args.data_dir))
                         for n in NETWORKS}
-        ladder_jobs = [pool.submit(run_digitbench, model, params, epochs, stop,
+        ladder_jobs = [pool.submit(run_digitbench, model, params, epochs, stop, checks,
                                    args.seeds if stop else 1, args.data_dir, work, f"ladder-{i}")
-                       for i, (_, model, params, epochs, stop) in enumerate(LADDER)]
+                       for i, (_, model, params, epochs, stop, checks) in enumerate(LADDER)]
         plain = {key: job.result() for key, job in plain_jobs.items()}
         pooling = {n: job.result() for n, job in pooling_jobs.items()}
         ladder = [job.result() for job in ladder_jobs]

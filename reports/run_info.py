@@ -27,6 +27,7 @@ SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tun
             "threads": "threads", "deterministic": "deterministic ops (--deterministic)",
             "latency_batch": "latency batch", "target": "time to validation accuracy (--target)",
             "stop_at_target": "training stopped at the target (--stop-at-target)",
+            "target_checks": "validation checks an epoch to the target (--target-checks)",
             "params": "fixed params"}
 _KEY = ["dataset", "model", "tuner", "trial", "seed"]
 
@@ -124,6 +125,7 @@ def run_section(frame: pd.DataFrame) -> list[str]:
     unused |= {"pruner"} if not tuners & {"optuna", "random"} else set()
     unused |= {"study_seeds"} if tuners <= {"none"} else set()
     unused |= {"oracle"} if "keras-tuner" not in tuners else set()
+    unused |= {"target_checks"} if all(i.settings.get("target") is None for i in with_settings) else set()
     keys = [k for k in SETTINGS if k not in unused and any(k in i.settings for i in with_settings)]
     headers = ["setting", *(code(i.run_id) for i in with_settings)]
     table = [[SETTINGS[k], *(_setting(i.settings.get(k)) for i in with_settings)] for k in keys]

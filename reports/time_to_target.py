@@ -54,6 +54,11 @@ def time_to_target_section(final: pd.DataFrame) -> list[str]:
     rows.sort(key=lambda r: (r["cpu"] is None, r["cpu"] if r["cpu"] is not None else np.inf,
                              r["cpu_all"] if r["cpu_all"] is not None else np.inf))
     target = ", ".join(pct(t) for t in sorted(targets))
+    checks = sorted({int(as_dict(s).get("target_checks") or 4) for s in final["settings"]
+                     if as_dict(s).get("target") is not None})
+    how_often = ("at the end of each epoch (the epoch column: the epoch it was reached)" if checks == [1]
+                 else f"{' or '.join(map(str, checks))} times an epoch (`--target-checks`; the epoch "
+                      f"column: when it was reached, to 1/{' or 1/'.join(map(str, checks))} of an epoch)")
     table = [[rank + 1, r["model"], r["tuner"], r["seeds"], r["reached"],
               num(r["cpu"]) if r["cpu"] is not None else DASH,
               num(r["wall"]) if r["wall"] is not None else DASH,
@@ -67,8 +72,7 @@ def time_to_target_section(final: pd.DataFrame) -> list[str]:
             "",
             "Training time until a final's validation accuracy first reached the target, validation "
             "itself not counted. Such finals train on the training part only and measure the "
-            "validation part four times an epoch (the epoch column: when it was reached, to a "
-            "quarter epoch). MLPerf's rule ranks the models: at least "
+            f"validation part {how_often}. MLPerf's rule ranks the models: at least "
             f"{MLPERF_SEEDS} seeds that reached it, the fastest and the slowest dropped, the mean of "
             "the rest (a dash: fewer seeds reached it). Seeds that never reached the target are "
             "named; their time does not count as fast.", ""]

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-at-target", action="store_true", default=None,
                      help="with --target: end each such final's training once it reaches the target "
                           "(its test accuracy is then the model's at that point)")
+    run.add_argument("--target-checks", type=int, metavar="N",
+                     help="with --target: validation checks an epoch, the time to the target read to "
+                          "1/N of an epoch (default 4; 1: at the end of each epoch only)")
     run.add_argument("--train-sizes", metavar="N1,N2,...|auto",
                      help="learning curves: every final also trained on nested stratified subsets of "
                           "these sizes (auto: 25 images a class, doubling up to the whole training part)")

@@ -220,6 +220,7 @@ class Coordinator:
                    onnx=self.config.onnx and final and train_size is None,  # subsets: not exported
                    target=self.config.target if final and epochs else None,
                    stop_at_target=self.config.stop_at_target and final and bool(epochs),
+                   target_checks=self.config.target_checks,
                    test_on=tuple(self.cross) if final else (),
                    corruptions=tuple(self.corrupted.get(c.split.dataset, {})) if final else (),
                    extras={"run_id": self.recorder.run_id})

@@ -228,18 +228,16 @@ class EpochReporter:
     accuracy first reaches it is kept. The time a model says it spent on validation so far
     (``val_cpu_s`` / ``val_wall_s``) is not training and is left out (``models.lenet`` says it).
 
-    With a target, ``checks_per_epoch`` asks the model to measure validation accuracy that many
-    times an epoch, so the time to target is read to a fraction of an epoch; such in-between reports
-    come with a fractional epoch and only count toward the target (no history, no pruning). With
-    ``job.stop_at_target``, it answers True once the target is reached: the model stops training
-    there (MLPerf's time to train ends at the target too)."""
-
-    #: Validation checks an epoch a model is asked for when a final is timed to a target.
-    CHECKS_PER_EPOCH_TO_TARGET = 4
+    With a target, ``checks_per_epoch`` (``job.target_checks``, 4 by default) asks the model to
+    measure validation accuracy that many times an epoch, so the time to target is read to a
+    fraction of an epoch; such in-between reports come with a fractional epoch and only count
+    toward the target (no history, no pruning). With ``job.stop_at_target``, it answers True once
+    the target is reached: the model stops training there (MLPerf's time to train ends at the
+    target too)."""
 
     def __init__(self, channel: Channel, job: Job) -> None:
         self.channel, self.job = channel, job
-        self.checks_per_epoch = self.CHECKS_PER_EPOCH_TO_TARGET if job.target is not None else 1
+        self.checks_per_epoch = job.target_checks if job.target is not None else 1
         self.history: dict[str, list[float]] = {}
         self.reached: dict[str, float] = {}
         self.cpu0 = self.wall0 = 0.0

@@ -4,6 +4,7 @@ MLPerf's rule (at least 5 seeds, the fastest and slowest dropped)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,17 @@ def test_checks_within_an_epoch_count_toward_the_target_only() -> None:
     assert [m.epoch for m in channel.sent] == [1, 2]
 
 
+def test_target_checks_one_checks_at_the_end_of_each_epoch_only() -> None:
+    """``--target-checks 1`` (the speedrun preset's): the model is asked for no check within an
+    epoch, so a recipe whose schedule ends with its epochs is judged at the end of it."""
+    job = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+              params={"epochs": 2}, epochs=2, target=0.9, stop_at_target=True, target_checks=1)
+    reporter = EpochReporter(Recording(), job).start()
+    assert reporter.checks_per_epoch == 1
+    assert reporter(1, {"val_accuracy": 0.85}) is False
+    assert reporter(2, {"val_accuracy": 0.93}) is True and reporter.reached["epochs_to_target"] == 2
+
+
 def test_mlperf_mean_drops_the_fastest_and_the_slowest_of_at_least_five() -> None:
     assert mlperf_mean([10.0, 1.0, 4.0, 5.0, 6.0]) == pytest.approx(5.0)
     assert mlperf_mean([1.0, 2.0, 3.0, 4.0]) is None
@@ -96,6 +108,26 @@ def test_run_with_a_target_records_and_ranks_the_time_to_it(tmp_path: Path, tiny
     assert row[6].strip() == num(mlperf_mean(list(epochs["cpu_s_to_target"])))
 
 
+@pytest.mark.parametrize(("checks", "reached_at"), [(None, 3.75), ("2", 4.0), ("1", 4.0)])
+def test_target_checks_set_how_finely_the_time_to_target_is_read(
+        tmp_path: Path, tiny_idx: Path, plugin_path: Path, checks: str | None, reached_at: float) -> None:
+    # val_accuracy = 0.5 * epoch / 6 first reaches 0.3 at epoch 3.6: read at 3.75 by four checks an
+    # epoch (the default), at 4 by two or one
+    flags = ["--target-checks", checks] if checks else []
+    assert main(["run", "--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:EpochModel",
+                 "--models", "epoch-model", "--target", "0.3", *flags, "--out", str(tmp_path / "run"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    frame = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert list(frame["epochs_to_target"]) == [reached_at]
+    assert json.loads(frame["history"].iloc[0])["val_accuracy"] == pytest.approx(
+        [0.5 * e / 6 for e in range(1, 7)], abs=1e-4), "whole epochs only in the history"
+    report = (tmp_path / "run" / "report.md").read_text()
+    [row] = [line for line in report.splitlines() if "(--target-checks)" in line]
+    assert row.split("|")[2].strip() == (checks or "4")
+    said = "at the end of each epoch" if checks == "1" else f"validation part {checks or 4} times an epoch"
+    assert said in report.split("### Time to 30.00% validation accuracy", 1)[1]
+
+
 def test_with_stop_at_target_the_reporter_asks_the_model_to_stop_once_reached() -> None:
     job = Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
               params={"epochs": 3}, epochs=3, target=0.9, stop_at_target=True)
@@ -121,7 +153,8 @@ def test_the_speedrun_preset_stops_lenet_speedrun_at_99_percent() -> None:
     config = build_config({"preset": "speedrun"})
     assert config.models == ("lenet-speedrun",) and config.seeds == 5
     assert config.target == 0.99 and config.stop_at_target and config.tuners == ("none",)
+    assert config.target_checks == 1, "checked at the end of each epoch only"
     assert (config.workers, config.threads) == (1, 1), "one training at a time, on one thread"
     entry = registry.get("lenet-speedrun")
     assert entry.class_path == registry.get("lenet-relu").class_path, "a variant of the LeNet class"
-    assert entry.defaults()["epochs"] == 1 and entry.defaults()["lr_schedule"] == "one-cycle"
+    assert entry.defaults()["epochs"] == 2 and entry.defaults()["lr_schedule"] == "one-cycle"
