@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.backends import BACKENDS, default_backend
+from benchmark.execution.jobs import TARGET_CHECKS
 from benchmark.store import dataset_slug
 from benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
 from models.errors import InputError
@@ -63,7 +64,7 @@ class RunConfig:
     onnx: bool = True                # export final models to ONNX and time them in ONNX Runtime
     target: float | None = None      # time each epoch-trained final until validation reaches this
     stop_at_target: bool = False     # ... and end its training there (the model as it is then)
-    target_checks: int = 4           # ... checking validation accuracy this many times an epoch
+    target_checks: int = TARGET_CHECKS  # ... checking validation accuracy this many times an epoch
     deterministic: bool = KerasRuntime.deterministic  # TensorFlow op determinism (same results)
     # Learning curves: every final also trained on nested stratified subsets of these sizes
     train_sizes: tuple[int, ...] | str | None = None  # "auto" or sizes (benchmark.data.train_sizes)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.execution.jobs import TARGET_CHECKS
 from reports.format import DASH, md_table, num, pct
 from reports.table import as_dict
 
@@ -54,7 +55,7 @@ def time_to_target_section(final: pd.DataFrame) -> list[str]:
     rows.sort(key=lambda r: (r["cpu"] is None, r["cpu"] if r["cpu"] is not None else np.inf,
                              r["cpu_all"] if r["cpu_all"] is not None else np.inf))
     target = ", ".join(pct(t) for t in sorted(targets))
-    checks = sorted({int(as_dict(s).get("target_checks") or 4) for s in final["settings"]
+    checks = sorted({int(as_dict(s).get("target_checks") or TARGET_CHECKS) for s in final["settings"]
                      if as_dict(s).get("target") is not None})
     how_often = ("at the end of each epoch (the epoch column: the epoch it was reached)" if checks == [1]
                  else f"{' or '.join(map(str, checks))} times an epoch (`--target-checks`; the epoch "

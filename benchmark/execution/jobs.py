@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+#: Validation checks an epoch of a final timed to a target, unless ``--target-checks`` says (and what
+#: every run recorded before that setting existed was checked with).
+TARGET_CHECKS = 4
+
 
 class Kind(enum.Enum):
     """What a job is: a tuning trial (scored on validation) or a final (evaluated on test)."""
@@ -43,7 +47,7 @@ class Job:
     target: float | None = None      # finals: train on the training part, watch validation, and
     #                                  time the training until its accuracy first reaches this
     stop_at_target: bool = False     # finals with a target: training ends once it is reached
-    target_checks: int = 4           # finals with a target: validation checks an epoch
+    target_checks: int = TARGET_CHECKS  # finals with a target: validation checks an epoch
     test_on: tuple[str, ...] = ()    # finals: the --test-on datasets, whose test parts follow the split
     corruptions: tuple[str, ...] = ()  # finals: --corruptions, whose test sets follow the --test-on ones
     extras: dict[str, Any] = field(default_factory=dict)  # recorded in a saved model file
