@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
     run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), tuners (fashion-mnist: "
                      "what tuning buys, which tuner wins), full (mnist), scaling (mnist: learning curves), "
-                     "speedrun (mnist: CPU-s to 99%)")
+                     "speedrun (mnist: CPU-s to 99%%)")
     run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
     run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")

@@ -139,6 +139,18 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
     assert not out.exists()
 
 
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture) -> None:
+    """Each command's --help formats (argparse expands % in help texts: a bare one crashed it)."""
+    from benchmark.commands.main import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert "run" in commands
+    for command in commands:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0, command
+        assert f"usage: digitbench {command}" in capsys.readouterr().out, command
+
+
 def test_help_is_instant_and_does_not_import_tensorflow() -> None:
     code = "import sys; from benchmark.commands.main import main\n" \
            "try: main(['--help'])\nexcept SystemExit: pass\n" \
