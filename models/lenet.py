@@ -143,6 +143,9 @@ class LeNet(DigitModel):
                                      # rate decays to 0 over the epochs
         "beta_1": 0.9,               # Adam's decay rates of its first and second moment estimates
         "beta_2": 0.999,             # (Keras' defaults)
+        "ema_momentum": 0.0,         # > 0: Adam keeps an exponential moving average of the weights
+                                     # with this momentum (Keras' use_ema); validation sees it, and
+                                     # the trained model is it (Polyak averaging)
         "augment": 0.0,              # training only: random shifts of up to this fraction of the
                                      # side and rotations of up to a quarter of it of a full turn
                                      # (0.1: 2.8 pixels and 9 degrees)
@@ -152,7 +155,8 @@ class LeNet(DigitModel):
     RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {
         "filters1": (1, None), "filters2": (1, None), "kernel_size": (1, None), "dense_units": (1, None),
         "dropout": (0.0, 0.99), "learning_rate": (1e-12, None), "batch_size": (1, None),
-        "epochs": (1, None), "augment": (0.0, 0.5), "beta_1": (0.0, 0.999), "beta_2": (0.0, 0.9999)}
+        "epochs": (1, None), "augment": (0.0, 0.5), "beta_1": (0.0, 0.999), "beta_2": (0.0, 0.9999),
+        "ema_momentum": (0.0, 0.9999)}
     OPTIONS: ClassVar[dict[str, tuple[Any, ...]]] = {
         "activation": ("relu", "tanh"), "lr_schedule": ("constant", "cosine", "one-cycle"),
         "padding": ("same", "valid")}
@@ -178,9 +182,9 @@ class LeNet(DigitModel):
 
     @classmethod
     def search_space(cls, space: Any) -> dict[str, Any]:
-        """Everything but the activation, which each registry variant fixes, and Adam's betas and
-        the first convolution's padding, which keep the class defaults unless a variant or
-        ``--params`` sets them (the speedrun's recipe does)."""
+        """Everything but the activation, which each registry variant fixes, and Adam's betas, the
+        weights' moving average and the first convolution's padding, which keep the defaults unless
+        a variant or ``--params`` sets them."""
         return {
             "filters1": space.int("filters1", 4, 48, log=True),
             "filters2": space.int("filters2", 8, 96, log=True),
@@ -244,8 +248,10 @@ class LeNet(DigitModel):
 
     def _optimizer(self, keras: Any, n_train: int) -> Any:
         p = self.params
+        averaged = p["ema_momentum"] > 0
         return keras.optimizers.Adam(learning_rate=self._rate(keras, n_train), beta_1=p["beta_1"],
-                                     beta_2=p["beta_2"])
+                                     beta_2=p["beta_2"], use_ema=averaged,
+                                     **({"ema_momentum": p["ema_momentum"]} if averaged else {}))
 
     def _rate(self, keras: Any, n_train: int) -> Any:
         """The learning rate, or its schedule over the training steps of ``n_train`` images."""
@@ -285,7 +291,10 @@ class LeNet(DigitModel):
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution(keras),
         )
-        callbacks = [epoch_callback(report, val)] if report is not None else []
+        # with a moving average, every validation (Keras' at each epoch's end, and the checks within
+        # one) sees the averaged weights, which the fit leaves in the model at its end
+        averaged = [keras.callbacks.SwapEMAWeights()] if p["ema_momentum"] > 0 else []
+        callbacks = averaged + ([epoch_callback(report, val, averaged)] if report is not None else [])
         with _traced_gradients_released():
             trainer.fit(
                 as_input(train.images),
@@ -423,9 +432,10 @@ def _epoch_callback_class() -> type:
         those fractions of the epoch (epoch 1.25, 1.5, ...). When ``report`` returns True (a final
         stopped at its target), training ends there, the model as trained so far."""
 
-        def __init__(self, report: ReportCallback, val: Digits | None) -> None:
+        def __init__(self, report: ReportCallback, val: Digits | None, around_checks: list[Any]) -> None:
             super().__init__()
             self.report = report
+            self.around_checks = around_checks  # callbacks of each check's evaluation
             self.val = None if val is None else (as_input(val.images), val.labels)
             self.checks = getattr(report, "checks_per_epoch", 1) if val is not None else 1
             self.val_cpu = self.val_wall = 0.0
@@ -446,7 +456,8 @@ def _epoch_callback_class() -> type:
             self.checked = due
             cpu, wall = time.process_time(), time.perf_counter()
             x, y = self.val
-            accuracy = self.model.evaluate(x, y, batch_size=PREDICT_CHUNK, verbose=0, return_dict=True)
+            accuracy = self.model.evaluate(x, y, batch_size=PREDICT_CHUNK, verbose=0, return_dict=True,
+                                           callbacks=self.around_checks)
             self.val_cpu += time.process_time() - cpu
             self.val_wall += time.perf_counter() - wall
             if self.report(self.epoch + due / self.checks, {"val_accuracy": float(accuracy["accuracy"])},
@@ -470,9 +481,10 @@ def _epoch_callback_class() -> type:
     return EpochCallback
 
 
-def epoch_callback(report: ReportCallback, val: Digits | None) -> Any:
-    """A Keras callback passing each epoch on to ``report`` (see ``EpochCallback``)."""
-    return _epoch_callback_class()(report, val)
+def epoch_callback(report: ReportCallback, val: Digits | None, around_checks: list[Any] | None = None) -> Any:
+    """A Keras callback passing each epoch on to ``report`` (see ``EpochCallback``); the checks within
+    an epoch evaluate with ``around_checks`` (Keras callbacks, such as the swap to averaged weights)."""
+    return _epoch_callback_class()(report, val, around_checks or [])
 
 
 register("lenet-relu", LeNet, activation="relu")

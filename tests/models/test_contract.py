@@ -264,3 +264,28 @@ def test_the_first_convolutions_padding_sets_its_size_and_the_multiply_adds(padd
     entry = registry.get("lenet-relu")
     with pytest.raises(ValueError, match="padding must be one of same, valid, got 'full'"):
         entry.cls.check_params({**entry.defaults(), "padding": "full"})
+
+
+@pytest.mark.parametrize("stop_at", [0.5, 2])
+def test_a_moving_average_is_what_validation_sees_and_what_the_fit_leaves(
+        tiny: tuple[Digits, Digits], stop_at: float) -> None:
+    """With ``ema_momentum``, each validation (a check within an epoch, Keras' at an epoch's end)
+    scores the averaged weights, and the model the fit leaves (stopped there, or at its end) is
+    that average: its accuracy is the last one reported. Raw weights score differently here."""
+    train, val = tiny
+    report = CheckingReport()
+
+    def stopping(epoch: float, metrics: dict[str, float], **kw: float) -> bool:
+        report(epoch, metrics, **kw)
+        return epoch >= stop_at
+
+    stopping.checks_per_epoch = 4  # type: ignore[attr-defined]
+    small = {"epochs": 3, "batch_size": 8, "filters1": 4, "filters2": 8, "dense_units": 32}
+    averaged = registry.get("lenet-relu").create(**small, ema_momentum=0.9)
+    averaged.fit(train, val, seed=0, report=stopping)
+    epoch, metrics = report.calls[-1]
+    assert epoch == stop_at
+    left = float((averaged.predict(val.images) == val.labels).mean())
+    assert metrics["val_accuracy"] == pytest.approx(left, abs=1e-6)
+    raw = registry.get("lenet-relu").create(**small).fit(train, val, seed=0, report=stopping)
+    assert raw.model_.get_weights()[0].tolist() != averaged.model_.get_weights()[0].tolist()
