@@ -205,14 +205,16 @@ def where_the_time_goes(plain: dict[str, dict], keras_defaults: dict[str, dict],
         rate = flops_per_image(row["macs"]) * row["n_train"] / steps / 1e9
         run = stopped[network]
         reached = [v for v in run["cpu_s_to_target"] if v is not None]
-        to = statistics.median(reached) if reached else float("nan")
         fit = statistics.median(run["fit_cpu_s"])
-        epochs = statistics.median(e for e in run["epochs_to_target"] if e is not None)
-        outside = 1 - steps * epochs / fit  # the fit ends at the target: its steps are that many epochs
+        epochs = [e for e in run["epochs_to_target"] if e is not None]
+        # the fit ends at the target: its steps are that many epochs (no seed there: no such share)
+        to, outside = ((f"{statistics.median(reached):.2f}",
+                        f"{100 * (1 - steps * statistics.median(epochs) / fit):.0f}%")
+                       if reached and epochs else ("never", "—"))
         lines.append(f"| `{network}` | {row['macs']:,} | {steps:.2f} | {row['n_train'] / steps:,.0f} | "
                      f"{rate:.1f} | {100 * rate / gflops:.0f}% | {row['epoch_cpu'][0] - steps:.2f} | "
                      f"{keras_defaults[network]['epoch_cpu'][1]:.2f} | {row['check_cpu']:.2f} | "
-                     f"{row['convert_cpu']:.2f} | {to:.2f} | {fit:.2f} | {100 * outside:.0f}% |")
+                     f"{row['convert_cpu']:.2f} | {to} | {fit:.2f} | {outside} |")
     return lines
 
 
