@@ -18,7 +18,7 @@ import pandas as pd
 
 from reports import plots
 from reports.comparisons import Skip, compare_seeds
-from reports.format import DASH, code, count, md_table, num, p_text, pct
+from reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
 from reports.scaling_fits import (
     CostLaw,
     Crossover,
@@ -55,9 +55,8 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
 class Curve:
     """One (model, tuner)'s points and what is fitted to them."""
 
-    def __init__(self, model: str, tuner: str, points: pd.DataFrame, labelled_by_tuner: bool) -> None:
-        self.model, self.tuner, self.points = model, tuner, points
-        self.label = f"{model} ({tuner})" if labelled_by_tuner else model
+    def __init__(self, model: str, tuner: str, points: pd.DataFrame, label: str) -> None:
+        self.model, self.tuner, self.points, self.label = model, tuner, points, label
         self.family = str(points["family"].iloc[0])
         self.sizes = sorted(points["n"].unique())
         self.means = points.groupby("n")["test_accuracy"].mean()
@@ -85,9 +84,9 @@ class Curve:
 
 def curves_of(rows: pd.DataFrame) -> list[Curve]:
     points = curve_points(rows)
-    tuners = points.groupby("model")["tuner"].nunique()
-    return [Curve(m, t, group, bool(tuners[m] > 1))
-            for (m, t), group in points.groupby(["model", "tuner"], sort=False)]
+    groups = dict(list(points.groupby(["model", "tuner"], sort=False)))
+    return [Curve(m, t, group, label)
+            for ((m, t), group), label in zip(groups.items(), contender_labels(groups), strict=True)]
 
 
 def data_scaling_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from benchmark.store import load_misclassified, load_predictions
 from reports import plots
-from reports.format import code, count, md_table, natural_key, num, pct
+from reports.format import code, contender_labels, count, md_table, natural_key, num, pct
 from reports.stats import best_at, pareto_optimal
 from reports.table import as_dict, trial_rows
 from reports.tuner_stats import FRACTIONS, common_span
@@ -26,9 +26,7 @@ _READ_ERRORS = (OSError, KeyError, ValueError)
 
 
 def _labels(board: pd.DataFrame) -> list[str]:
-    """``model``, or ``model (tuner)`` where the board holds several tuners."""
-    several = board["tuner"].nunique() > 1
-    return [f"{m} ({t})" if several else m for m, t in zip(board["model"], board["tuner"], strict=True)]
+    return contender_labels(zip(board["model"], board["tuner"], strict=True))
 
 
 def _why(exc: Exception) -> str:

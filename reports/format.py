@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 DASH = "—"
@@ -24,6 +24,16 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
     rule = ["-" * (w - 1) + ":" if a == "r" else "-" * w
             for w, a in zip(widths, align, strict=True)]
     return [line(cells[0]), line(rule)] + [line(r) for r in cells[1:]]
+
+
+def contender_labels(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Each (model, tuner) as ``model``, or as ``model (tuner)`` where that model comes with
+    several tuners: the one way every table and figure names a contender."""
+    pairs = list(pairs)
+    tuners: dict[str, set[str]] = {}
+    for model, tuner in pairs:
+        tuners.setdefault(model, set()).add(tuner)
+    return [model if len(tuners[model]) == 1 else f"{model} ({tuner})" for model, tuner in pairs]
 
 
 def _cell(value: Any) -> str:

@@ -52,7 +52,7 @@ from optuna.distributions import (
 )
 
 from reports import plots
-from reports.format import code, natural_key
+from reports.format import code, contender_labels, natural_key
 from reports.table import trial_rows
 
 #: Finished trials (status ok, with a validation accuracy) a study needs for importances.
@@ -219,10 +219,6 @@ def top_parameters(rows: pd.DataFrame) -> dict[Group, list[tuple[str, float]]]:
     return top
 
 
-def _label(model: str, tuner: str, several_tuners: bool) -> str:
-    return f"{model} ({tuner})" if several_tuners else model
-
-
 def _line(group: Group, results: list[tuple[dict[str, float] | None, int, str]]) -> str:
     model, tuner = group
     table, studies, n = _summary(results)
@@ -273,12 +269,12 @@ def _figure(summaries: dict[Group, tuple[list[tuple[str, float, float, float]], 
             title: str, path: Path) -> Path:
     """Horizontal bars of the (mean) importances, one panel per model and tuner, with the
     lowest-highest range over the studies as error bars where there are several."""
-    several_tuners = len({tuner for _, tuner in summaries}) > 1
+    labels = contender_labels(summaries)
     heights = [max(len(table), 1) for table, _ in summaries.values()]
     fig, axes = plt.subplots(len(summaries), 1, squeeze=False, sharex=True,
                              figsize=(6.4, 0.9 + 0.32 * sum(heights) + 0.45 * len(summaries)),
                              gridspec_kw={"height_ratios": heights})
-    for ax, ((model, tuner), (table, studies)) in zip(axes[:, 0], summaries.items(), strict=True):
+    for ax, label, (table, studies) in zip(axes[:, 0], labels, summaries.values(), strict=True):
         names = [t[0] for t in table][::-1]
         means = np.array([t[1] for t in table][::-1])
         y = np.arange(len(names))
@@ -291,7 +287,7 @@ def _figure(summaries: dict[Group, tuple[list[tuple[str, float, float, float]], 
             ax.barh(y, means, color="tab:blue")
         ax.set_yticks(y, names, fontsize=8)
         suffix = f", mean of {studies} studies" if studies > 1 else ""
-        ax.set_title(f"{_label(model, tuner, several_tuners)}{suffix}", fontsize=9, loc="left")
+        ax.set_title(f"{label}{suffix}", fontsize=9, loc="left")
         ax.set_xlim(0, 1)
         ax.grid(axis="x", color="0.9")
         ax.set_axisbelow(True)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from benchmark.store import load_gallery
 from reports import plots
-from reports.format import DASH, code, count, md_table, pct
+from reports.format import DASH, code, contender_labels, count, md_table, pct
 from reports.stats import accuracy_interval, mean_interval
 from reports.table import as_dict
 
@@ -32,11 +32,6 @@ from reports.table import as_dict
 def _per_model(final: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     tested = final[final["corrupt_test"].map(bool)]
     return {key: group for key, group in tested.groupby(["model", "tuner"], sort=False)}
-
-
-def _label(key: tuple[str, str], keys: list[tuple[str, str]]) -> str:
-    tuners = {t for m, t in keys if m == key[0]}
-    return key[0] if len(tuners) == 1 else f"{key[0]} ({key[1]})"
 
 
 def _accuracy(group: pd.DataFrame, name: str) -> float:
@@ -51,6 +46,7 @@ def robustness_section(final: pd.DataFrame, dataset: str, run_dir: Path, slug: s
     if not models:
         return []
     keys = list(models)
+    label = dict(zip(keys, contender_labels(keys), strict=True))
     names = list(as_dict(next(iter(models.values()))["corrupt_test"].iloc[0]))
     n_test = next(iter(as_dict(models[keys[0]]["corrupt_test"].iloc[0]).values()))["n_test"]
     table = {key: {name: _accuracy(group, name) for name in names} for key, group in models.items()}
@@ -60,26 +56,26 @@ def robustness_section(final: pd.DataFrame, dataset: str, run_dir: Path, slug: s
              f"Every final was also tested on its {count(n_test)} test images under each of {len(names)} "
              "MNIST-C corruptions (Mu & Gilmer 2019; our own implementations at the strength of its "
              "released dataset, `benchmark/data/corruptions.py`, drawn with seed 0). Mean corruption "
-             f"error (mCE): each corruption's test error divided by {code(_label(reference, keys))}'s, "
+             f"error (mCE): each corruption's test error divided by {code(label[reference])}'s, "
              "averaged over the corruptions (1.00: as robust as it; lower is better).", ""]
     body = []
     for key, group in models.items():
         mean, interval = _mean_corrupted(group, names)
         worst = min(names, key=lambda n: table[key][n])
         mce = np.mean([(1 - table[key][n]) / max(1 - table[reference][n], 1e-9) for n in names])
-        body.append([code(_label(key, keys)), pct(clean[key]), f"{pct(mean)} {interval}",
+        body.append([code(label[key]), pct(clean[key]), f"{pct(mean)} {interval}",
                      f"{100 * (mean - clean[key]):+.2f}", f"{worst} ({pct(table[key][worst])})",
                      f"{mce:.2f}"])
     lines += md_table(["model", "clean", "mean under corruption [95%]", "drop (points)", "worst corruption",
                        "mCE"], body) + [""]
-    lines += md_table(["corruption", *(code(_label(k, keys)) for k in keys)],
+    lines += md_table(["corruption", *(code(label[k]) for k in keys)],
                       [[name, *(pct(table[k][name]) for k in keys)] for name in names]) + [""]
     heat = plots.heat_map(np.array([[100 * table[k][n] for n in names] for k in keys]),
-                          [_label(k, keys) for k in keys], names, "Test accuracy (%) under each corruption, "
+                          [label[k] for k in keys], names, "Test accuracy (%) under each corruption, "
                           + dataset, run_dir / "figures" / f"{slug}-corruptions.png")
     lines += [f"![Accuracy under each corruption]({heat.relative_to(run_dir).as_posix()})", ""]
     lines += _gallery(dataset, run_dir, slug, names)
-    return lines + _calibration(models, keys, names, clean, dataset, run_dir, slug)
+    return lines + _calibration(models, label, names, clean, dataset, run_dir, slug)
 
 
 def _reference(final: pd.DataFrame, keys: list[tuple[str, str]]) -> tuple[str, str]:
@@ -116,7 +112,7 @@ def _gallery(dataset: str, run_dir: Path, slug: str, names: list[str]) -> list[s
     return [f"![Test digits under each corruption]({path.relative_to(run_dir).as_posix()})", ""]
 
 
-def _calibration(models: dict[tuple[str, str], pd.DataFrame], keys: list[tuple[str, str]],
+def _calibration(models: dict[tuple[str, str], pd.DataFrame], label: dict[tuple[str, str], str],
                  names: list[str], clean: dict[tuple[str, str], float], dataset: str, run_dir: Path,
                  slug: str) -> list[str]:
     lines = ["### Calibration: can the probabilities be trusted?", "",
@@ -129,7 +125,7 @@ def _calibration(models: dict[tuple[str, str], pd.DataFrame], keys: list[tuple[s
     for key, group in models.items():
         cells = [as_dict(c) for c in group["calibration"]]
         if not any(cells):
-            body.append([code(_label(key, keys)), "none: no probabilities", *[DASH] * 6])
+            body.append([code(label[key]), "none: no probabilities", *[DASH] * 6])
             continue
         scored.append(key)
         method = cells[0].get("method") or DASH
@@ -137,7 +133,7 @@ def _calibration(models: dict[tuple[str, str], pd.DataFrame], keys: list[tuple[s
         def mean(metric: str, sets: list[str], cells: list[dict[str, Any]] = cells) -> float:
             return float(np.mean([c[s][metric] for c in cells for s in sets if s in c]))
 
-        body.append([code(_label(key, keys)), method,
+        body.append([code(label[key]), method,
                      *(f"{mean(m, ['clean']):.4f}" for m in ("ece", "nll", "brier")),
                      *(f"{mean(m, names):.4f}" for m in ("ece", "nll", "brier"))])
     lines += md_table(["model", "probabilities", "ECE clean", "NLL clean", "Brier clean", "ECE corrupted",
@@ -146,9 +142,9 @@ def _calibration(models: dict[tuple[str, str], pd.DataFrame], keys: list[tuple[s
         best = max(scored, key=lambda k: clean[k])
         cells = [as_dict(c) for c in models[best]["calibration"]]
         curves = {"clean": _pooled(cells, ["clean"]), "under corruption (all pooled)": _pooled(cells, names)}
-        path = plots.reliability_diagram(curves, f"Reliability of {_label(best, keys)}, {dataset}",
+        path = plots.reliability_diagram(curves, f"Reliability of {label[best]}, {dataset}",
                                          run_dir / "figures" / f"{slug}-reliability.png")
-        lines += [f"![Reliability diagram of {_label(best, keys)}]({path.relative_to(run_dir).as_posix()})",
+        lines += [f"![Reliability diagram of {label[best]}]({path.relative_to(run_dir).as_posix()})",
                   ""]
     return lines
 

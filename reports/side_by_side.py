@@ -18,7 +18,7 @@ from benchmark.store import load_predictions
 from models.atomic import write_text
 from models.errors import InputError
 from reports import plots
-from reports.format import DASH, code, md_table, num, pct
+from reports.format import DASH, code, contender_labels, md_table, num, pct
 from reports.machine import environment
 from reports.markdown import dataset_slugs, final_rows, leaderboard
 from reports.run_info import busy_wall_s, invocations
@@ -206,9 +206,9 @@ def _figure(dataset: str, slug: str, boards: list[pd.DataFrame | None], labels: 
     for label, board in zip(labels, boards, strict=True):
         if board is None:
             continue
-        points[label] = {f"{m} ({t})" if board["tuner"].nunique() > 1 else m: (float(c), float(a))
-                         for m, t, c, a in zip(board["model"], board["tuner"], board["fit_cpu_s"],
-                                               board["accuracy"], strict=True) if pd.notna(c)}
+        names = contender_labels(zip(board["model"], board["tuner"], strict=True))
+        points[label] = {name: (float(c), float(a)) for name, c, a in
+                         zip(names, board["fit_cpu_s"], board["accuracy"], strict=True) if pd.notna(c)}
     if sum(bool(p) for p in points.values()) < 2:
         return []
     name = f"runs-{slug}.png"
