@@ -37,9 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mnist_lenet import CLASS_SETTINGS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-LENET5 = {"filters1": 6, "filters2": 16, "kernel_size": 5, "dense_units": 120}
+#: with the class's padding and no moving average or augmentation, which the variants' defaults add
+#: (the plain script has neither)
+LENET5 = {"filters1": 6, "filters2": 16, "kernel_size": 5, "dense_units": 120, **CLASS_SETTINGS}
 
 # name: (kind, backend, environment, extra digitbench flags or plain-script options)
 CONFIGS: dict[str, tuple[str, str, dict[str, str], dict]] = {

@@ -26,6 +26,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from models.lenet import VARIANT_DEFAULTS, LeNet
 from reports.time_to_target import mlperf_mean
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,12 @@ RECIPES["lr2-d20-valid-ema"] = {**RECIPES["lr2-d20-ema"], "padding": "valid"}
 # ... and light augmentation (shifts of up to 1.4 pixels, rotations of up to 4.5 degrees)
 for _name in ("lr3-d40-valid-ema", "lr2-d20-valid-ema"):
     RECIPES[f"{_name}-aug05"] = {**RECIPES[_name], "augment": 0.05}
+# Each recipe changes the model's defaults, and the variants' defaults now set three settings these
+# recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
+# class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
+CLASS_SETTINGS = {name: LeNet.defaults[name] for name in VARIANT_DEFAULTS}
+for _name in [n for n in RECIPES if n != "defaults"]:
+    RECIPES[_name] = {**CLASS_SETTINGS, **RECIPES[_name]}
 #: The recipes ``--choose`` picks from, for every variant alike (unless ``--recipes`` names some).
 CANDIDATES = ("lr3-d40,lr1-d40,lr1-d20,lr2-d25,lr3-d40-valid-ema,lr3-d40-valid-ema-aug05,lr2-d20-valid-ema,"
               "lr2-d20-valid-ema-aug05")

@@ -201,7 +201,8 @@ def test_pooling_before_the_activation_computes_the_same_function(activation: st
     from models.lenet import import_keras
 
     keras = import_keras()
-    model = registry.get(f"lenet-{activation}").create(filters1=4, filters2=8, dense_units=16).build()
+    model = registry.get(f"lenet-{activation}").create(filters1=4, filters2=8, dense_units=16,
+                                                         padding="same").build()
     layers = keras.layers
     reference = keras.Sequential([
         keras.Input((28, 28, 1)),
@@ -289,3 +290,13 @@ def test_a_moving_average_is_what_validation_sees_and_what_the_fit_leaves(
     assert metrics["val_accuracy"] == pytest.approx(left, abs=1e-6)
     raw = registry.get("lenet-relu").create(**small).fit(train, val, seed=0, report=stopping)
     assert raw.model_.get_weights()[0].tolist() != averaged.model_.get_weights()[0].tolist()
+
+
+def test_the_moving_average_spans_at_most_a_tenth_of_the_training() -> None:
+    """``ema_momentum`` is kept where the training is long enough (full MNIST: 4,220 steps) and
+    capped where it is short, so that a few hundred images are not left near their first weights."""
+    model = registry.get("lenet-relu").create()  # ema_momentum 0.99, batch 128, 10 epochs
+    assert model.params["ema_momentum"] == 0.99, "the parameter itself is stored verbatim"
+    assert model._ema_momentum(54_000) == 0.99
+    assert model._ema_momentum(1_280) == pytest.approx(0.9), "100 steps: the last 10 or so"
+    assert model._ema_momentum(128) == 0.0, "10 steps: no average"
