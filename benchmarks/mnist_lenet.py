@@ -83,15 +83,24 @@ RECIPES["lr2-d20-valid-ema"] = {**RECIPES["lr2-d20-ema"], "padding": "valid"}
 # ... and light augmentation (shifts of up to 1.4 pixels, rotations of up to 4.5 degrees)
 for _name in ("lr3-d40-valid-ema", "lr2-d20-valid-ema"):
     RECIPES[f"{_name}-aug05"] = {**RECIPES[_name], "augment": 0.05}
-# Each recipe changes the model's defaults, and the variants' defaults now set three settings these
+# ... and, around the recipe tanh chose first, what might reach 99% sooner: a fresher average (0.98,
+# 0.95: about the last 50 and 20 steps), a higher rate, a narrower net (40 filters, 256 units: 1.73 M
+# multiply-adds an image against 2.29 M)
+_BASE = RECIPES["lr2-d20-valid-ema-aug05"]
+RECIPES.update({"lr2-d20-valid-ema98-aug05": {**_BASE, "ema_momentum": 0.98},
+                "lr2-d20-valid-ema95-aug05": {**_BASE, "ema_momentum": 0.95},
+                "lr3-d20-valid-ema-aug05": {**_BASE, "learning_rate": 3e-3},
+                "lr2-d20-valid-ema-aug05-f40u256": {**_BASE, "filters2": 40, "dense_units": 256}})
+# Each recipe changes the model's defaults, and the variants' defaults now set five settings these
 # recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
 # class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
-CLASS_SETTINGS = {name: LeNet.defaults[name] for name in VARIANT_DEFAULTS}
+CLASS_SETTINGS = {name: LeNet.defaults[name] for name in (*VARIANT_DEFAULTS, "ema_momentum")}
 for _name in [n for n in RECIPES if n != "defaults"]:
     RECIPES[_name] = {**CLASS_SETTINGS, **RECIPES[_name]}
 #: The recipes ``--choose`` picks from, for every variant alike (unless ``--recipes`` names some).
 CANDIDATES = ("lr3-d40,lr1-d40,lr1-d20,lr2-d25,lr3-d40-valid-ema,lr3-d40-valid-ema-aug05,lr2-d20-valid-ema,"
-              "lr2-d20-valid-ema-aug05")
+              "lr2-d20-valid-ema-aug05,lr2-d20-valid-ema98-aug05,lr2-d20-valid-ema95-aug05,lr3-d20-valid-ema-aug05,"
+              "lr2-d20-valid-ema-aug05-f40u256")
 
 #: The speedrun's candidates, changes to the class defaults all of them share: a smaller net (16/32
 #: filters of 5x5, the first unpadded, 256 units, no dropout) under a one-cycle schedule with
@@ -158,7 +167,8 @@ def chosen(results: list[dict]) -> dict:
         return sum(reached) / len(reached) if len(reached) == len(r["cpu_s_to_target"]) else float("inf")
 
     top = max(last_val(r) for r in results)
-    return min((r for r in results if last_val(r) >= top - 5e-4), key=to_target)
+    # 0.05 points is 3 of 6,000 validation images; the results round accuracies to 5 decimals
+    return min((r for r in results if last_val(r) >= top - 5e-4 - 1e-5), key=to_target)
 
 
 def fastest(results: list[dict], target: float) -> dict:

@@ -295,7 +295,7 @@ def test_a_moving_average_is_what_validation_sees_and_what_the_fit_leaves(
 def test_the_moving_average_spans_at_most_a_tenth_of_the_training() -> None:
     """``ema_momentum`` is kept where the training is long enough (full MNIST: 4,220 steps) and
     capped where it is short, so that a few hundred images are not left near their first weights."""
-    model = registry.get("lenet-relu").create()  # ema_momentum 0.99, batch 128, 10 epochs
+    model = registry.get("lenet-relu").create(ema_momentum=0.99)  # batch 128, 10 epochs
     assert model.params["ema_momentum"] == 0.99, "the parameter itself is stored verbatim"
     assert model._ema_momentum(54_000) == 0.99
     assert model._ema_momentum(1_280) == pytest.approx(0.9), "100 steps: the last 10 or so"
