@@ -38,9 +38,10 @@ RATES: dict[str, Rate] = {
     "linear-svm": Rate(5.07e-7, 1.61),
     "svm-rbf": Rate(3.77e-8, 2.11),
     # the LeNets' laws were fitted with the first convolution padded, no moving average and no
-    # augmentation; the variants' defaults since scale k by their fit CPU-s over those settings' in
-    # one side-by-side run (2026-12-03, benchmarks/RESULTS.md "Each variant's defaults,
-    # chosen with a moving average"): 183.4 / 242.3 for ReLU, 175.9 / 239.3 for tanh
+    # augmentation; the variants' defaults since (unpadded, averaged, augmented) scale k by the fit
+    # CPU-s of such a recipe over those settings' in one side-by-side run (2026-12-03,
+    # benchmarks/RESULTS.md "Each variant's defaults, chosen with a moving average"): 183.4 / 242.3
+    # for ReLU, 175.9 / 239.3 for tanh
     "lenet-relu": Rate(2.86e-4 * 183.4 / 242.3, 0.97, per_epoch=True),
     "lenet-tanh": Rate(6.50e-4 * 175.9 / 239.3, 0.90, per_epoch=True),
 }

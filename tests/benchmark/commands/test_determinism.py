@@ -49,7 +49,10 @@ def test_same_seed_same_results(tmp_path: Path, tiny_idx: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     _run_side_by_side([first, second], tiny_idx)
     a, b = _comparable(first), _comparable(second)
-    assert len(a) == 2 * (2 + 1)        # 2 models x (2 trials + 1 final)
+    tuned = a[a["tuner"] != "none"]
+    assert len(tuned) == 2 * (2 + 1)    # 2 models x (2 trials + 1 final)
+    # and a final of each model's defaults where its tuning chose something else (--refit-defaults)
+    assert len(a) - len(tuned) <= 2 and set(a.loc[a["tuner"] == "none", "trial"].astype(str)) <= {"final"}
     pd.testing.assert_frame_equal(a, b)
     for rel in a["predictions"].dropna():
         with np.load(first / rel) as x, np.load(second / rel) as y:

@@ -25,7 +25,7 @@ from models.errors import InputError
 
 PREPARED = ("and prepared as MNIST's digits were: ink made bright on black, fitted in 20x20 keeping the "
             "aspect ratio, centred by mass in 28x28")
-SMALL_LENET = '{"filters1": 4, "filters2": 8, "dense_units": 16, "augment": 0.0}'
+SMALL_LENET = '{"filters1": 4, "filters2": 8, "dense_units": 16, "augment": 0.0, "padding": "same"}'
 
 
 @pytest.fixture(autouse=True)
