@@ -91,12 +91,6 @@ RECIPES.update({"lr2-d20-valid-ema98-aug05": {**_BASE, "ema_momentum": 0.98},
                 "lr2-d20-valid-ema95-aug05": {**_BASE, "ema_momentum": 0.95},
                 "lr3-d20-valid-ema-aug05": {**_BASE, "learning_rate": 3e-3},
                 "lr2-d20-valid-ema-aug05-f40u256": {**_BASE, "filters2": 40, "dense_units": 256}})
-# Each recipe changes the model's defaults, and the variants' defaults now set five settings these
-# recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
-# class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
-CLASS_SETTINGS = {name: LeNet.defaults[name] for name in (*VARIANT_DEFAULTS, "ema_momentum")}
-for _name in [n for n in RECIPES if n != "defaults"]:
-    RECIPES[_name] = {**CLASS_SETTINGS, **RECIPES[_name]}
 #: The recipes ``--choose`` picks from, for every variant alike (unless ``--recipes`` names some).
 CANDIDATES = ("lr3-d40,lr1-d40,lr1-d20,lr2-d25,lr3-d40-valid-ema,lr3-d40-valid-ema-aug05,lr2-d20-valid-ema,"
               "lr2-d20-valid-ema-aug05,lr2-d20-valid-ema98-aug05,lr2-d20-valid-ema95-aug05,lr3-d20-valid-ema-aug05,"
@@ -126,6 +120,12 @@ SPEEDRUN_CHECKS = 1
 RECIPES.update({name: {**SPEEDRUN_BASE, **change} for name, change in SPEEDRUN.items()})
 # a step of benchmarks/speedrun.py's ladder: the one-cycle schedule at batch 128
 RECIPES["sr-b128-lr10"] = {**SPEEDRUN_BASE, "batch_size": 128, "learning_rate": 1e-2}
+# Each recipe changes the model's defaults, and the variants' defaults now set five settings these
+# recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
+# class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
+CLASS_SETTINGS = {name: LeNet.defaults[name] for name in (*VARIANT_DEFAULTS, "ema_momentum")}
+for _name in [n for n in RECIPES if n != "defaults"]:
+    RECIPES[_name] = {**CLASS_SETTINGS, **RECIPES[_name]}
 
 
 def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | None = None) -> dict:

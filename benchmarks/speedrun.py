@@ -68,10 +68,10 @@ LADDER = [
     ("+ stop at the target", "lenet-relu", CLASS_SETTINGS, 10, True, None),
     ("+ one epoch of a smaller net (16/32 filters, first convolution unpadded, 256 units, "
      "no dropout)", "lenet-relu", {**CLASS_SETTINGS, **SMALL}, 1, True, None),
-    ("+ one-cycle schedule peaking at 1e-2, Adam betas 0.7/0.9", "lenet-relu",
-     {**CLASS_SETTINGS, **RECIPES["sr-b128-lr10"]}, 1, True, None),
-    ("+ two epochs, validation checked at the end of each only", "lenet-relu",
-     {**CLASS_SETTINGS, **RECIPES["sr2-b128-lr10"]}, None, True, SPEEDRUN_CHECKS),
+    ("+ one-cycle schedule peaking at 1e-2, Adam betas 0.7/0.9", "lenet-relu", RECIPES["sr-b128-lr10"],
+     1, True, None),
+    ("+ two epochs, validation checked at the end of each only", "lenet-relu", RECIPES["sr2-b128-lr10"],
+     None, True, SPEEDRUN_CHECKS),
     ("+ a narrower net (12/24 filters): `lenet-speedrun`'s defaults", "lenet-speedrun", {}, None, True,
      SPEEDRUN_CHECKS),
 ]

@@ -309,7 +309,7 @@ class LeNet(DigitModel):
         )
         # with a moving average, every validation (Keras' at each epoch's end, and the checks within
         # one) sees the averaged weights, which the fit leaves in the model at its end
-        averaged = [keras.callbacks.SwapEMAWeights()] if self._ema_momentum(len(train)) > 0 else []
+        averaged = [keras.callbacks.SwapEMAWeights()] if trainer.optimizer.use_ema else []
         callbacks = averaged + ([epoch_callback(report, val, averaged)] if report is not None else [])
         with _traced_gradients_released():
             trainer.fit(
