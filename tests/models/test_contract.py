@@ -215,6 +215,24 @@ def test_pooling_before_the_activation_computes_the_same_function(activation: st
     np.testing.assert_allclose(model(x, training=False), reference(x, training=False), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("augment", [0.0, 0.05])
+def test_the_trainer_takes_uint8_pixels_and_scales_them_as_predicting_does(augment: float) -> None:
+    """``fit`` feeds the trainer the uint8 images themselves (no float copy of the training set);
+    its first layer scales them to exactly the floats ``predict`` gives the LeNet."""
+    from models.lenet import as_input, as_pixels, import_keras
+
+    keras = import_keras()
+    lenet = registry.get("lenet-tanh").create(filters1=4, filters2=8, dense_units=16, augment=augment)
+    model = lenet.build()
+    trainer = lenet._trainer(keras, model)
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    pixels = as_pixels(images)
+    assert pixels.dtype == np.uint8 and pixels.shape == (8, 28, 28, 1)
+    assert np.shares_memory(pixels, images)
+    assert as_input(images).max() == np.float32(1.0) and as_input(images).dtype == np.float32
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(trainer(pixels, training=False)),
+                                  keras.ops.convert_to_numpy(model(as_input(images), training=False)))
+
 def test_the_one_cycle_schedule_rises_then_falls_to_zero() -> None:
     from models.lenet import LeNet, import_keras
 
