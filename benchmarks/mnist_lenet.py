@@ -91,10 +91,15 @@ RECIPES.update({"lr2-d20-valid-ema98-aug05": {**_BASE, "ema_momentum": 0.98},
                 "lr2-d20-valid-ema95-aug05": {**_BASE, "ema_momentum": 0.95},
                 "lr3-d20-valid-ema-aug05": {**_BASE, "learning_rate": 3e-3},
                 "lr2-d20-valid-ema-aug05-f40u256": {**_BASE, "filters2": 40, "dense_units": 256}})
+# ... and each variant's chosen recipe with the dense layer alone narrowed to 256 units (2.09 M
+# multiply-adds an image): in a four-seed look at tanh's time to 99% (stopped there), the one change
+# of nine that reached it sooner, at epoch 1.5 on three seeds of four (RESULTS.md)
+RECIPES.update({f"{name}-u256": {**RECIPES[name], "dense_units": 256}
+                for name in ("lr2-d20-valid-ema98-aug05", "lr2-d20-valid-ema95-aug05")})
 #: The recipes ``--choose`` picks from, for every variant alike (unless ``--recipes`` names some).
 CANDIDATES = ("lr3-d40,lr1-d40,lr1-d20,lr2-d25,lr3-d40-valid-ema,lr3-d40-valid-ema-aug05,lr2-d20-valid-ema,"
               "lr2-d20-valid-ema-aug05,lr2-d20-valid-ema98-aug05,lr2-d20-valid-ema95-aug05,lr3-d20-valid-ema-aug05,"
-              "lr2-d20-valid-ema-aug05-f40u256")
+              "lr2-d20-valid-ema-aug05-f40u256,lr2-d20-valid-ema98-aug05-u256,lr2-d20-valid-ema95-aug05-u256")
 
 #: The speedrun's candidates, changes to the class defaults all of them share: a smaller net (16/32
 #: filters of 5x5, the first unpadded, 256 units, no dropout) under a one-cycle schedule with
