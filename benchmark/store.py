@@ -66,6 +66,8 @@ COLUMNS: tuple[str, ...] = (
     "onnx_mismatches",  # test images whose ONNX label differs from the model's own (0: identical)
     "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
     "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
+    "init_cpu_s",      # --target: the model's initialisation before it touched the training data
+                       # (building, compiling, a traced step on zeros), left out of cpu_s_to_target
     "cross_test",      # finals with --test-on: JSON {dataset: {"n_test": n, "correct": k}}
     "corrupt_test",    # finals with --corruptions: JSON {corruption: {"n_test": n, "correct": k, "seed": s}}
     "calibration",     # finals with --corruptions: JSON {"method", "clean"/corruption: ECE, NLL, Brier, bins}
@@ -95,7 +97,7 @@ NUMERIC: tuple[str, ...] = (
     "n_train", "n_val", "n_test", "train_size", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
     "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params", "macs",
     "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target", "wall_s_to_target",
-    "epochs_to_target", "threads", "rss_mb", "process_cpu_s",
+    "epochs_to_target", "init_cpu_s", "threads", "rss_mb", "process_cpu_s",
 )
 
 #: Columns holding JSON or nothing.

@@ -308,6 +308,7 @@ class LeNet(DigitModel):
         seed: int,
         report: ReportCallback | None = None,
     ) -> Self:
+        cpu, wall = time.process_time(), time.perf_counter()
         keras = import_keras()
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
@@ -323,8 +324,11 @@ class LeNet(DigitModel):
         # with a moving average, every validation (Keras' at each epoch's end, and the checks within
         # one) sees the averaged weights, which the fit leaves in the model at its end
         averaged = [keras.callbacks.SwapEMAWeights()] if trainer.optimizer.use_ema else []
-        callbacks = averaged + ([epoch_callback(report, val, averaged)] if report is not None else [])
         with _traced_gradients_released():
+            self._trace_training_step(trainer, len(train))
+            initialised = (time.process_time() - cpu, time.perf_counter() - wall)
+            callbacks = averaged + ([epoch_callback(report, val, averaged, initialised)]
+                                    if report is not None else [])
             trainer.fit(
                 as_pixels(train.images),
                 train.labels,
@@ -337,6 +341,25 @@ class LeNet(DigitModel):
         self.model_ = model
         self.predict_fn_ = None
         return self
+
+    def _trace_training_step(self, trainer: Any, n_train: int) -> None:
+        """The model's initialisation before it touches the training data (MLPerf's untimed model
+        initialisation, see ``ReportCallback``): training steps on batches of zeros shaped as the
+        fit's (a whole batch, and the epoch's last, partial one) trace Keras' training function,
+        which the fit then reuses (otherwise about 2 CPU-s of its first call, measured on
+        ``lenet-tanh``); then every variable those steps changed (the weights, the optimizer's
+        moments, average and step count, the random layers' seed states) is put back as it was,
+        so the fit trains exactly as without them."""
+        batch = self.params["batch_size"]
+        trainer.optimizer.build(trainer.trainable_variables)
+        state = [*trainer.variables, *trainer.optimizer.variables]
+        saved = [variable.numpy() for variable in state]
+        # a whole batch and the epoch's last, partial one (if any): the batch shapes the fit feeds
+        n = min(n_train, batch + n_train % batch)
+        zeros = np.zeros((n, *trainer.input_shape[1:]), np.uint8)
+        trainer.fit(zeros, np.zeros(n, np.int64), batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        for variable, value in zip(state, saved, strict=True):
+            variable.assign(value)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         x = as_input(images)
@@ -456,14 +479,17 @@ def _epoch_callback_class() -> type:
 
     class EpochCallback(keras.callbacks.Callback):
         """Reports each epoch's metrics, and the time spent on validation so far (``val_cpu_s``,
-        ``val_wall_s``), which is not training time. When ``report.checks_per_epoch`` asks for
+        ``val_wall_s``) and on the model's initialisation (``init_cpu_s``, ``init_wall_s``), which
+        are not training time. When ``report.checks_per_epoch`` asks for
         more than one check an epoch, the validation accuracy is also measured and reported at
         those fractions of the epoch (epoch 1.25, 1.5, ...). When ``report`` returns True (a final
         stopped at its target), training ends there, the model as trained so far."""
 
-        def __init__(self, report: ReportCallback, val: Digits | None, around_checks: list[Any]) -> None:
+        def __init__(self, report: ReportCallback, val: Digits | None, around_checks: list[Any],
+                     initialised: tuple[float, float]) -> None:
             super().__init__()
             self.report = report
+            self.init_cpu, self.init_wall = initialised  # the fit's initialisation, before the data
             self.around_checks = around_checks  # callbacks of each check's evaluation
             self.val = None if val is None else (as_pixels(val.images), val.labels)
             self.checks = getattr(report, "checks_per_epoch", 1) if val is not None else 1
@@ -490,7 +516,7 @@ def _epoch_callback_class() -> type:
             self.val_cpu += time.process_time() - cpu
             self.val_wall += time.perf_counter() - wall
             if self.report(self.epoch + due / self.checks, {"val_accuracy": float(accuracy["accuracy"])},
-                           val_cpu_s=self.val_cpu, val_wall_s=self.val_wall):
+                           **self.untimed()):
                 self.model.stop_training = self.stopped = True  # Keras ends the fit after this batch
 
         def on_test_begin(self, logs: dict | None = None) -> None:
@@ -504,16 +530,24 @@ def _epoch_callback_class() -> type:
             if self.stopped:  # stopped within this epoch: it was not trained to its end
                 return
             metrics = {k: float(v) for k, v in (logs or {}).items()}
-            if self.report(epoch + 1, metrics, val_cpu_s=self.val_cpu, val_wall_s=self.val_wall):
+            if self.report(epoch + 1, metrics, **self.untimed()):
                 self.model.stop_training = True
+
+        def untimed(self) -> dict[str, float]:
+            """The keywords of each report: the time spent so far on what is not training."""
+            return {"val_cpu_s": self.val_cpu, "val_wall_s": self.val_wall,
+                    "init_cpu_s": self.init_cpu, "init_wall_s": self.init_wall}
 
     return EpochCallback
 
 
-def epoch_callback(report: ReportCallback, val: Digits | None, around_checks: list[Any] | None = None) -> Any:
+def epoch_callback(report: ReportCallback, val: Digits | None, around_checks: list[Any] | None = None,
+                   initialised: tuple[float, float] = (0.0, 0.0)) -> Any:
     """A Keras callback passing each epoch on to ``report`` (see ``EpochCallback``); the checks within
-    an epoch evaluate with ``around_checks`` (Keras callbacks, such as the swap to averaged weights)."""
-    return _epoch_callback_class()(report, val, around_checks or [])
+    an epoch evaluate with ``around_checks`` (Keras callbacks, such as the swap to averaged weights);
+    ``initialised`` is the CPU- and wall-seconds the fit spent before it touched the training data,
+    passed on with every report."""
+    return _epoch_callback_class()(report, val, around_checks or [], initialised)
 
 
 # Each variant starts from defaults chosen on validation only (`benchmarks/mnist_lenet.py --choose`,

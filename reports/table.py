@@ -32,7 +32,8 @@ NUMBER_COLUMNS: tuple[str, ...] = (
     "n_train", "n_val", "n_test", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
     "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params",
     "macs", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target",
-    "wall_s_to_target", "epochs_to_target", "threads", "rss_mb", "process_cpu_s", "train_size")
+    "wall_s_to_target", "epochs_to_target", "init_cpu_s", "threads", "rss_mb", "process_cpu_s",
+    "train_size")
 #: Columns holding a JSON object per row.
 JSON_COLUMNS: tuple[str, ...] = ("params", "tuning", "settings", "versions", "machine", "fixed",
                                  "cross_test", "corrupt_test", "calibration", "history")

@@ -134,12 +134,14 @@ class CheckingReport:
     def __init__(self) -> None:
         self.calls: list[tuple[float, dict[str, float]]] = []
         self.val_cpu_s: list[float] = []
+        self.init_cpu_s: list[float] = []
 
     def __call__(self, epoch: float, metrics: dict[str, float], *, val_cpu_s: float = 0.0,
-                 val_wall_s: float = 0.0) -> None:
+                 val_wall_s: float = 0.0, init_cpu_s: float = 0.0, init_wall_s: float = 0.0) -> None:
         assert "val_cpu_s" not in metrics, "validation time is a keyword of its own, not a metric"
         self.calls.append((epoch, metrics))
         self.val_cpu_s.append(val_cpu_s)
+        self.init_cpu_s.append(init_cpu_s)
 
 
 def test_lenet_checks_validation_within_epochs_when_asked(tiny: tuple[Digits, Digits]) -> None:
@@ -232,6 +234,39 @@ def test_the_trainer_takes_uint8_pixels_and_scales_them_as_predicting_does(augme
     assert as_input(images).max() == np.float32(1.0) and as_input(images).dtype == np.float32
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(trainer(pixels, training=False)),
                                   keras.ops.convert_to_numpy(model(as_input(images), training=False)))
+
+
+def test_the_untimed_initialisation_traces_the_step_and_leaves_the_training_as_without_it(
+        tiny: tuple[Digits, Digits], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before it touches the training data, ``fit`` traces its training step on zeros (MLPerf's
+    untimed model initialisation) and puts every variable back: the fit itself traces nothing more,
+    every report carries the initialisation's time, and the trained network (moving average,
+    dropout and random shifts all on) is the one a fit without that step trains."""
+    import keras
+
+    from models.lenet import LeNet
+
+    train, val = tiny  # 600 images at batch 32: 18 whole batches and a partial one of 24
+    params = {"epochs": 2, "batch_size": 32, "filters1": 4, "filters2": 8, "dense_units": 16,
+              "augment": 0.05, "dropout": 0.2, "ema_momentum": 0.9}
+    traced: list[str] = []
+    step = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step",
+                        lambda self, data: (traced.append("step"), step(self, data))[1])
+    initialise = LeNet._trace_training_step
+    monkeypatch.setattr(LeNet, "_trace_training_step",
+                        lambda self, trainer, n: (initialise(self, trainer, n), traced.append("initialised")))
+    report = CheckingReport()
+    warmed = registry.get("lenet-tanh").create(**params).fit(train, val, seed=3, report=report)
+    assert traced.index("initialised") == len(traced) - 1, f"the fit traced again after the warm-up: {traced}"
+    assert traced.count("step") >= 1
+    assert report.init_cpu_s and len(set(report.init_cpu_s)) == 1 and report.init_cpu_s[0] > 0
+
+    monkeypatch.setattr(LeNet, "_trace_training_step", lambda self, trainer, n: None)
+    plain = registry.get("lenet-tanh").create(**params).fit(train, val, seed=3, report=CheckingReport())
+    for ours, theirs in zip(warmed.model_.get_weights(), plain.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
 
 def test_the_one_cycle_schedule_rises_then_falls_to_zero() -> None:
     from models.lenet import LeNet, import_keras
