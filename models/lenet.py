@@ -558,8 +558,7 @@ def epoch_callback(report: ReportCallback, val: Digits | None, around_checks: li
 # (0.95), the last 50 for tanh (0.98).
 VARIANT_DEFAULTS = {"padding": "valid", "augment": 0.05, "learning_rate": 2e-3, "dropout": 0.2}
 register("lenet-relu", LeNet, defaults={**VARIANT_DEFAULTS, "ema_momentum": 0.95}, activation="relu")
-register("lenet-tanh", LeNet, defaults={**VARIANT_DEFAULTS, "ema_momentum": 0.98, "filters2": 40,
-                                         "dense_units": 256}, activation="tanh")
+register("lenet-tanh", LeNet, defaults={**VARIANT_DEFAULTS, "ema_momentum": 0.98}, activation="tanh")
 # The CPU speedrun (`run --preset speedrun`): the recipe `benchmarks/mnist_lenet.py --choose
 # speedrun` chose on validation (README "Speedrun"): two epochs of a smaller net (12/24 filters, the
 # first convolution unpadded, 256 units, no dropout), batch 128, a one-cycle schedule peaking at
