@@ -152,10 +152,12 @@ def test_idx_spec_names_a_file(tmp_path):
     [
         ("train-images-idx3-ubyte", b"", "empty file"),
         ("train-images-idx3-ubyte.gz", b"", "empty file"),
-        ("train-labels-idx1-ubyte.gz", gzip.compress(bytes(999))[:20], "corrupt or truncated gzip"),
+        # mtime=0: the bytes, and so the test's name, are the same in every pytest-xdist worker
+        ("train-labels-idx1-ubyte.gz", gzip.compress(bytes(999), mtime=0)[:20], "corrupt or truncated gzip"),
         ("train-labels-idx1-ubyte.gz", b"not gzip at all", "corrupt or truncated gzip"),
         ("t10k-images-idx3-ubyte", b"\x00\x00\x08", "truncated IDX header"),
     ],
+    ids=["empty", "empty-gz", "truncated-gz", "not-gzip", "truncated-header"],
 )
 def test_idx_broken_bytes(tmp_path, name, content, expected):
     folder = make_idx_dir(tmp_path / "d", gz=name.endswith(".gz"))
