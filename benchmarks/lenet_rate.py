@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 #: with the class's padding and no moving average or augmentation, which the variants' defaults add
 #: (the plain script has neither)
-LENET5 = {"filters1": 6, "filters2": 16, "kernel_size": 5, "dense_units": 120, **CLASS_SETTINGS}
+LENET5 = {**CLASS_SETTINGS, "filters1": 6, "filters2": 16, "kernel_size": 5, "dense_units": 120}
 
 # name: (kind, backend, environment, extra digitbench flags or plain-script options)
 CONFIGS: dict[str, tuple[str, str, dict[str, str], dict]] = {

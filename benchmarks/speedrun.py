@@ -22,6 +22,11 @@ that its figures sit side by side on one machine:
    Pooling before the activation is the same function, so it is measured in the plain script: the
    steps of each network built CONV => ACT => POOL against CONV => POOL => ACT, both in one
    process, a third of an epoch each in turn over 5 rounds (the median).
+
+With ``--variants``, part 1 alone for the two mission variants, ``lenet-relu`` and ``lenet-tanh``,
+each with its own defaults (the moving average of the weights and the augmentation included, in the
+plain script too: Keras' ``use_ema`` and the same random shifts and rotations), written as its own
+section.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ SPE = 16
 #: weights, no augmentation; README "Each variant's own defaults" has why they changed).
 NETWORKS = ("lenet-speedrun", "lenet-relu")
 PINNED = {"lenet-relu": CLASS_SETTINGS}
+#: ``--variants``: the mission variants, each with its own defaults (nothing pinned).
+VARIANTS = ("lenet-relu", "lenet-tanh")
 
 #: The smaller net of the speedrun's candidates (benchmarks/mnist_lenet.py), on its own.
 SMALL = {k: SPEEDRUN_BASE[k] for k in ("filters1", "filters2", "dense_units", "dropout", "padding")}
@@ -82,9 +89,10 @@ def one_thread_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "KERAS_BACKEND": "tensorflow"}
 
 
-def child_setup(network: str, data_dir: Path) -> tuple[Any, Any, Any]:
+def child_setup(network: str, data_dir: Path, own: bool = False) -> tuple[Any, Any, Any]:
     """A child process's start: TensorFlow on one thread before any op runs, then Keras, the model
-    ``network`` with its defaults, and digitbench's split of official MNIST."""
+    ``network`` with its defaults (``own``: the variant's own, else with ``PINNED``'s), and
+    digitbench's split of official MNIST."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -94,15 +102,15 @@ def child_setup(network: str, data_dir: Path) -> tuple[Any, Any, Any]:
     from benchmark.data.datasets import load_split
     from models import registry
 
-    model = registry.get(network).create(**PINNED.get(network, {}))
+    model = registry.get(network).create(**({} if own else PINNED.get(network, {})))
     return keras, model, load_split("mnist", data_dir=data_dir)
 
 
-def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
+def plain_keras(network: str, spe: int, data_dir: Path, own: bool = False) -> dict:
     """The child process: a plain Keras script, the network of ``network``'s defaults (pooled before
     the activation, as LeNet builds it), two epochs, ``spe`` training steps per call into TensorFlow
     (Keras' default is 1, digitbench's 16)."""
-    keras, model_params, split = child_setup(network, data_dir)
+    keras, model_params, split = child_setup(network, data_dir, own)
     p = model_params.params
     start = time.process_time()
     x = (split.train.images.astype(np.float32) / 255.0)[..., None]
@@ -111,7 +119,8 @@ def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
     keras.utils.set_random_seed(0)
     model = build_plain(keras, p, pool_first=True)
     model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"], beta_1=p["beta_1"],
-                                                  beta_2=p["beta_2"]),
+                                                  beta_2=p["beta_2"], use_ema=p["ema_momentum"] > 0,
+                                                  ema_momentum=p["ema_momentum"] or 0.99),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=spe)
     epoch_cpu = []
     for _ in range(2):
@@ -129,8 +138,10 @@ def plain_keras(network: str, spe: int, data_dir: Path) -> dict:
 
 def build_plain(keras: Any, p: dict, pool_first: bool) -> Any:
     """LeNet's network from its parameters ``p``, written in plain Keras, each convolution pooled
-    before or after its activation."""
-    layers, act = keras.layers, p["activation"]
+    before or after its activation; with ``augment``, LeNet's random shifts and rotations first."""
+    layers, act, a = keras.layers, p["activation"], float(p["augment"])
+    augment = [layers.RandomTranslation(a, a, fill_mode="constant"),
+               layers.RandomRotation(a / 4, fill_mode="constant")] if a > 0 else []
 
     def conv(filters: int, padding: str) -> list:
         layer = layers.Conv2D(filters, p["kernel_size"], padding=padding)
@@ -138,7 +149,7 @@ def build_plain(keras: Any, p: dict, pool_first: bool) -> Any:
             return [layer, layers.MaxPooling2D(2), layers.Activation(act)]
         return [layer, layers.Activation(act), layers.MaxPooling2D(2)]
 
-    return keras.Sequential([keras.Input((28, 28, 1)), *conv(p["filters1"], p["padding"]),
+    return keras.Sequential([keras.Input((28, 28, 1)), *augment, *conv(p["filters1"], p["padding"]),
                              *conv(p["filters2"], "valid"), layers.Flatten(),
                              layers.Dense(p["dense_units"], activation=act),
                              layers.Dropout(p["dropout"]), layers.Dense(10, activation="softmax")])
@@ -178,8 +189,9 @@ def run_child(*flags: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_plain(network: str, spe: int, data_dir: Path) -> dict:
-    return run_child("--child", network, "--data-dir", str(data_dir), "--spe", str(spe))
+def run_plain(network: str, spe: int, data_dir: Path, own: bool = False) -> dict:
+    return run_child("--child", network, "--data-dir", str(data_dir), "--spe", str(spe),
+                     *(["--own"] if own else []))
 
 
 def run_digitbench(model: str, params: dict, epochs: int | None, stop: bool, checks: int | None,
@@ -259,11 +271,17 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pooling-ab", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", action="store_true",
+                        help=f"part 1 alone, for {' and '.join(VARIANTS)} with their own defaults")
+    parser.add_argument("--own", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--spe", type=int, default=SPE, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.data_dir = args.data_dir.resolve()
     if args.child:
-        print(json.dumps(plain_keras(args.child, args.spe, args.data_dir)))
+        print(json.dumps(plain_keras(args.child, args.spe, args.data_dir, args.own)))
+        return
+    if args.variants:
+        variants(args)
         return
     if args.pooling_ab:
         print(json.dumps(pooling_ab(args.pooling_ab, args.data_dir)))
@@ -300,6 +318,34 @@ def main() -> None:
                  "and 6,000 validation images, tested on the official 10,000). "
                  f"{args.note}".rstrip(), ""]
         write_section(args.write, "Where the speedrun's CPU-seconds go", intro + lines,
+                      versions("tensorflow-cpu", "keras", "numpy"), machine())
+
+
+def variants(args: argparse.Namespace) -> None:
+    """``--variants``: where the mission variants' CPU-seconds go, each with its own defaults."""
+    gflops = matmul_gflops(1)
+    print(f"numpy float32 matmul, 1 thread: {gflops:.1f} GFLOP/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
+        plain_jobs = {(n, spe): pool.submit(run_plain, n, spe, args.data_dir, True)
+                      for n in VARIANTS for spe in (SPE, 1)}
+        stop_jobs = {n: pool.submit(run_digitbench, n, {}, None, True, None, args.seeds, args.data_dir,
+                                    Path(tmp), "own-defaults") for n in VARIANTS}
+        plain = {key: job.result() for key, job in plain_jobs.items()}
+        stopped = {n: job.result() for n, job in stop_jobs.items()}
+    for n, result in stopped.items():
+        print(n, json.dumps(result), flush=True)
+    lines = [f"numpy's float32 matrix product on one thread: **{gflops:.1f} GFLOP/s** (the best of 7).",
+             "", *where_the_time_goes({n: plain[(n, SPE)] for n in VARIANTS},
+                                      {n: plain[(n, 1)] for n in VARIANTS}, stopped, gflops)]
+    print("\n".join(lines))
+    if args.write:
+        from results_md import machine, versions, write_section
+
+        intro = ["`benchmarks/speedrun.py --variants`: one thread per process, "
+                 f"{args.parallel} processes at a time; official MNIST, digitbench's split; each variant "
+                 f"with its own defaults, stopped at 99% validation accuracy ({args.seeds} seeds). "
+                 f"{args.note}".rstrip(), ""]
+        write_section(args.write, "Where the mission variants' CPU-seconds go", intro + lines,
                       versions("tensorflow-cpu", "keras", "numpy"), machine())
 
 

@@ -24,19 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.store import COLUMNS, FINAL, RESULTS_FILE, load_results
+from benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
 from models.errors import InputError
 
-#: Columns of numbers: sizes, accuracies, times, counts; floats with NaN where empty.
-NUMBER_COLUMNS: tuple[str, ...] = (
-    "n_train", "n_val", "n_test", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
-    "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params",
-    "macs", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target",
-    "wall_s_to_target", "epochs_to_target", "init_cpu_s", "threads", "rss_mb", "process_cpu_s",
-    "train_size")
-#: Columns holding a JSON object per row.
-JSON_COLUMNS: tuple[str, ...] = ("params", "tuning", "settings", "versions", "machine", "fixed",
-                                 "cross_test", "corrupt_test", "calibration", "history")
+#: Columns of numbers (the store's, which writes them): sizes, accuracies, times, counts; floats with
+#: NaN where empty.
+NUMBER_COLUMNS: tuple[str, ...] = NUMERIC
 #: Text columns that identify a job and its invocation; empty cells read as "?".
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
 TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's
