@@ -1,7 +1,9 @@
 """LeNet in Keras 3: INPUT => CONV => ACT => POOL => CONV => ACT => POOL => FC => ACT => FC (softmax).
 
-Two registry variants differ only in the fixed activation: ``lenet-relu`` and ``lenet-tanh`` (the
-original). Keras and TensorFlow are imported on first use, so listing models stays instant.
+Two registry variants fix the activation, ``lenet-relu`` and ``lenet-tanh`` (the original), and
+each starts from defaults of its own, chosen on validation (see the end of this module);
+``lenet-speedrun`` is the CPU speedrun's recipe. Keras and TensorFlow are imported on first use, so
+listing models stays instant.
 """
 
 from __future__ import annotations
