@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--roots", required=True, help="two checkouts, comma-separated: before,after")
+    parser.add_argument("--roots", help="two checkouts, comma-separated: before,after (required)")
     parser.add_argument("--model", default="lenet-tanh")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)
@@ -66,7 +66,7 @@ def main() -> None:
     if args.child:
         child(args.child, str(args.data_dir), args.model, args.epochs)
         return
-    roots = [str(Path(r).resolve()) for r in args.roots.split(",")]
+    roots = [str(Path(r).resolve()) for r in (args.roots or "").split(",") if r]
     if len(roots) != 2:
         parser.error(f"--roots: expected two checkouts, got {args.roots!r}")
     times: dict[str, list[float]] = {r: [] for r in roots}
