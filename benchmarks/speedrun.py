@@ -269,6 +269,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--write", type=Path)
     parser.add_argument("--note", default="")
+    parser.add_argument("--section", help="the RESULTS.md section's title (default: the part's own)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pooling-ab", help=argparse.SUPPRESS)
     parser.add_argument("--variants", action="store_true",
@@ -317,7 +318,7 @@ def main() -> None:
                  f"{args.parallel} processes at a time; official MNIST, digitbench's split (54,000 training "
                  "and 6,000 validation images, tested on the official 10,000). "
                  f"{args.note}".rstrip(), ""]
-        write_section(args.write, "Where the speedrun's CPU-seconds go", intro + lines,
+        write_section(args.write, args.section or "Where the speedrun's CPU-seconds go", intro + lines,
                       versions("tensorflow-cpu", "keras", "numpy"), machine())
 
 
@@ -345,7 +346,8 @@ def variants(args: argparse.Namespace) -> None:
                  f"{args.parallel} processes at a time; official MNIST, digitbench's split; each variant "
                  f"with its own defaults, stopped at 99% validation accuracy ({args.seeds} seeds). "
                  f"{args.note}".rstrip(), ""]
-        write_section(args.write, "Where the mission variants' CPU-seconds go", intro + lines,
+        write_section(args.write, args.section or "Where the mission variants' CPU-seconds go",
+                      intro + lines,
                       versions("tensorflow-cpu", "keras", "numpy"), machine())
 
 
