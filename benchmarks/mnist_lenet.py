@@ -140,6 +140,7 @@ RECIPES["sr-b128-lr10"] = {**SPEEDRUN_BASE, "batch_size": 128, "learning_rate": 
 # Each recipe changes the model's defaults, and the variants' defaults set some of the settings these
 # recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
 # class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
+#: The mission variants, each with defaults of its own (benchmarks/speedrun.py --variants too).
 VARIANTS = ("lenet-relu", "lenet-tanh")
 CLASS_SETTINGS = {name: LeNet.defaults[name]
                   for name in sorted({k for v in VARIANTS for k in registry.get(v).own_defaults})}

@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lenet_rate import matmul_gflops  # noqa: E402
-from mnist_lenet import CLASS_SETTINGS, RECIPES, SPEEDRUN_BASE, SPEEDRUN_CHECKS, run_recipe  # noqa: E402
+from mnist_lenet import CLASS_SETTINGS, RECIPES, SPEEDRUN_BASE, SPEEDRUN_CHECKS, VARIANTS, run_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,8 +61,6 @@ SPE = 16
 #: weights, no augmentation; README "Each variant's own defaults" has why they changed).
 NETWORKS = ("lenet-speedrun", "lenet-relu")
 PINNED = {"lenet-relu": CLASS_SETTINGS}
-#: ``--variants``: the mission variants, each with its own defaults (nothing pinned).
-VARIANTS = ("lenet-relu", "lenet-tanh")
 
 #: The smaller net of the speedrun's candidates (benchmarks/mnist_lenet.py), on its own.
 SMALL = {k: SPEEDRUN_BASE[k] for k in ("filters1", "filters2", "dense_units", "dropout", "padding")}
