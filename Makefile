@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
-	$(BIN)/ruff check benchmark models reports tests
+	$(BIN)/ruff check digitbench benchmark models reports tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

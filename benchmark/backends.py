@@ -13,9 +13,9 @@ import importlib.util
 import os
 import sys
 
-from benchmark.execution.timing import configure_threads
-from models.errors import InputError
-from models.runtime import BACKENDS, KerasRuntime, use
+from digitbench.benchmark.execution.timing import configure_threads
+from digitbench.models.errors import InputError
+from digitbench.models.runtime import BACKENDS, KerasRuntime, use
 
 DEFAULT = KerasRuntime.backend
 #: The module each backend imports, and the extra that installs it.

@@ -8,16 +8,17 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark.backends import BACKENDS, default_backend
-from benchmark.execution.jobs import TARGET_CHECKS
-from benchmark.store import dataset_slug
-from benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
-from models.errors import InputError
-from models.runtime import KerasRuntime
+from digitbench.benchmark.backends import BACKENDS, default_backend
+from digitbench.benchmark.execution.jobs import TARGET_CHECKS
+from digitbench.benchmark.store import dataset_slug
+from digitbench.benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
+from digitbench.models.errors import InputError
+from digitbench.models.runtime import KerasRuntime
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 
@@ -229,7 +230,7 @@ def _train_sizes(name: str, value: Any) -> tuple[int, ...] | str:
 
 def _corruptions(name: str, value: Any) -> tuple[str, ...]:
     """``all`` or corruption names (text or a TOML list), checked against the 15 of MNIST-C."""
-    from benchmark.data.corruptions import resolve
+    from digitbench.benchmark.data.corruptions import resolve
 
     if isinstance(value, list):
         value = tuple(value)
@@ -290,11 +291,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
+    return normalise_keys(raw, str(path))
+
+
+def normalise_keys(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Settings keyed as a TOML file or the Python API gives them (``dataset`` or ``datasets``,
+    ``-`` or ``_``) under :class:`RunConfig`'s field names; an unknown key is an InputError naming
+    ``source``."""
     settings = {}
     for key, value in raw.items():
         name = _ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
         if name not in _CHECKS:
-            raise InputError(f"{path}: unknown key {key!r}; known keys: {', '.join(_CHECKS)}")
+            raise InputError(f"{source}: unknown key {key!r}; known keys: {', '.join(_CHECKS)}")
         settings[name] = value
     return settings
 

@@ -26,9 +26,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
-
-from models.atomic import atomic_path
-from models.errors import InputError
+from digitbench.models.atomic import atomic_path
+from digitbench.models.errors import InputError
 
 RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"

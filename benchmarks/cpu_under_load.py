@@ -37,7 +37,7 @@ def fit_cpu(source: Path, workers: int, models: str, out: Path, busy: int) -> di
     loops = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
         subprocess.run(
-            [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist-5k", "--models", models,
+            [sys.executable, "-m", "digitbench", "run", "--dataset", "mnist-5k", "--models", models,
              "--seeds", "1", "--workers", str(workers), "--tuner", "none", "--epochs", "1",
              "--out", str(out)],
             cwd=source, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -23,7 +23,7 @@ import pandas as pd
 
 PROBE = """
 import json, sys, time
-from benchmark.data.datasets import load_kaggle_test, load_kaggle_train
+from digitbench.benchmark.data.datasets import load_kaggle_test, load_kaggle_train
 start, cpu = time.perf_counter(), time.process_time()
 what = load_kaggle_train if sys.argv[1] == "train" else load_kaggle_test
 result = what(sys.argv[2], cache_dir=sys.argv[3])

@@ -69,7 +69,7 @@ def main() -> None:
             truth = build_folder(folder, images, labels, train, test)
             out = args.out / f"submission-{args.model}-seeds{seeds}-fold{k}.csv"
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "benchmark", "submit", f"kaggle:{folder}",
+            subprocess.run([sys.executable, "-m", "digitbench", "submit", f"kaggle:{folder}",
                             "--model", args.model, "--seeds", str(seeds), "--threads",
                             str(args.threads), "--out", str(out), "--cache-dir",
                             str(args.out / "cache"), *args.extra],

@@ -201,7 +201,7 @@ def digitbench_fit(epochs: int, batch_size: int, backend: str, threads: int, out
     params = json.dumps({**LENET5, "epochs": epochs, "batch_size": batch_size,
                          **({"max_iter": 10} if "logreg" in models else {})})
     subprocess.run(
-        [sys.executable, "-m", "benchmark", "run", "--dataset", "fashion-mnist", "--models",
+        [sys.executable, "-m", "digitbench", "run", "--dataset", "fashion-mnist", "--models",
          models, "--tuner", "none", "--params", params, "--threads", str(threads),
          "--workers", str(workers), "--seeds", str(seeds or workers), "--backend", backend,
          "--latency-batch", "100", "--out", str(out), "--overwrite", *flags],

@@ -37,7 +37,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 CHILD = """
 import sys, time
 t0 = time.perf_counter()
-from benchmark.data import datasets as data, readers
+from digitbench.benchmark.data import datasets as data, readers
 kind, where, cache = sys.argv[1:4]
 if kind.endswith("general"):
     readers._read_plain = lambda path, limits: None  # the general reader only

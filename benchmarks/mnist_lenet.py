@@ -26,9 +26,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from models import registry
-from models.lenet import LeNet
-from reports.time_to_target import mlperf_mean
+from digitbench.models import registry
+from digitbench.models.lenet import LeNet
+from digitbench.reports.time_to_target import mlperf_mean
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,7 +153,7 @@ def run_recipe(name: str, args: argparse.Namespace, work: Path, recipe: dict | N
     recipe = RECIPES[name] if recipe is None else recipe
     params = {**recipe, **({"epochs": args.epochs} if args.epochs else {})}
     out = work / f"{args.model}-{name}"
-    command = [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist", "--data-dir",
+    command = [sys.executable, "-m", "digitbench", "run", "--dataset", "mnist", "--data-dir",
                str(args.data_dir), "--models", args.model, "--tuner", "none", "--params",
                json.dumps(params), "--workers", "1", "--threads", "1", "--seeds", str(args.seeds),
                "--no-onnx", "--out", str(out), "--overwrite"]

@@ -58,7 +58,7 @@ def run_case(case: str, backend: str, workers: int, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "benchmark", "run", *CASES[case], "--backend", backend,
+    done = subprocess.run([sys.executable, "-m", "digitbench", "run", *CASES[case], "--backend", backend,
                            "--workers", str(workers), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start

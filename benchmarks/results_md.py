@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models.atomic import write_text
+from digitbench.models.atomic import write_text
 
 HEADER = ("# Benchmark results\n\nWritten by the scripts in `benchmarks/` (each rewrites its own "
           "section; see the script's docstring for how to run it). Measured on a shared machine: "
@@ -37,13 +37,13 @@ def write_section(path: Path, title: str, lines: list[str], versions: dict[str, 
 
 def versions(*names: str) -> dict[str, str]:
     """Python and the installed versions of ``names`` (absent ones left out)."""
-    from benchmark.provenance import package_versions
+    from digitbench.benchmark.provenance import package_versions
 
     return package_versions(names)
 
 
 def machine() -> str:
-    from benchmark.provenance import machine as info
+    from digitbench.benchmark.provenance import machine as info
 
     m = info()
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, {m['platform']}"

@@ -96,9 +96,8 @@ def child_setup(network: str, data_dir: Path, own: bool = False) -> tuple[Any, A
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
-
-    from benchmark.data.datasets import load_split
-    from models import registry
+    from digitbench.benchmark.data.datasets import load_split
+    from digitbench.models import registry
 
     model = registry.get(network).create(**({} if own else PINNED.get(network, {})))
     return keras, model, load_split("mnist", data_dir=data_dir)

@@ -27,7 +27,7 @@ def main() -> None:
     for tuner, extra in (("optuna", ["--pruner", "none"]), ("keras-tuner", ["--oracle", "random"])):
         out = args.out / tuner
         subprocess.run(
-            [sys.executable, "-m", "benchmark", "run", "--dataset", "mnist-5k",
+            [sys.executable, "-m", "digitbench", "run", "--dataset", "mnist-5k",
              "--models", "lenet-relu", "--tuner", tuner, *extra, "--trials", str(args.trials),
              "--tune-subsample", "1000", "--params", '{"epochs": 1}', "--out", str(out),
              "--workers", "1", "--overwrite"],

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-
-from models.base import DigitModel, Digits, ReportCallback
-from models.errors import InputError
-from models.registry import register
+from digitbench.models.base import DigitModel, Digits, ReportCallback
+from digitbench.models.errors import InputError
+from digitbench.models.registry import register
 
 #: What ``SklearnModel.save`` dumps with ``skops.io``: a dict of plain values (this tag, the
 #: scikit-learn version, the parameters) and the fitted estimators under ``"parts"``.

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 import numpy as np
-
-from models.base import Digits, ReportCallback
-from models.baselines import SklearnModel, pixels
-from models.registry import register
+from digitbench.models.base import Digits, ReportCallback
+from digitbench.models.baselines import SklearnModel, pixels
+from digitbench.models.registry import register
 
 
 class NystroemSVMModel(SklearnModel):

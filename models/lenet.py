@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-
-from models.base import DigitModel, Digits, ReportCallback
-from models.registry import register
-from models.runtime import KerasRuntime, current, use
+from digitbench.models.base import DigitModel, Digits, ReportCallback
+from digitbench.models.registry import register
+from digitbench.models.runtime import KerasRuntime, current, use
 
 PREDICT_CHUNK = 2048
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models import registry
-from models.atomic import atomic_path
-from models.base import DigitModel
-from models.errors import InputError, require_file
+from digitbench.models import registry
+from digitbench.models.atomic import atomic_path
+from digitbench.models.base import DigitModel
+from digitbench.models.errors import InputError, require_file
 
 META_MEMBER = "digitbench.json"
 FORMAT = "digitbench-model"
@@ -30,6 +30,13 @@ FORMAT_VERSION = 1
 def class_path(cls: type) -> str:
     """``module:Class``, as :attr:`models.registry.Entry.class_path` records it."""
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def same_class(recorded: object, cls: type) -> bool:
+    """Whether a file's recorded class is ``cls``; files saved before 0.2 name our built-ins by their
+    old top-level module (``models.lenet:LeNet``, now ``digitbench.models.lenet:LeNet``)."""
+    current = class_path(cls)
+    return recorded == current or f"digitbench.{recorded}" == current
 
 
 def can_save(cls: type) -> bool:
@@ -109,7 +116,7 @@ def load_model(path: str | Path) -> tuple[DigitModel, dict[str, Any]]:
         entry = registry.get(str(meta.get("model")))
     except InputError as exc:
         raise InputError(f"{path}: {exc} (a plug-in model needs --model-path {meta.get('class')})") from None
-    if class_path(entry.cls) != meta.get("class"):
+    if not same_class(meta.get("class"), entry.cls):
         raise InputError(f"{path}: holds a {meta.get('class')} but model {entry.name} is now "
                          f"{class_path(entry.cls)}")
     if not can_save(entry.cls):

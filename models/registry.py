@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from models.base import DigitModel
-from models.errors import InputError
+from digitbench.models.base import DigitModel
+from digitbench.models.errors import InputError
 
 ENTRY_POINT_GROUP = "digitbench.models"
 
@@ -95,7 +95,8 @@ def register(name: str, cls: type, source: str = "built-in", *,
 
 #: Importing these modules registers the built-ins (neither imports TensorFlow at import time);
 #: listings show the built-ins in this order, whatever order the modules were imported in.
-BUILTIN_MODULES = ("models.baselines", "models.kernel_approx", "models.lenet")
+BUILTIN_MODULES = (
+    "digitbench.models.baselines", "digitbench.models.kernel_approx", "digitbench.models.lenet")
 
 
 def _load_builtins() -> None:

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import load_predictions
-from reports.format import code, count, natural_key, p_text, points
-from reports.stats import PairedComparison, mean_interval, paired_comparison
-from reports.table import as_dict
+from digitbench.benchmark.store import load_predictions
+from digitbench.reports.format import code, count, natural_key, p_text, points
+from digitbench.reports.stats import PairedComparison, mean_interval, paired_comparison
+from digitbench.reports.table import as_dict
 
 ALPHA = 0.05
 

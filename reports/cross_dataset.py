@@ -5,10 +5,9 @@ the accuracy on each other one, with intervals, so the drop is what a reader see
 from __future__ import annotations
 
 import pandas as pd
-
-from reports.format import code, md_table, natural_key, pct
-from reports.stats import accuracy_interval, mean_interval
-from reports.table import as_dict
+from digitbench.reports.format import code, md_table, natural_key, pct
+from digitbench.reports.stats import accuracy_interval, mean_interval
+from digitbench.reports.table import as_dict
 
 
 def cross_dataset_section(final: pd.DataFrame, dataset: str) -> list[str]:

@@ -15,11 +15,10 @@ import math
 from pathlib import Path
 
 import pandas as pd
-
-from reports import plots
-from reports.comparisons import Skip, compare_seeds
-from reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
-from reports.scaling_fits import (
+from digitbench.reports import plots
+from digitbench.reports.comparisons import Skip, compare_seeds
+from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
+from digitbench.reports.scaling_fits import (
     CostLaw,
     Crossover,
     Extrapolation,
@@ -30,8 +29,8 @@ from reports.scaling_fits import (
     fit_cost,
     fit_power_law,
 )
-from reports.stats import mean_interval
-from reports.table import FINAL, SUBSET, as_dict
+from digitbench.reports.stats import mean_interval
+from digitbench.reports.table import FINAL, SUBSET, as_dict
 
 #: The costs fitted against n: column -> what the table and the figure call it.
 COSTS = {"fit_cpu_s": "fit CPU-s", "predict_cpu_per_image": "predict CPU-s per image",

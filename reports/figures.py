@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import load_misclassified, load_predictions
-from reports import plots
-from reports.format import code, contender_labels, count, md_table, natural_key, num, pct
-from reports.stats import best_at, pareto_optimal
-from reports.table import as_dict, trial_rows
-from reports.tuner_stats import FRACTIONS, common_span
+from digitbench.benchmark.store import load_misclassified, load_predictions
+from digitbench.reports import plots
+from digitbench.reports.format import code, contender_labels, count, md_table, natural_key, num, pct
+from digitbench.reports.stats import best_at, pareto_optimal
+from digitbench.reports.table import as_dict, trial_rows
+from digitbench.reports.tuner_stats import FRACTIONS, common_span
 
 GALLERY_MAX = 40
 _READ_ERRORS = (OSError, KeyError, ValueError)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-
-from reports.format import DASH, md_table, num
-from reports.table import as_dict, typed
+from digitbench.reports.format import DASH, md_table, num
+from digitbench.reports.table import as_dict, typed
 
 _MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
                    "platform": "Platform", "python": "Python"}

@@ -14,25 +14,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import RESULTS_FILE, load_predictions
-from benchmark.store import dataset_slug as slugify
-from models.atomic import write_text
-from reports import figures, plots
-from reports.comparisons import comparisons_section
-from reports.cross_dataset import cross_dataset_section
-from reports.data_scaling import data_scaling_section
-from reports.format import DASH, code, count, md_table, natural_key, num, pct
-from reports.importance import importance_section
-from reports.machine import distinct, machine_section
-from reports.robustness import robustness_section
-from reports.run_info import failed_and_pruned_section, run_section
-from reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
-from reports.summary import anchor_line, dataset_summary
-from reports.table import FINAL, TRIAL, as_dict, load_table, trial_labels
-from reports.time_to_target import time_to_target_section
-from reports.tunability import tunability_section
-from reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section
+from digitbench.benchmark.store import RESULTS_FILE, load_predictions
+from digitbench.benchmark.store import dataset_slug as slugify
+from digitbench.models.atomic import write_text
+from digitbench.reports import figures, plots
+from digitbench.reports.comparisons import comparisons_section
+from digitbench.reports.cross_dataset import cross_dataset_section
+from digitbench.reports.data_scaling import data_scaling_section
+from digitbench.reports.format import DASH, code, count, md_table, natural_key, num, pct
+from digitbench.reports.importance import importance_section
+from digitbench.reports.machine import distinct, machine_section
+from digitbench.reports.robustness import robustness_section
+from digitbench.reports.run_info import failed_and_pruned_section, run_section
+from digitbench.reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
+from digitbench.reports.summary import anchor_line, dataset_summary
+from digitbench.reports.table import FINAL, TRIAL, as_dict, load_table, trial_labels
+from digitbench.reports.time_to_target import time_to_target_section
+from digitbench.reports.tunability import tunability_section
+from digitbench.reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section
 
 REPORT_FILE = "report.md"
 

@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import load_gallery
-from reports import plots
-from reports.format import DASH, code, contender_labels, count, md_table, pct
-from reports.stats import accuracy_interval, mean_interval
-from reports.table import as_dict
+from digitbench.benchmark.store import load_gallery
+from digitbench.reports import plots
+from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct
+from digitbench.reports.stats import accuracy_interval, mean_interval
+from digitbench.reports.table import as_dict
 
 
 def _per_model(final: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:

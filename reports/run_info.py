@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-
-from reports.format import DASH, code, md_table, num, pct
-from reports.machine import distinct
-from reports.table import as_dict, trial_labels
+from digitbench.reports.format import DASH, code, md_table, num, pct
+from digitbench.reports.machine import distinct
+from digitbench.reports.table import as_dict, trial_labels
 
 #: Settings shown per invocation, in this order, with their labels.
 SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tuners": "tuners",

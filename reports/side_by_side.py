@@ -13,17 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import load_predictions
-from models.atomic import write_text
-from models.errors import InputError
-from reports import plots
-from reports.format import DASH, code, contender_labels, md_table, num, pct
-from reports.machine import environment
-from reports.markdown import dataset_slugs, final_rows, leaderboard
-from reports.run_info import busy_wall_s, invocations
-from reports.stats import paired_comparison
-from reports.table import as_dict, load_table
+from digitbench.benchmark.store import load_predictions
+from digitbench.models.atomic import write_text
+from digitbench.models.errors import InputError
+from digitbench.reports import plots
+from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct
+from digitbench.reports.machine import environment
+from digitbench.reports.markdown import dataset_slugs, final_rows, leaderboard
+from digitbench.reports.run_info import busy_wall_s, invocations
+from digitbench.reports.stats import paired_comparison
+from digitbench.reports.table import as_dict, load_table
 
 COMPARISON_FILE = "comparison.md"
 ALPHA = 0.05

@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from reports.comparisons import Skip, compare_seeds, variant_pairs
-from reports.format import code, num, p_text, pct, points
-from reports.importance import top_parameters
-from reports.table import as_dict
-from reports.time_to_target import mlperf_mean
-from reports.tunability import DEFAULTS, kept_defaults, verdicts
-from reports.tuner_comparison import verdict
+from digitbench.reports.comparisons import Skip, compare_seeds, variant_pairs
+from digitbench.reports.format import code, num, p_text, pct, points
+from digitbench.reports.importance import top_parameters
+from digitbench.reports.table import as_dict
+from digitbench.reports.time_to_target import mlperf_mean
+from digitbench.reports.tunability import DEFAULTS, kept_defaults, verdicts
+from digitbench.reports.tuner_comparison import verdict
 
 ALPHA = 0.05
 

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
-from models.errors import InputError
+from digitbench.benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
+from digitbench.models.errors import InputError
 
 #: Columns of numbers (the store's, which writes them): sizes, accuracies, times, counts; floats with
 #: NaN where empty.

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.execution.jobs import TARGET_CHECKS
-from reports.format import DASH, md_table, num, pct
-from reports.table import as_dict
+from digitbench.benchmark.execution.jobs import TARGET_CHECKS
+from digitbench.reports.format import DASH, md_table, num, pct
+from digitbench.reports.table import as_dict
 
 #: Seeds MLPerf's rule needs: the fastest and slowest are dropped from at least this many.
 MLPERF_SEEDS = 5

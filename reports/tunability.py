@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from reports.comparisons import Skip, compare_seeds
-from reports.format import DASH, code, md_table, num, p_text, pct, points
-from reports.stats import mean_interval
-from reports.table import TRIAL, as_dict, scored_images
+from digitbench.reports.comparisons import Skip, compare_seeds
+from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
+from digitbench.reports.stats import mean_interval
+from digitbench.reports.table import TRIAL, as_dict, scored_images
 
 ALPHA = 0.05
 DEFAULTS = "none"  # the tuner of the defaults' finals

@@ -9,10 +9,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import scikit_posthocs as sp
-
-from reports import plots
-from reports.format import DASH, code, md_table, num
-from reports.tuner_stats import (
+from digitbench.reports import plots
+from digitbench.reports.format import DASH, code, md_table, num
+from digitbench.reports.tuner_stats import (
     ALPHA,
     Block,
     TunerTest,

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models.base import Digits
+from digitbench.models.base import Digits
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 
@@ -77,7 +76,7 @@ def plugin_path(monkeypatch: pytest.MonkeyPatch) -> Path:
 def entry_point_site(tmp_path: Path, plugin_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``declare(name, "module:Class")``: installs a minimal distribution on sys.path declaring one
     ``digitbench.models`` entry point, as ``pip install`` of a plug-in package would."""
-    from models import registry
+    from digitbench.models import registry
 
     def declare(name: str, target: str) -> None:
         info = tmp_path / "site" / "tinyplugin_dist-0.1.dist-info"

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("benchmark", "models", "reports")
+PACKAGES = ("benchmark", "models", "reports")  # installed as digitbench.benchmark, ...
+FACADE = "digitbench"  # the public API: digitbench/__init__.py re-exports from the three
 
 #: Private names of other libraries we use on purpose, each with its reason.
 ALLOWED_PRIVATE = {
@@ -28,7 +29,9 @@ def modules() -> dict[str, Path]:
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
-            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+            found[".".join(("digitbench", *(parts[:-1] if parts[-1] == "__init__" else parts)))] = path
+    for path in (ROOT / FACADE).glob("*.py"):
+        found[FACADE if path.stem == "__init__" else f"{FACADE}.{path.stem}"] = path
     return found
 
 
@@ -45,7 +48,7 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
         for name in names:
             while name and name not in known:
                 name = name.rpartition(".")[0]
-            if name and not name.endswith(("benchmark", "models", "reports")):
+            if name and not name.endswith(("benchmark", "models", "reports")) and name != "digitbench":
                 found.add(name)
     return found
 
@@ -87,21 +90,22 @@ def test_no_import_cycles() -> None:
 
 
 def test_models_is_the_lowest_layer() -> None:
-    upward = {(name, other) for name, targets in graph().items() if name.startswith("models")
-              for other in targets if not other.startswith("models")}
+    upward = {(name, other) for name, targets in graph().items() if name.startswith("digitbench.models")
+              for other in targets if not other.startswith("digitbench.models")}
     assert not upward, f"models/ imports from above: {sorted(upward)}"
 
 
 def test_the_graph_sees_imports_inside_functions() -> None:
-    assert "benchmark.execution.session" in graph()["benchmark.commands.main"]
+    assert "digitbench.benchmark.execution.session" in graph()["digitbench.benchmark.api"]
 
 
 def test_only_the_commands_reach_the_reports() -> None:
     """Data flows one way, job -> row -> store -> report: nothing below the commands writes a
     report (the run command does, after the coordinator returns)."""
     upward = {(name, other) for name, targets in graph().items()
-              if name.startswith("benchmark") and not name.startswith("benchmark.commands")
-              for other in targets if other.startswith("reports")}
+              if name.startswith("digitbench.benchmark")
+              and not name.startswith(("digitbench.benchmark.commands", "digitbench.benchmark.api"))
+              for other in targets if other.startswith("digitbench.reports")}
     assert not upward, f"imports of reports/ from below the commands: {sorted(upward)}"
 
 
@@ -114,6 +118,22 @@ def test_one_way_to_write_a_file_and_to_name_a_final() -> None:
             assert "os.replace(" not in text, rel
         if rel not in ("benchmark/store.py",) and not rel.startswith("benchmark/commands/"):
             assert '"final"' not in text and "'final'" not in text, rel
+
+
+def test_one_import_name() -> None:
+    """Every import of our code goes through ``digitbench.``: the old top-level names would load a
+    second copy of a module (or a user's own ``models`` package); and nothing below the facade
+    imports the facade, so ``import digitbench`` stays the top of the graph."""
+    for path in [*modules().values(), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0
+                     and node.module else [])
+            for name in names:
+                assert name.split(".")[0] not in PACKAGES, f"{rel}: imports {name}; use digitbench.{name}"
+                if rel.startswith(PACKAGES):
+                    assert name != FACADE, f"{rel}: imports the facade {FACADE}; import the module itself"
 
 
 def test_no_private_attributes_of_other_libraries() -> None:

@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmark.config import RunConfig
-from benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
-from benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results
-from models.atomic import write_bytes, write_text
-from models.base import Digits
-from models.errors import InputError
-from models.registry import Entry
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
+from digitbench.benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results
+from digitbench.models.atomic import write_bytes, write_text
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError
+from digitbench.models.registry import Entry
 
 
 @dataclass(frozen=True)
@@ -141,8 +140,8 @@ def train_and_submit(plan: Plan, command: str) -> int:
     class probabilities over test.csv, write the submission (and models); print a summary."""
     import functools
 
-    from benchmark.execution import session
-    from benchmark.execution.tasks import run_submission
+    from digitbench.benchmark.execution import session
+    from digitbench.benchmark.execution.tasks import run_submission
 
     check_resume(plan)
     split = submission_split(plan.folder, plan.config.cache_dir)
@@ -203,7 +202,7 @@ def _print_summary(plan: Plan, n_train: int, n_test: int, labels: np.ndarray,
 
 def parse_params(text: str | None) -> dict[str, Any]:
     """``--params`` JSON as a dict (empty when not given), checked as ``run --params`` is."""
-    from benchmark.config import parse_params as check
+    from digitbench.benchmark.config import parse_params as check
 
     return {} if text is None else check("--params", text)
 

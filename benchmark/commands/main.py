@@ -12,8 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmark.commands.flags import add_execution_flags
-from models.errors import InputError
+from digitbench.benchmark.commands.flags import add_execution_flags
+from digitbench.models.errors import InputError
 
 PROG = "digitbench"
 
@@ -117,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
     listing.add_argument("--model-path", action="append", metavar="MODULE:CLASS", default=[])
 
-    from benchmark.commands import predict, submit  # light: their heavy imports are inside their commands
+    from digitbench.benchmark.commands import (  # light: their heavy imports are inside their commands
+        predict,
+        submit,
+    )
 
     submit.add_parser(commands)
     predict.add_parser(commands)
@@ -125,55 +128,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    import functools
-
-    from benchmark.backends import configure_process
-    from benchmark.config import build_config
+    from digitbench.benchmark.api import execute, make_config
 
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
     flags["model_paths"] = flags.pop("model_path")
     flags["tuners"] = flags.pop("tuner")
-    config = build_config(flags, args.config)
-    configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
-    from benchmark.execution.session import open_executor, run
-
-    code = run(config, shlex.join([PROG, *argv]), functools.partial(open_executor, config))
-    if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
-        from reports.markdown import write_report
-
-        report = write_report(config.run_dir)
-        print(f"results: {config.run_dir / 'results.csv'}\nreport:  {report}", file=sys.stderr, flush=True)
+    config = make_config(args.config, **{k: v for k, v in flags.items() if v is not None})
+    code = execute(config, shlex.join([PROG, *argv]))
+    if code in (0, 1):
+        print(f"results: {config.run_dir / 'results.csv'}\nreport:  {config.run_dir / 'report.md'}",
+              file=sys.stderr, flush=True)
     return code
 
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from reports.markdown import write_report
-    from reports.side_by_side import default_out, write_comparison
+    from digitbench.benchmark.api import write_report
 
     if args.out is not None and len(args.run_dirs) < 2:
         raise InputError("report: --out is for comparing two or more RUN_DIRs; "
                          "a single run's report is RUN_DIR/report.md")
-    for run_dir in args.run_dirs:
-        print(write_report(run_dir))
-    if len(args.run_dirs) > 1:
-        print(write_comparison(args.run_dirs, args.out or default_out(args.run_dirs)))
+    first, *others = args.run_dirs
+    written = write_report(first, *others, out=args.out)
+    for run_dir in args.run_dirs if others else ():
+        print(Path(run_dir) / "report.md")
+    print(written)
     return 0
 
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from digitbench.benchmark.config import PRESETS
+    from digitbench.benchmark.data.datasets import DATASETS
+    from digitbench.models import registry
     from rich.console import Console
     from rich.table import Table
-
-    from benchmark.config import PRESETS
-    from benchmark.data.datasets import DATASETS
-    from models import registry
 
     for spec in args.model_path:
         registry.load_model_path(spec)
     console = Console()
     if args.what in (None, "models"):
-        from benchmark.tuning.space import dimensions
+        from digitbench.benchmark.tuning.space import dimensions
 
         table = Table("model", "family", "source", "defaults", "tuned", title="models")
         for name in registry.names():
@@ -201,13 +195,13 @@ def _shown(value: object) -> str:
 
 
 def cmd_submit(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.commands.submit import command
+    from digitbench.benchmark.commands.submit import command
 
     return command(args, argv)
 
 
 def cmd_predict(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.commands.predict import command
+    from digitbench.benchmark.commands.predict import command
 
     return command(args, argv)
 

@@ -31,17 +31,16 @@ def add_parser(commands: Any) -> None:
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``digitbench predict``; 0 on success (input errors raise InputError)."""
-    from benchmark.execution.timing import configure_threads
-    from models.errors import InputError
+    from digitbench.benchmark.execution.timing import configure_threads
+    from digitbench.models.errors import InputError
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected a whole number of at least 1, got {args.threads}")
     configure_threads(args.threads or os.cpu_count() or 1)  # before TensorFlow or BLAS start
     import numpy as np
-
-    from benchmark.data.images import load_image
-    from models import persist, registry
-    from models.base import probabilities
+    from digitbench.benchmark.data.images import load_image
+    from digitbench.models import persist, registry
+    from digitbench.models.base import probabilities
 
     images = np.stack([load_image(path) for path in args.images])
     for spec in args.model_path:

@@ -17,8 +17,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from benchmark.commands.flags import add_execution_flags
-from models.errors import InputError
+from digitbench.benchmark.commands.flags import add_execution_flags
+from digitbench.models.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
            "would look the answers up; submit trains on kaggle:DIR/train.csv only")
@@ -82,10 +82,10 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     folder = check_leakage(args)
     if args.out.is_dir():
         raise InputError(f"{args.out}: is a folder, expected the submission file name")
-    from benchmark.backends import configure_process
-    from benchmark.commands.kaggle import Plan, resolve_params, train_and_submit
-    from benchmark.config import build_config
-    from models import persist, registry
+    from digitbench.benchmark.backends import configure_process
+    from digitbench.benchmark.commands.kaggle import Plan, resolve_params, train_and_submit
+    from digitbench.benchmark.config import build_config
+    from digitbench.models import persist, registry
 
     for spec in args.model_path:
         registry.load_model_path(spec)

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from benchmark.data import corruptions
-from benchmark.data.datasets import Split, cached
-from models.base import Digits
+from digitbench.benchmark.data import corruptions
+from digitbench.benchmark.data.datasets import Split, cached
+from digitbench.models.base import Digits
 
 #: The seed every corruption is drawn with (the rows record it in ``corrupt_test``).
 CORRUPTION_SEED = 0

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from benchmark.data import image_folder, readers
-from benchmark.data.prepare import describe, kind_of, prepare
-from benchmark.data.readers import IDX_NAMES
-from models.atomic import atomic_path
-from models.base import Digits
-from models.errors import InputError, message_line, require_dir, require_file
+from digitbench.benchmark.data import image_folder, readers
+from digitbench.benchmark.data.prepare import describe, kind_of, prepare
+from digitbench.benchmark.data.readers import IDX_NAMES
+from digitbench.models.atomic import atomic_path
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError, message_line, require_dir, require_file
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this).
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -201,7 +200,7 @@ def _load_image_folder(folder: Path, cache: Path, native: bool) -> dict[str, np.
 
 def _keras_load_data(module: str) -> tuple:
     """``keras.datasets.<module>.load_data()``: downloads on first use, imports TensorFlow."""
-    from models.lenet import import_keras
+    from digitbench.models.lenet import import_keras
 
     import_keras()  # quietly, with the run's thread counts
     return importlib.import_module(f"keras.datasets.{module}").load_data()

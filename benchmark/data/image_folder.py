@@ -14,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from benchmark.data.images import FIELD, border_is_light, read_gray, to_mnist
-from models.errors import InputError
+from digitbench.benchmark.data.images import FIELD, border_is_light, read_gray, to_mnist
+from digitbench.models.errors import InputError
 
 PARTS = ("train", "test")
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from models.errors import InputError, require_file
+from digitbench.models.errors import InputError, require_file
 
 FIELD, BOX = 28, 20
 CENTRE = 14.0  # MNIST's centre of mass, in pixel indices

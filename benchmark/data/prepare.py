@@ -14,8 +14,7 @@ models that take any size (``DigitModel.any_image_size``) can run on it.
 from __future__ import annotations
 
 import numpy as np
-
-from benchmark.data.images import FIELD, to_mnist
+from digitbench.benchmark.data.images import FIELD, to_mnist
 
 #: How a dataset's images were brought to the models: the values of ``Split.preparation``'s kind.
 AS_READ, PREPARED, NATIVE = "as read", "prepared as MNIST", "native size"

@@ -17,9 +17,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
-from models.base import Digits
-from models.errors import InputError, message_line
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError, message_line
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -190,7 +189,7 @@ def _read_csv(path: Path, columns: list[str]) -> np.ndarray:
 
 def _read_plain(path: Path, limits: np.ndarray) -> np.ndarray | None:
     """The uint8 cells of a plain, valid file (:mod:`benchmark.data.fastcsv`), else None."""
-    from benchmark.data.fastcsv import parse_small_ints
+    from digitbench.benchmark.data.fastcsv import parse_small_ints
 
     try:
         data = path.read_bytes()

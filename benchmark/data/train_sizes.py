@@ -11,9 +11,8 @@ the draw itself moves it.
 from __future__ import annotations
 
 import numpy as np
-
-from models.base import Digits
-from models.errors import InputError
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError
 
 #: ``auto`` starts at this many images a class and doubles up to the whole training part.
 AUTO_PER_CLASS = 25

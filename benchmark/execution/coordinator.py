@@ -21,17 +21,17 @@ import json
 from concurrent.futures import Future
 from typing import Any
 
-from benchmark.config import RunConfig
-from benchmark.data.datasets import Split
-from benchmark.execution import cost_estimate, signals
-from benchmark.execution.executors import Executor, Shared
-from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from benchmark.execution.plan import Contender, FinalJob, same_params
-from benchmark.execution.progress import RunProgress
-from benchmark.execution.recorder import Recorder
-from benchmark.execution.tasks import run_trial
-from models.base import Digits
-from models.errors import one_line
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.execution import cost_estimate, signals
+from digitbench.benchmark.execution.executors import Executor, Shared
+from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
+from digitbench.benchmark.execution.plan import Contender, FinalJob, same_params
+from digitbench.benchmark.execution.progress import RunProgress
+from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.execution.tasks import run_trial
+from digitbench.models.base import Digits
+from digitbench.models.errors import one_line
 
 
 class Coordinator:

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.execution.executors import (
+from digitbench.benchmark.execution.executors import (
     MAX_RETRIES,
     Executor,
     Listener,
@@ -43,7 +43,7 @@ from benchmark.execution.executors import (
     TaskFailed,
     WorkerLost,
 )
-from models.errors import InputError
+from digitbench.models.errors import InputError
 
 try:  # the optional extra digitbench[dask]
     import cloudpickle

@@ -14,7 +14,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from models.errors import InputError
+from digitbench.models.errors import InputError
 
 try:
     import fcntl

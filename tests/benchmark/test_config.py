@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from benchmark.config import BUILTIN_MODELS, build_config
-from models.errors import InputError
+from digitbench.benchmark.config import BUILTIN_MODELS, build_config
+from digitbench.models.errors import InputError
 
 
 def test_defaults_are_the_embedded_dataset_and_all_builtins() -> None:

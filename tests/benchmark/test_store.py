@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from benchmark.store import (
+from digitbench.benchmark.store import (
     COLUMNS,
     ResultsStore,
     cut_torn_line,
@@ -16,7 +15,7 @@ from benchmark.store import (
     load_predictions,
     load_results,
 )
-from models.errors import InputError
+from digitbench.models.errors import InputError
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
        "status": "ok", "test_accuracy": 0.9, "params": '{"C": 0.1}', "error": None}
@@ -75,10 +74,9 @@ def test_one_helper_cuts_the_torn_line_for_repair_and_append(tmp_path: Path, dat
 
 
 def test_repair_and_append_both_cut_with_that_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmark.store
-
     calls = []
-    monkeypatch.setattr(benchmark.store, "cut_torn_line", lambda f: calls.append(f.mode) or cut_torn_line(f))
+    monkeypatch.setattr("digitbench.benchmark.store.cut_torn_line",
+                        lambda f: calls.append(f.mode) or cut_torn_line(f))
     store = ResultsStore(tmp_path)
     store.append(ROW)
     store.repair()
@@ -151,7 +149,7 @@ def test_an_older_versions_file_is_upgraded_on_resume(tmp_path: Path) -> None:
 
 def test_a_hand_typed_line_is_refused_by_resume_and_report_and_the_file_kept(
         tmp_path: Path, tiny_idx: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmark.commands.main import main
+    from digitbench.benchmark.commands.main import main
 
     run = tmp_path / "run"
     path = three_rows(run, middle=HAND_TYPED)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from models.atomic import atomic_path, write_bytes, write_text
+from digitbench.models.atomic import atomic_path, write_bytes, write_text
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:

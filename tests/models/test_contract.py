@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models import registry
-from models.base import DigitModel, Digits, probabilities
-from models.baselines import pixels
+from digitbench.models import registry
+from digitbench.models.base import DigitModel, Digits, probabilities
+from digitbench.models.baselines import pixels
 
 # The registry as a user with one outside model sees it: the plug-in is checked like the built-ins.
 sys.path.insert(0, str(Path(__file__).parents[1] / "plugins"))
@@ -175,7 +174,7 @@ def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[
     """Every model that declares an ONNX export: the graph runs in ONNX Runtime and gives the same
     labels (the exact Nystroem pipeline has no converter: its export fails, which the finals
     record as a warning; see benchmark.execution.deployment)."""
-    from benchmark.execution.deployment import labels_of, onnx_latency, onnx_session
+    from digitbench.benchmark.execution.deployment import labels_of, onnx_latency, onnx_session
 
     entry = registry.get(name)
     train, test = tiny
@@ -202,7 +201,7 @@ def test_an_onnx_export_predicts_what_the_model_predicts(name: str, tiny: tuple[
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_pooling_before_the_activation_computes_the_same_function(activation: str) -> None:
     """CONV => POOL => ACT (what LeNet builds) against CONV => ACT => POOL with the same weights."""
-    from models.lenet import import_keras
+    from digitbench.models.lenet import import_keras
 
     keras = import_keras()
     model = registry.get(f"lenet-{activation}").create(filters1=4, filters2=8, dense_units=16,
@@ -223,7 +222,7 @@ def test_pooling_before_the_activation_computes_the_same_function(activation: st
 def test_the_trainer_takes_uint8_pixels_and_scales_them_as_predicting_does(augment: float) -> None:
     """``fit`` feeds the trainer the uint8 images themselves (no float copy of the training set);
     its first layer scales them to exactly the floats ``predict`` gives the LeNet."""
-    from models.lenet import as_input, as_pixels, import_keras
+    from digitbench.models.lenet import as_input, as_pixels, import_keras
 
     keras = import_keras()
     lenet = registry.get("lenet-tanh").create(filters1=4, filters2=8, dense_units=16, augment=augment)
@@ -245,8 +244,7 @@ def test_the_untimed_initialisation_traces_the_step_and_leaves_the_training_as_w
     every report carries the initialisation's time, and the trained network (moving average,
     dropout and random shifts all on) is the one a fit without that step trains."""
     import keras
-
-    from models.lenet import LeNet
+    from digitbench.models.lenet import LeNet
 
     train, val = tiny  # 600 images at batch 32: 18 whole batches and a partial one of 24
     params = {"epochs": 2, "batch_size": 32, "filters1": 4, "filters2": 8, "dense_units": 16,
@@ -271,7 +269,7 @@ def test_the_untimed_initialisation_traces_the_step_and_leaves_the_training_as_w
 
 
 def test_the_one_cycle_schedule_rises_then_falls_to_zero() -> None:
-    from models.lenet import LeNet, import_keras
+    from digitbench.models.lenet import LeNet, import_keras
 
     keras = import_keras()
     model = registry.get("lenet-speedrun").create(learning_rate=0.01, batch_size=100, epochs=1)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models import persist, registry
-from models.base import DigitModel, Digits, probabilities
-from models.baselines import TRUSTED_TYPES, SklearnModel, pixels
-from models.errors import InputError
+from digitbench.models import persist, registry
+from digitbench.models.base import DigitModel, Digits, probabilities
+from digitbench.models.baselines import TRUSTED_TYPES, SklearnModel, pixels
+from digitbench.models.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:lbfgs failed to converge", "ignore:Liblinear failed to converge",
@@ -143,7 +142,7 @@ def test_trusted_types_of_another_model_are_refused(logreg, tiny, tmp_path: Path
         persist.load_model(path)
 
 
-def header(model: str = "logreg", cls: str = "models.baselines:LogisticRegressionModel") -> str:
+def header(model: str = "logreg", cls: str = "digitbench.models.baselines:LogisticRegressionModel") -> str:
     return json.dumps({"format": "digitbench-model", "format_version": 1, "model": model, "class": cls,
                        "params": {}, "trained_on": {}, "versions": {}})
 

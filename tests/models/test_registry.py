@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from models import registry
-from models.errors import InputError
+from digitbench.models import registry
+from digitbench.models.errors import InputError
 
 BUILTINS = ["logreg", "linear-svm", "svm-rbf", "svm-nystroem", "lenet-relu", "lenet-tanh",
             "lenet-speedrun"]

@@ -7,8 +7,7 @@ import time
 from typing import Any, ClassVar, Self
 
 import numpy as np
-
-from models.base import DigitModel, Digits, ReportCallback
+from digitbench.models.base import DigitModel, Digits, ReportCallback
 
 
 class NearestCentroid(DigitModel):

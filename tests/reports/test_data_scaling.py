@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from benchmark.store import ResultsStore
-from reports.markdown import write_report
+from digitbench.benchmark.store import ResultsStore
+from digitbench.reports.markdown import write_report
 
 N_TEST = 2000
 SIZES = (250, 500, 1000, 2000, 4000, 8000)  # subsets; the whole part has 16,000 images

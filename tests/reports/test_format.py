@@ -1,4 +1,4 @@
-from reports.format import contender_labels
+from digitbench.reports.format import contender_labels
 
 
 def test_a_contender_is_named_by_its_tuner_only_where_its_model_has_several():

@@ -8,13 +8,12 @@ import ast
 import json
 from pathlib import Path
 
+from digitbench.benchmark.store import ResultsStore
+from digitbench.models import registry
+from digitbench.reports.comparisons import Variants, variant_pairs
+from digitbench.reports.markdown import final_rows, write_report
+from digitbench.reports.table import load_table
 from test_report import _row
-
-from benchmark.store import ResultsStore
-from models import registry
-from reports.comparisons import Variants, variant_pairs
-from reports.markdown import final_rows, write_report
-from reports.table import load_table
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 

@@ -11,16 +11,15 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-from reports.importance import (
+from digitbench.reports.importance import (
     MIN_TRIALS,
     importance_section,
     search_space,
     study_importances,
     top_parameters,
 )
-from reports.table import typed
+from digitbench.reports.table import typed
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,23 +9,22 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-
-from benchmark.store import ResultsStore
-from models.errors import InputError
-from reports import markdown, plots
-from reports.markdown import slugify, write_report
-from reports.stats import accuracy_interval, confusion_counts, mean_interval
+from digitbench.benchmark.store import ResultsStore
+from digitbench.models.errors import InputError
+from digitbench.reports import markdown, plots
+from digitbench.reports.markdown import slugify, write_report
+from digitbench.reports.stats import accuracy_interval, confusion_counts, mean_interval
 
 CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
 SPLIT = "stratified 20% hold-out of the 5,000 labelled images (split seed 0)"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N_TEST = 100
 #: What the rows of today's digitbench record of the built-in models' registry entries.
-CLASSES = {"lenet-relu": ("models.lenet:LeNet", {"activation": "relu"}),
-           "lenet-tanh": ("models.lenet:LeNet", {"activation": "tanh"}),
-           "svm-rbf": ("models.baselines:RBFSVMModel", {}),
-           "logreg": ("models.baselines:LogisticRegressionModel", {}),
-           "linear-svm": ("models.baselines:LinearSVMModel", {})}
+CLASSES = {"lenet-relu": ("digitbench.models.lenet:LeNet", {"activation": "relu"}),
+           "lenet-tanh": ("digitbench.models.lenet:LeNet", {"activation": "tanh"}),
+           "svm-rbf": ("digitbench.models.baselines:RBFSVMModel", {}),
+           "logreg": ("digitbench.models.baselines:LogisticRegressionModel", {}),
+           "linear-svm": ("digitbench.models.baselines:LinearSVMModel", {})}
 
 
 def _predictions(errors: int) -> tuple[np.ndarray, np.ndarray]:

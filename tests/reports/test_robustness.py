@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from benchmark.execution.calibration import calibration_scores
-from benchmark.store import ResultsStore, save_gallery
-from reports.markdown import write_report
+from digitbench.benchmark.execution.calibration import calibration_scores
+from digitbench.benchmark.store import ResultsStore, save_gallery
+from digitbench.reports.markdown import write_report
 
 N_TEST = 1000
 NAMES = ("rotate", "fog")

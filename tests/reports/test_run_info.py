@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from digitbench.benchmark.store import ResultsStore
+from digitbench.reports.markdown import write_report
+from digitbench.reports.run_info import busy_wall_s, invocations
+from digitbench.reports.table import load_table
 from test_report import _row
-
-from benchmark.store import ResultsStore
-from reports.markdown import write_report
-from reports.run_info import busy_wall_s, invocations
-from reports.table import load_table
 
 
 def _settings(started: str, **extra: object) -> str:

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from reports.scaling_fits import (
+from digitbench.reports.scaling_fits import (
     CostLaw,
     Crossover,
     PowerLaw,

@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.store import ResultsStore
+from digitbench.models.errors import InputError
+from digitbench.reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
 from test_report import PNG_MAGIC, _row
-
-from benchmark.commands.main import main
-from benchmark.store import ResultsStore
-from models.errors import InputError
-from reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
 
 
 def make_backend_run(run_dir: Path, backend: str, plan: dict[str, tuple[list[int], float]]) -> Path:

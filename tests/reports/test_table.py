@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from digitbench.benchmark.store import ResultsStore
+from digitbench.models.errors import InputError
+from digitbench.reports.table import load_table, trial_labels, typed
 from test_report import _row
-
-from benchmark.store import ResultsStore
-from models.errors import InputError
-from reports.table import load_table, trial_labels, typed
 
 
 def _two_rows(run_dir: Path) -> ResultsStore:

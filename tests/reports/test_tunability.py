@@ -9,12 +9,11 @@ import math
 from pathlib import Path
 
 import pytest
+from digitbench.benchmark.store import ResultsStore
+from digitbench.reports.markdown import final_rows, write_report
+from digitbench.reports.table import load_table
+from digitbench.reports.tunability import tunabilities
 from test_report import _predictions, _row
-
-from benchmark.store import ResultsStore
-from reports.markdown import final_rows, write_report
-from reports.table import load_table
-from reports.tunability import tunabilities
 
 TUNING = {"tuner": "optuna", "cpu_s_used": 1800.0, "chosen_trial": 5, "first_trial": "defaults",
           "trials": 10, "scored_images": 800}

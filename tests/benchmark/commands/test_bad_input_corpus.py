@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_idx
-
-from benchmark.commands.main import main
+from digitbench.benchmark.commands.main import main
 
 N_TRAIN, N_TEST = 60, 20
 N_NPZ = 200  # enough for a stratified test hold-out and validation part of 10 classes
@@ -185,7 +184,7 @@ def _logreg_file(path: Path, write: Callable[[Path], None]) -> Path:
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("digitbench.json", json.dumps({
             "format": "digitbench-model", "format_version": 1, "model": "logreg",
-            "class": "models.baselines:LogisticRegressionModel", "params": {}}))
+            "class": "digitbench.models.baselines:LogisticRegressionModel", "params": {}}))
     return path
 
 
@@ -467,7 +466,7 @@ def run_cli(argv: list[str]) -> int | str | None:
 
 def test_the_folder_and_npz_cases_spoil_inputs_that_are_otherwise_fine(tmp_path: Path) -> None:
     """Each folder: and npz: case above breaks one thing: unspoiled, the same inputs load."""
-    from benchmark.data.datasets import load_split
+    from digitbench.benchmark.data.datasets import load_split
 
     split = load_split(f"folder:{picture_folder(tmp_path / 'pics')}", cache_dir=tmp_path / "cache")
     assert split.test_split == "official test set (20 images)" and split.preparation.startswith(
@@ -483,7 +482,7 @@ def test_the_folder_and_npz_cases_spoil_inputs_that_are_otherwise_fine(tmp_path:
 
 @pytest.mark.parametrize("variant", ["crlf", "no trailing newline", "float pixels", "utf-8 bom"])
 def test_unusual_csv_is_accepted(variant: str, tmp_path: Path) -> None:
-    from benchmark.data.readers import read_kaggle
+    from digitbench.benchmark.data.readers import read_kaggle
 
     rows = csv_rows()
     if variant == "float pixels":

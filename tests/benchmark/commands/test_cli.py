@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from benchmark.commands.main import main
-from benchmark.store import COLUMNS
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.store import COLUMNS
 
 BUILTINS = ["logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh"]
 
@@ -141,7 +140,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
 
 def test_every_command_prints_its_help(capsys: pytest.CaptureFixture) -> None:
     """Each command's --help formats (argparse expands % in help texts: a bare one crashed it)."""
-    from benchmark.commands.main import build_parser
+    from digitbench.benchmark.commands.main import build_parser
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert "run" in commands
     for command in commands:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from benchmark.store import load_results
+from digitbench.benchmark.store import load_results
 
 #: Columns that measure time or memory, or name the invocation: allowed to differ between runs.
 TIMING = ["run_id", "utc", "fit_cpu_s", "fit_wall_s", "predict_cpu_s", "predict_wall_s", "latency_ms_b1",
@@ -22,7 +21,7 @@ TUNING_TIMING = {"cpu_s_used"}
 
 
 def _start(out: Path, tiny_idx: Path) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
+    cmd = [sys.executable, "-m", "digitbench", "run", "--dataset", f"idx:{tiny_idx}",
            "--models", "logreg,lenet-relu", "--tuner", "optuna", "--trials", "2", "--cv", "2",
            "--epochs", "2", "--params", '{"dense_units": 64}', "--seeds", "1", "--threads", "2",
            "--latency-batch", "50", "--deterministic", "--out", str(out)]

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-
-from benchmark.commands.main import main
+from digitbench.benchmark.commands.main import main
 
 
 def test_corruptions_run_end_to_end_and_resume_redoes_nothing(tmp_path: Path, tiny_idx: Path,

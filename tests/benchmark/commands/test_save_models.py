@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from benchmark.commands.main import main
-from benchmark.config import build_config
-from benchmark.data.readers import read_idx_pair
-from benchmark.store import load_predictions, load_results, unique_slug
-from models.persist import load_model
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.readers import read_idx_pair
+from digitbench.benchmark.store import load_predictions, load_results, unique_slug
+from digitbench.models.persist import load_model
 
 
 def test_save_models_keeps_every_final_model(tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:

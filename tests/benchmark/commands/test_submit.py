@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from benchmark.commands.main import main
-from benchmark.data.readers import PIXELS
-from benchmark.store import ResultsStore
-from models import registry
-from models.base import DigitModel, Digits
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.data.readers import PIXELS
+from digitbench.benchmark.store import ResultsStore
+from digitbench.models import registry
+from digitbench.models.base import DigitModel, Digits
 
 N_TRAIN, N_TEST = 600, 200
 
@@ -243,7 +242,7 @@ def test_submit_saves_a_model_that_predict_loads(kaggle, tmp_path: Path, capsys)
     assert submit(folder, "--model", "logreg", "--params", '{"max_iter": 500}', "--out", out,
                   "--save-model", model_file, cache=tmp_path / "cache") == 0
     assert f"model file: {model_file}" in capsys.readouterr().out
-    from models.persist import load_model
+    from digitbench.models.persist import load_model
 
     model, meta = load_model(model_file)
     assert meta["trained_on"]["images"] == N_TRAIN and meta["params"]["max_iter"] == 500

@@ -8,10 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from digitbench.benchmark.data.corruptions import CORRUPTIONS, DESCRIPTIONS, corrupt, resolve
+from digitbench.models.errors import InputError
 from scipy import ndimage
-
-from benchmark.data.corruptions import CORRUPTIONS, DESCRIPTIONS, corrupt, resolve
-from models.errors import InputError
 
 NAMES = list(CORRUPTIONS)
 #: The corruptions that draw nothing: their output does not depend on the seed.

@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_idx
-
-from benchmark.data import datasets as data
-from benchmark.data import readers
-from benchmark.data.datasets import DATASETS, Split, default_cache_dir, load_kaggle_test, load_split
-from models.errors import InputError
+from digitbench.benchmark.data import datasets as data
+from digitbench.benchmark.data import readers
+from digitbench.benchmark.data.datasets import (
+    DATASETS,
+    Split,
+    default_cache_dir,
+    load_kaggle_test,
+    load_split,
+)
+from digitbench.models.errors import InputError
 
 PIXELS = [f"pixel{i}" for i in range(784)]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -544,7 +549,7 @@ def test_keras_module_is_used(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras.datasets", types.ModuleType("keras.datasets"))
     monkeypatch.setitem(sys.modules, "keras.datasets.fashion_mnist", fake)
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", Path("/nonexistent/fashion"))
-    monkeypatch.setattr("models.lenet.import_keras", lambda: None)  # the fake keras has no backend
+    monkeypatch.setattr("digitbench.models.lenet.import_keras", lambda: None)  # the fake keras has no backend
     split = load_split("fashion-mnist")
     assert split.source == "keras.datasets.fashion_mnist download" and len(split.test) == 30
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from benchmark.data import fastcsv, readers
-from benchmark.data.fastcsv import parse_small_ints
+from digitbench.benchmark.data import fastcsv, readers
+from digitbench.benchmark.data.fastcsv import parse_small_ints
 
 LIMITS = np.array([9, 255, 255])
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from benchmark.config import build_config
-from benchmark.data.train_sizes import nested_subset, resolve, stratified_order
-from models.base import Digits
-from models.errors import InputError
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.train_sizes import nested_subset, resolve, stratified_order
+from digitbench.models.base import Digits
+from digitbench.models.errors import InputError
 
 #: An unbalanced training part: class k has 100 + 20 k images (1,900 in all).
 LABELS = np.repeat(np.arange(10), 100 + 20 * np.arange(10))

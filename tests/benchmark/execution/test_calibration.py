@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
-
-from benchmark.execution.calibration import calibration_scores
-from models import registry
-from models.base import Digits, probabilities
+from digitbench.benchmark.execution.calibration import calibration_scores
+from digitbench.models import registry
+from digitbench.models.base import Digits, probabilities
 
 
 def test_ece_nll_and_brier_by_hand() -> None:

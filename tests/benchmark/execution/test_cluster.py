@@ -32,7 +32,7 @@ def cluster(plugin_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_a_run_on_a_cluster_survives_a_killed_worker(cluster, tmp_path: Path, tiny_idx: Path) -> None:
     log = tmp_path / "fits.log"
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "benchmark", "run", "--cluster", cluster.scheduler_address,
+    command = [sys.executable, "-m", "digitbench", "run", "--cluster", cluster.scheduler_address,
                "--dataset", f"idx:{tiny_idx}", "--model-path", "tinyplugin:NearestCentroid",
                "--model-path", "tinyplugin:EpochModel", "--models", "nearest-centroid,epoch-model",
                "--tuner", "optuna", "--trials", str(TRIALS), "--seeds", "2",

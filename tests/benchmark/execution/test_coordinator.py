@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from benchmark.config import build_config
-from benchmark.data.datasets import load_split
-from benchmark.execution.coordinator import Coordinator
-from benchmark.execution.executors import Executor
-from benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from benchmark.execution.plan import plan
-from models import registry
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.datasets import load_split
+from digitbench.benchmark.execution.coordinator import Coordinator
+from digitbench.benchmark.execution.executors import Executor
+from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
+from digitbench.benchmark.execution.plan import plan
+from digitbench.models import registry
 
 
 class FakeExecutor(Executor):

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from benchmark.config import build_config
-from benchmark.data.datasets import load_split
-from benchmark.execution.cost_estimate import RATES, Rate, describe, expected_finals
-from benchmark.execution.plan import plan
-from models import registry
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.datasets import load_split
+from digitbench.benchmark.execution.cost_estimate import RATES, Rate, describe, expected_finals
+from digitbench.benchmark.execution.plan import plan
+from digitbench.models import registry
 
 
 def test_a_rate_is_a_power_law_per_epoch_where_the_model_trains_in_epochs() -> None:

@@ -18,11 +18,10 @@ from typing import Any
 import cloudpickle  # installed with distributed, which the dev extra brings (make test)
 import distributed
 import pytest
-
-from benchmark.execution import dask_executor
-from benchmark.execution.dask_executor import DaskExecutor
-from benchmark.execution.executors import MAX_RETRIES, Shared, TaskFailed, WorkerLost
-from models.errors import InputError
+from digitbench.benchmark.execution import dask_executor
+from digitbench.benchmark.execution.dask_executor import DaskExecutor
+from digitbench.benchmark.execution.executors import MAX_RETRIES, Shared, TaskFailed, WorkerLost
+from digitbench.models.errors import InputError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

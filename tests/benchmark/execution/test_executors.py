@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import process_alive
-
-from benchmark.execution.executors import (
+from digitbench.benchmark.execution.executors import (
     MAX_RETRIES,
     InlineExecutor,
     LocalExecutor,
@@ -122,7 +121,7 @@ def test_a_task_that_kills_every_worker_fails_after_the_retries(local: LocalExec
 def test_workers_end_when_their_coordinator_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys, time
-        from benchmark.execution.executors import LocalExecutor
+        from digitbench.benchmark.execution.executors import LocalExecutor
         executor = LocalExecutor(2)
         print(" ".join(str(w.process.pid) for w in executor.workers), flush=True)
         time.sleep(600)

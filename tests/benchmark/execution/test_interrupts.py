@@ -16,12 +16,11 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import process_alive
-
-from benchmark.commands.main import main
+from digitbench.benchmark.commands.main import main
 
 
 def command(tmp_path: Path, tiny_idx: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "benchmark", "run", "--dataset", f"idx:{tiny_idx}",
+    return [sys.executable, "-m", "digitbench", "run", "--dataset", f"idx:{tiny_idx}",
             "--model-path", "tinyplugin:EpochModel", "--models", "epoch-model",
             "--tuner", "optuna", "--pruner", "none", "--trials", "5", "--seeds", "2",
             "--params", '{"seconds_per_epoch": 0.1}',

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from benchmark.config import RunConfig, build_config
-from benchmark.data.datasets import Split, load_split
-from benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name
-from benchmark.store import unique_slug
-from models import registry
-from models.errors import InputError
+from digitbench.benchmark.config import RunConfig, build_config
+from digitbench.benchmark.data.datasets import Split, load_split
+from digitbench.benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name
+from digitbench.benchmark.store import unique_slug
+from digitbench.models import registry
+from digitbench.models.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from benchmark.config import build_config
-from benchmark.data.datasets import load_split
-from benchmark.execution.jobs import Job, Kind, TaskResult
-from benchmark.execution.recorder import Recorder
-from benchmark.store import ResultsStore, load_misclassified, load_results
-from models import registry
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.datasets import load_split
+from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult
+from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.store import ResultsStore, load_misclassified, load_results
+from digitbench.models import registry
 
 
 def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp_path: Path,
@@ -37,7 +36,8 @@ def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp
 
     [row] = load_results(store.path).to_dict("records")
     assert (row["trial"], row["seed"], row["status"], row["test_accuracy"]) == ("final", "3", "ok", 0.975)
-    assert (row["model_class"], json.loads(row["fixed"])) == ("models.lenet:LeNet", {"activation": "tanh"})
+    assert row["model_class"] == "digitbench.models.lenet:LeNet"
+    assert json.loads(row["fixed"]) == {"activation": "tanh"}
     assert json.loads(row["params"]) == {"epochs": 2} and json.loads(row["tuning"]) == {"tuner": "none"}
     assert json.loads(row["history"]) == {"val_accuracy": [0.5, 0.6]}
     assert json.loads(row["cross_test"]) == {"other:spec": {"n_test": 200, "correct": 190,

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from benchmark.commands.main import main
-from benchmark.execution.jobs import Job, Kind
-from benchmark.execution.tasks import EpochReporter
-from reports.format import num
-from reports.time_to_target import mlperf_mean
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.execution.jobs import Job, Kind
+from digitbench.benchmark.execution.tasks import EpochReporter
+from digitbench.reports.format import num
+from digitbench.reports.time_to_target import mlperf_mean
 
 
 class Silent:
@@ -162,8 +161,8 @@ def test_stop_at_target_needs_a_target(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_the_speedrun_preset_stops_lenet_speedrun_at_99_percent() -> None:
-    from benchmark.config import build_config
-    from models import registry
+    from digitbench.benchmark.config import build_config
+    from digitbench.models import registry
 
     config = build_config({"preset": "speedrun"})
     assert config.models == ("lenet-speedrun",) and config.seeds == 5

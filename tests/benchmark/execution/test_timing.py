@@ -9,8 +9,7 @@ import sys
 import time
 
 import numpy as np
-
-from benchmark.execution.timing import (
+from digitbench.benchmark.execution.timing import (
     BLAS_ENV,
     BLAS_THREADS,
     THREAD_ENV,

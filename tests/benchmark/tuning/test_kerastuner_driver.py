@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from benchmark.tuning.kerastuner_driver import LEFT_RUNNING, PRUNED_MARK, PRUNED_OK, KerasTunerDriver
-from benchmark.tuning.space import Space
-from benchmark.tuning.trial import Outcome
+from digitbench.benchmark.tuning.kerastuner_driver import (
+    LEFT_RUNNING,
+    PRUNED_MARK,
+    PRUNED_OK,
+    KerasTunerDriver,
+)
+from digitbench.benchmark.tuning.space import Space
+from digitbench.benchmark.tuning.trial import Outcome
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-tuner's currentThread()
 

@@ -10,14 +10,13 @@ from typing import Any, ClassVar
 
 import optuna
 import pytest
-
-from benchmark.config import build_config
-from benchmark.data.datasets import Split, load_split
-from benchmark.tuning import study as study_module
-from benchmark.tuning.driver import StudySpec, TunerDriver
-from benchmark.tuning.study import MAX_FAILURES_IN_A_ROW, Study
-from benchmark.tuning.trial import Recorded
-from models import registry
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.data.datasets import Split, load_split
+from digitbench.benchmark.tuning import study as study_module
+from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
+from digitbench.benchmark.tuning.study import MAX_FAILURES_IN_A_ROW, Study
+from digitbench.benchmark.tuning.trial import Recorded
+from digitbench.models import registry
 
 
 class FakeDriver(TunerDriver):

@@ -11,10 +11,17 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
-from benchmark.commands.main import main
-from benchmark.tuning.space import Choice, FixedSpace, Float, Int, OptunaSpace, PinnedSpace, dimensions
-from models import registry
+from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.tuning.space import (
+    Choice,
+    FixedSpace,
+    Float,
+    Int,
+    OptunaSpace,
+    PinnedSpace,
+    dimensions,
+)
+from digitbench.models import registry
 
 LENET_DIMENSIONS = {"filters1", "filters2", "kernel_size", "dense_units", "dropout",
                     "learning_rate", "batch_size", "epochs", "batch_norm", "lr_schedule", "augment"}
@@ -56,9 +63,8 @@ def test_optuna_adapter_suggests_within_the_declared_ranges() -> None:
 
 
 def test_keras_tuner_adapter_registers_the_same_dimensions() -> None:
+    from digitbench.benchmark.tuning.space import KerasTunerSpace
     from keras_tuner import HyperParameters
-
-    from benchmark.tuning.space import KerasTunerSpace
 
     hp = HyperParameters()
     values = registry.get("svm-rbf").cls.search_space(KerasTunerSpace(hp))

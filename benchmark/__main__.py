@@ -1,5 +1,0 @@
-"""``python -m benchmark`` is ``digitbench``."""
-
-from benchmark.commands.main import main
-
-raise SystemExit(main())

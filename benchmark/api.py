@@ -1,0 +1,116 @@
+"""The Python API: run a benchmark from the keys of a TOML config file, load its results as a typed
+pandas DataFrame, write its report. The ``digitbench`` command is a thin layer over these calls.
+
+    import digitbench
+    run_dir = digitbench.run(dataset="mnist-5k", models="logreg,svm-rbf", seeds=2)
+    finals = digitbench.load_results(run_dir, kind="final")
+
+Heavy libraries (TensorFlow, scikit-learn, matplotlib) are imported inside the calls that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from digitbench.models.errors import InputError
+
+
+class RunStopped(RuntimeError):
+    """A stop signal (Ctrl-C, SIGTERM) ended the run; its finished jobs are saved in ``run_dir``
+    and the same call with ``resume=True`` continues it."""
+
+    def __init__(self, run_dir: Path, status: int):
+        super().__init__(f"run stopped (exit status {status}); finished jobs are saved in {run_dir}, "
+                         "continue with resume=True")
+        self.run_dir, self.status = run_dir, status
+
+
+def make_config(config: str | Path | Mapping[str, Any] | None = None, **settings: Any):
+    """The checked settings of a run (:class:`~digitbench.benchmark.config.RunConfig`) from a TOML
+    file or a mapping of its keys, and keyword settings that override them; bad input is an
+    :class:`InputError` before any work."""
+    from digitbench.benchmark.config import build_config, normalise_keys
+
+    if isinstance(config, Mapping):
+        return build_config({**normalise_keys(config, "config"), **normalise_keys(settings, "run()")})
+    return build_config(normalise_keys(settings, "run()"), Path(config) if config is not None else None)
+
+
+def execute(config, command: str) -> int:
+    """Run every unfinished job of ``config`` and write its report: the exit status of ``digitbench
+    run`` (0 all finals succeeded, 1 some failed, 128 + N stopped by signal N)."""
+    from digitbench.benchmark.backends import configure_process
+
+    configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
+    from digitbench.benchmark.execution.session import open_executor
+    from digitbench.benchmark.execution.session import run as run_session
+
+    code = run_session(config, command, functools.partial(open_executor, config))
+    if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
+        write_report(config.run_dir)
+    return code
+
+
+def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any) -> Path:
+    """Run a benchmark and write its report; returns the run folder.
+
+    ``config`` is a TOML file or a dict of its keys; ``settings`` are the same keys as keyword
+    arguments (``dataset="mnist-5k"``, ``models=["logreg", "lenet-relu"]``, ``seeds=3``,
+    ``tuner="optuna"``, ``out="runs/mine"``, ``resume=True``, ...) and override the file's. Bad input
+    raises :class:`InputError` before any work; a stop signal raises :class:`RunStopped`. Finals that
+    failed are rows with ``status == "error"``, not exceptions.
+    """
+    cfg = make_config(config, **settings)
+    given = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    code = execute(cfg, f"digitbench.run({given})")
+    if code not in (0, 1):
+        raise RunStopped(cfg.run_dir, code)
+    return cfg.run_dir
+
+
+def load_results(run_dir: str | Path, kind: str | None = None) -> pd.DataFrame:
+    """A run folder's ``results.csv`` as a typed DataFrame, one row per trial or final.
+
+    Numbers are floats (NaN where empty), ``trial`` and ``seed`` nullable integers, the JSON columns
+    (``params``, ``tuning``, ``versions``, ...) parsed into dicts, and the ``kind`` column says
+    ``"trial"``, ``"final"`` or ``"subset"`` (a final trained on a ``train_sizes`` subset).
+    ``kind`` keeps only rows of that kind.
+    """
+    from digitbench.reports.table import FINAL, SUBSET, TRIAL, load_table
+
+    if kind not in (None, TRIAL, FINAL, SUBSET):
+        raise InputError(f"load_results: kind must be one of {TRIAL}, {FINAL}, {SUBSET}, got {kind!r}")
+    table = load_table(Path(run_dir))
+    return table if kind is None else table[table["kind"] == kind].reset_index(drop=True)
+
+
+def write_report(run_dir: str | Path, *others: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``RUN_DIR/report.md`` (and its figures) from the run folder alone; returns its path.
+    With more run folders, also write their side-by-side comparison (in ``out``) and return that."""
+    from digitbench.reports.markdown import write_report as write_one
+
+    report = write_one(Path(run_dir))
+    for other in others:
+        write_one(Path(other))
+    if not others:
+        if out is not None:
+            raise InputError("write_report: out is for comparing two or more run folders; "
+                             "a single run's report is RUN_DIR/report.md")
+        return report
+    from digitbench.reports.side_by_side import default_out, write_comparison
+
+    folders = [Path(run_dir), *map(Path, others)]
+    return write_comparison(folders, Path(out) if out is not None else default_out(folders))
+
+
+def show_versions() -> None:
+    """Print digitbench's version, Python's and those of the packages that shape results, and this
+    machine (as scikit-learn's ``show_versions``): what to paste into a bug report."""
+    from digitbench.benchmark import provenance
+
+    for name, value in {**provenance.versions(), **provenance.machine()}.items():
+        print(f"{name:>16}: {value}")
