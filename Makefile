@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint clean
+DOCS   := $(VENV)/.docs-installed
+
+.PHONY: run test lint docs clean
 
 # Creates the virtual environment and installs digitbench (editable) with its test tools.
 $(STAMP): pyproject.toml
@@ -20,8 +22,18 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
+# The documentation site: the CLI reference regenerated from the parser, then built strictly (a broken
+# link or a page missing from the navigation fails) into site/.
+$(DOCS): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS)
+
+docs: $(DOCS)
+	$(BIN)/python -m digitbench.benchmark.commands.reference > docs/reference/cli.md
+	$(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check digitbench benchmark models reports tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache *.egg-info

@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from digitbench.models.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported by the calls that need it: `import digitbench` stays light
+    import pandas as pd
 
 
 class RunStopped(RuntimeError):
@@ -65,7 +67,8 @@ def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any
     failed are rows with ``status == "error"``, not exceptions.
     """
     cfg = make_config(config, **settings)
-    given = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    given = ", ".join([*([repr(config)] if config is not None else []),
+                       *(f"{k}={v!r}" for k, v in settings.items())])
     code = execute(cfg, f"digitbench.run({given})")
     if code not in (0, 1):
         raise RunStopped(cfg.run_dir, code)

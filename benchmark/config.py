@@ -170,6 +170,16 @@ def _path(name: str, value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def _model_paths(name: str, value: Any) -> tuple[str, ...]:
+    """``module:Class`` or ``file.py:Class`` specs; a file is made absolute, so that worker processes
+    started elsewhere find the same one."""
+    specs = []
+    for spec in _names(name, value):
+        source, _, cls = spec.rpartition(":")
+        specs.append(f"{Path(source).expanduser().resolve()}:{cls}" if source.endswith(".py") else spec)
+    return tuple(specs)
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{name}: expected true or false, got {value!r}")
@@ -263,7 +273,7 @@ def _preset(name: str, value: Any) -> str:
 _CHECKS = {
     "preset": _preset, "datasets": _names, "models": _names, "seeds": _positive_int,
     "epochs": _positive_int, "threads": _positive_int, "out": _path, "resume": _flag,
-    "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _names,
+    "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _model_paths,
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
     "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "study_seeds": _positive_int,

@@ -16,6 +16,14 @@ PACKAGES = (
 )
 
 
+def digitbench_version() -> str:
+    """digitbench's installed version (``0+unknown`` in a source tree that was never installed)."""
+    try:
+        return version("digitbench")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 @cache
 def versions() -> dict[str, str]:
     """Python and the installed versions of the packages that shape results (absent ones left out)."""

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+
 from digitbench.models.atomic import atomic_path
 from digitbench.models.errors import InputError
 

@@ -74,7 +74,7 @@ def table(results: dict[tuple[int, str, int], list[float]], models: list[str],
 def blas_threads(source: Path) -> int | None:
     """The BLAS thread count the checkout at ``source`` fixes, or None where it follows --threads."""
     done = subprocess.run(
-        [sys.executable, "-c", "from benchmark.execution import timing; "
+        [sys.executable, "-c", "from digitbench.benchmark.execution import timing; "
                                "print(getattr(timing, 'BLAS_THREADS', ''))"],
         cwd=source, capture_output=True, text=True, check=True)
     value = done.stdout.strip()

@@ -13,6 +13,8 @@ the median of the per-round ratios are what to compare (timings here drift by up
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import statistics
@@ -24,11 +26,27 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def import_checkout(root: Path):
+    """``load_split`` and the model registry of the checkout at ``root``, installed or not: since 0.2
+    its top-level folders are the subpackages of ``digitbench`` (found here through the package's
+    search path, as the installed mapping does), before that they were top-level packages."""
+    facade = root / "digitbench" / "__init__.py"
+    if facade.is_file():
+        spec = importlib.util.spec_from_file_location(
+            "digitbench", facade, submodule_search_locations=[str(facade.parent), str(root)])
+        sys.modules["digitbench"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        prefix = "digitbench."
+    else:
+        sys.path.insert(0, str(root))
+        prefix = ""
+    datasets = importlib.import_module(f"{prefix}benchmark.data.datasets")
+    return datasets.load_split, importlib.import_module(f"{prefix}models.registry")
+
+
 def child(root: str, data_dir: str, model: str, epochs: int) -> None:
     """In a fresh process: import ``root``'s digitbench, fit once, print the fit's CPU-s as JSON."""
-    sys.path.insert(0, str(Path(root).resolve()))
-    from benchmark.data.datasets import load_split
-    from models import registry
+    load_split, registry = import_checkout(Path(root).resolve())
 
     split = load_split("mnist", data_dir=data_dir)
     entry = registry.get(model)

@@ -96,6 +96,7 @@ def child_setup(network: str, data_dir: Path, own: bool = False) -> tuple[Any, A
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
+
     from digitbench.benchmark.data.datasets import load_split
     from digitbench.models import registry
 

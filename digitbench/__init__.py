@@ -6,20 +6,17 @@ One import name for everything public::
     run_dir = digitbench.run(dataset="mnist-5k", models="logreg,svm-rbf")
     finals = digitbench.load_results(run_dir, kind="final")
 
-Plug-in authors write ``from digitbench import DigitModel, Digits, register``.
+Plug-in authors write ``from digitbench import DigitModel, Digits, register``; the modules under
+``digitbench.benchmark``, ``digitbench.models`` and ``digitbench.reports`` are the implementation.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from digitbench.benchmark.api import RunStopped, load_results, run, show_versions, write_report
-from digitbench.models.base import DigitModel, Digits
+from digitbench.benchmark.provenance import digitbench_version
+from digitbench.models.base import DigitModel, Digits, ReportCallback
 from digitbench.models.errors import InputError
 from digitbench.models.registry import register
 
-try:
-    __version__ = version("digitbench")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = digitbench_version()
 
-__all__ = ["DigitModel", "Digits", "InputError", "RunStopped", "__version__", "load_results",
-           "register", "run", "show_versions", "write_report"]
+__all__ = ["DigitModel", "Digits", "InputError", "ReportCallback", "RunStopped", "__version__",
+           "load_results", "register", "run", "show_versions", "write_report"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
 from digitbench.models.base import DigitModel, Digits, ReportCallback
 from digitbench.models.errors import InputError
 from digitbench.models.registry import register

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
 from digitbench.models.base import Digits, ReportCallback
 from digitbench.models.baselines import SklearnModel, pixels
 from digitbench.models.registry import register

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
 from digitbench.models.base import DigitModel, Digits, ReportCallback
 from digitbench.models.registry import register
 from digitbench.models.runtime import KerasRuntime, current, use

@@ -4,15 +4,20 @@ Plug-ins come in two ways and are then used exactly like the built-ins:
 
 * an installed package declaring an entry point in the group ``digitbench.models``
   (``tiny = mypkg.models:TinyModel``), registered under the entry point's name;
-* ``--model-path package.module:Class``, registered under ``Class.name``.
+* ``--model-path package.module:Class`` or ``--model-path path/to/file.py:Class``, registered
+  under ``Class.name``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from digitbench.models.base import DigitModel
@@ -112,6 +117,20 @@ def _listing_order(item: tuple[int, Entry]) -> tuple[int, int]:
     return rank, position
 
 
+#: Module names of digitbench before 0.2, when its packages were installed at the top level.
+OLD_TOP_LEVEL = ("models", "benchmark", "reports")
+
+
+def import_hint(exc: BaseException) -> str:
+    """`` (...)`` telling a plug-in written for digitbench 0.1 (``from models.base import
+    DigitModel``) its new import, where ``exc`` is that import failing; else ``""``."""
+    name = getattr(exc, "name", None) or ""
+    if isinstance(exc, ImportError) and name.split(".")[0] in OLD_TOP_LEVEL:
+        return (f" (digitbench 0.2 moved its modules under one import name: write `from digitbench "
+                f"import DigitModel, Digits, register` instead of importing from {name})")
+    return ""
+
+
 def load_plugins() -> None:
     """Register the models of every installed ``digitbench.models`` entry point (once)."""
     global _plugins_loaded
@@ -125,29 +144,68 @@ def load_plugins() -> None:
         except Exception as exc:  # a broken plug-in is the user's input, not our crash
             raise InputError(
                 f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}): "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}{import_hint(exc)}"
             ) from exc
 
 
 def load_model_path(spec: str) -> Entry:
-    """Import ``package.module:Class`` and register it under ``Class.name``."""
-    module_name, _, class_name = spec.partition(":")
-    if not module_name or not class_name:
-        raise InputError(f"--model-path {spec!r}: expected the form package.module:Class")
+    """Import ``package.module:Class`` or ``path/to/file.py:Class`` and register the class under
+    ``Class.name``. A module is looked for on ``sys.path``, then in the current folder (as ``python
+    -m`` would, but after the installed packages, so a file there never hides one of them)."""
+    source, _, class_name = spec.rpartition(":")
+    if not source or not class_name or not class_name.isidentifier():
+        raise InputError(f"--model-path {spec!r}: expected package.module:Class or path/to/file.py:Class")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_file(Path(source)) if source.endswith(".py") else _import_module(source)
+    except InputError as exc:
+        raise InputError(f"--model-path {spec}: {exc}") from None
     except Exception as exc:
-        raise InputError(
-            f"--model-path {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise InputError(f"--model-path {spec}: cannot import {source}: {type(exc).__name__}: "
+                         f"{exc}{import_hint(exc)}") from exc
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise InputError(f"--model-path {spec}: module {module_name} has no {class_name}")
+        raise InputError(f"--model-path {spec}: {source} has no {class_name}")
     name = getattr(cls, "name", "") or class_name.lower()
     try:
         return register(name, cls, source=f"--model-path {spec}")
     except (TypeError, ValueError) as exc:
         raise InputError(f"--model-path {spec}: {exc}") from exc
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = str(Path.cwd())
+        if exc.name != name.split(".")[0] or here in sys.path:
+            raise
+        sys.path.append(here)  # not found installed: the current folder, as `python -m` has it
+        return importlib.import_module(name)
+
+
+def _import_file(path: Path) -> ModuleType:
+    """The module of a ``.py`` file, imported under its file name (``nearest_centroid.py`` ->
+    ``nearest_centroid``), so that worker processes and saved models name it alike."""
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    known = sys.modules.get(path.stem)
+    if known is not None:
+        if Path(getattr(known, "__file__", "") or "").resolve() == path:
+            return known
+        raise InputError(f"a module named {path.stem} is already imported from elsewhere; "
+                         "rename the file")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[path.stem]
+        raise
+    return module
 
 
 def names() -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import load_predictions
 from digitbench.reports.format import code, count, natural_key, p_text, points
 from digitbench.reports.stats import PairedComparison, mean_interval, paired_comparison

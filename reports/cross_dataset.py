@@ -5,6 +5,7 @@ the accuracy on each other one, with intervals, so the drop is what a reader see
 from __future__ import annotations
 
 import pandas as pd
+
 from digitbench.reports.format import code, md_table, natural_key, pct
 from digitbench.reports.stats import accuracy_interval, mean_interval
 from digitbench.reports.table import as_dict

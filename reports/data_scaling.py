@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
 from digitbench.reports import plots
 from digitbench.reports.comparisons import Skip, compare_seeds
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import load_misclassified, load_predictions
 from digitbench.reports import plots
 from digitbench.reports.format import code, contender_labels, count, md_table, natural_key, num, pct

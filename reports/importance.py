@@ -44,15 +44,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pandas as pd
-from digitbench.reports import plots
-from digitbench.reports.format import code, contender_labels, natural_key
-from digitbench.reports.table import trial_rows
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
+
+from digitbench.reports import plots
+from digitbench.reports.format import code, contender_labels, natural_key
+from digitbench.reports.table import trial_rows
 
 #: Finished trials (status ok, with a validation accuracy) a study needs for importances.
 MIN_TRIALS = 10

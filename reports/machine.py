@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
 from digitbench.reports.format import DASH, md_table, num
 from digitbench.reports.table import as_dict, typed
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import RESULTS_FILE, load_predictions
 from digitbench.benchmark.store import dataset_slug as slugify
 from digitbench.models.atomic import write_text

@@ -13,9 +13,10 @@ import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
 from digitbench.models.atomic import atomic_path
 from digitbench.reports.stats import N_CLASSES, best_at, confusion_counts  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
 
 def save_png(fig: Figure, path: Path) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import load_gallery
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+
 from digitbench.reports.format import DASH, code, md_table, num, pct
 from digitbench.reports.machine import distinct
 from digitbench.reports.table import as_dict, trial_labels
@@ -43,6 +44,7 @@ class Invocation:
     rows: int
     git_revs: list[str]
     commands: list[str]
+    versions: list[str]  # digitbench's version(s) that wrote its rows
 
     @property
     def wall_s(self) -> float | None:
@@ -68,8 +70,15 @@ def invocations(frame: pd.DataFrame) -> list[Invocation]:
         cpu = rows["process_cpu_s"].max()
         found.append(Invocation(run_id, settings, start, max(times, default=None),
                                 None if pd.isna(cpu) else float(cpu), len(rows),
-                                distinct(rows["git_rev"]), distinct(rows["command"])))
+                                distinct(rows["git_rev"]), distinct(rows["command"]),
+                                _digitbench_versions(rows)))
     return sorted(found, key=lambda inv: (inv.start is None, inv.start or datetime.min, inv.run_id))
+
+
+def _digitbench_versions(rows: pd.DataFrame) -> list[str]:
+    if "versions" not in rows:
+        return []
+    return distinct(pd.Series([as_dict(v).get("digitbench") for v in rows["versions"]], dtype=object))
 
 
 def busy_wall_s(found: list[Invocation]) -> float | None:
@@ -104,14 +113,14 @@ def run_section(frame: pd.DataFrame) -> list[str]:
     found = invocations(frame)
     lines = ["## Run", ""]
     rows = [[code(i.run_id), f"{i.start:%Y-%m-%d %H:%M:%S}" if i.start else DASH, i.rows,
-             num(i.wall_s), num(i.cpu_s), ", ".join(i.git_revs) or DASH,
+             num(i.wall_s), num(i.cpu_s), ", ".join(i.versions) or DASH, ", ".join(i.git_revs) or DASH,
              "; ".join(code(c) for c in i.commands) or DASH] for i in found]
     cpu = [i.cpu_s for i in found if i.cpu_s is not None]
     if len(found) > 1:
         rows.append(["**total**", "", sum(i.rows for i in found), num(busy_wall_s(found)),
-                     num(sum(cpu)) if cpu else DASH, "", ""])
-    lines += md_table(["invocation (run id)", "started (UTC)", "rows", "wall-s", "CPU-s", "git revision",
-                       "command"], rows, "llrrrll") + [""]
+                     num(sum(cpu)) if cpu else DASH, "", "", ""])
+    lines += md_table(["invocation (run id)", "started (UTC)", "rows", "wall-s", "CPU-s", "digitbench",
+                       "git revision", "command"], rows, "llrrrlll") + [""]
     lines += ["Wall-s runs from the invocation's start to its last row (workers running at the same "
               "time are counted once in the total); CPU-s is what its process and child processes "
               "used, data loading, tuning, finals and latency measurements included. A resumed run "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import load_predictions
 from digitbench.models.atomic import write_text
 from digitbench.models.errors import InputError

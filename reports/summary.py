@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from digitbench.reports.comparisons import Skip, compare_seeds, variant_pairs
 from digitbench.reports.format import code, num, p_text, pct, points
 from digitbench.reports.importance import top_parameters

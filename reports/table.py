@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from digitbench.benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
 from digitbench.models.errors import InputError
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 from digitbench.reports.comparisons import Skip, compare_seeds
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
 from digitbench.reports.stats import mean_interval

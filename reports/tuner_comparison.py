@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import scikit_posthocs as sp
+
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, md_table, num
 from digitbench.reports.tuner_stats import (

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scikit_posthocs as sp
+from scipy import stats
+
 from digitbench.reports.format import code, natural_key, num
 from digitbench.reports.stats import best_at
 from digitbench.reports.table import as_dict, scored_images, trial_rows
-from scipy import stats
 
 #: Fractions of the equal CPU budget at which the tuners are compared.
 FRACTIONS = (0.25, 0.5, 1.0)

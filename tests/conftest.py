@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digitbench.models.base import Digits
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"

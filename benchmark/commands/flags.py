@@ -16,3 +16,11 @@ def add_execution_flags(parser: argparse.ArgumentParser, jobs: str) -> None:
     parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
                         help=f"run {jobs} on the workers of this Dask scheduler instead "
                              "(pip install 'digitbench[dask]'; start workers with --nthreads 1)")
+
+
+def add_model_path_flag(parser: argparse.ArgumentParser, default: list | None = None) -> None:
+    """``--model-path``: a plug-in model class, from an importable module or a ``.py`` file."""
+    parser.add_argument("--model-path", action="append", default=default,
+                        metavar="MODULE:CLASS|FILE.py:CLASS",
+                        help="register an outside model class: package.module:Class (installed, or a "
+                             "module in the current folder) or path/to/file.py:Class (repeatable)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
 from digitbench.benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results

@@ -12,7 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from digitbench.benchmark.commands.flags import add_execution_flags
+from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
+from digitbench.benchmark.provenance import digitbench_version
 from digitbench.models.errors import InputError
 
 PROG = "digitbench"
@@ -26,7 +27,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``digitbench`` parser and each command's, by name (the CLI reference is made of them)."""
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--version", action="version", version=f"{PROG} {digitbench_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
@@ -52,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also test every final model once on the test part of these datasets "
                           "(never tuned on them); the report tabulates trained-on against tested-on")
     run.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
-    run.add_argument("--model-path", action="append", metavar="MODULE:CLASS",
-                     help="register an outside model class (repeatable)")
+    add_model_path_flag(run)
     run.add_argument("--latency-batch", type=int, help="large batch size for latency (default 1000)")
     run.add_argument("--backend", help="Keras backend: tensorflow (default), torch or jax "
                      "(pip install 'digitbench[torch]' / '[jax]'); see benchmarks/RESULTS.md")
@@ -115,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list models, datasets and presets")
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
-    listing.add_argument("--model-path", action="append", metavar="MODULE:CLASS", default=[])
+    add_model_path_flag(listing, default=[])
 
     from digitbench.benchmark.commands import (  # light: their heavy imports are inside their commands
         predict,
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit.add_parser(commands)
     predict.add_parser(commands)
-    return parser
+    return parser, dict(commands.choices)
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -157,11 +163,12 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from digitbench.benchmark.config import PRESETS
     from digitbench.benchmark.data.datasets import DATASETS
     from digitbench.models import registry
-    from rich.console import Console
-    from rich.table import Table
 
     for spec in args.model_path:
         registry.load_model_path(spec)

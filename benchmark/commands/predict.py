@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from digitbench.benchmark.commands.flags import add_model_path_flag
+
 
 def add_parser(commands: Any) -> None:
     """Add the ``predict`` command to the CLI's sub-parsers."""
@@ -25,8 +27,7 @@ def add_parser(commands: Any) -> None:
                         help="a saved model (.keras, .skops)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
-    parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",
-                        help="register an outside model class (repeatable)")
+    add_model_path_flag(parser, default=[])
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -38,6 +39,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
         raise InputError(f"--threads: expected a whole number of at least 1, got {args.threads}")
     configure_threads(args.threads or os.cpu_count() or 1)  # before TensorFlow or BLAS start
     import numpy as np
+
     from digitbench.benchmark.data.images import load_image
     from digitbench.models import persist, registry
     from digitbench.models.base import probabilities

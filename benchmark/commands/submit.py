@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from digitbench.benchmark.commands.flags import add_execution_flags
+from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
 from digitbench.models.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
@@ -55,8 +55,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="discard the seeds already in --run-dir and train them again")
     parser.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
-    parser.add_argument("--model-path", action="append", default=[], metavar="MODULE:CLASS",
-                        help="register an outside model class (repeatable)")
+    add_model_path_flag(parser, default=[])
     for flag, dest in _REFUSED.items():
         parser.add_argument(flag, dest=dest, action="append", help=argparse.SUPPRESS)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.benchmark.data import corruptions
 from digitbench.benchmark.data.datasets import Split, cached
 from digitbench.models.base import Digits

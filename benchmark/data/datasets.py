@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.benchmark.data import image_folder, readers
 from digitbench.benchmark.data.prepare import describe, kind_of, prepare
 from digitbench.benchmark.data.readers import IDX_NAMES

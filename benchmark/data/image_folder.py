@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.benchmark.data.images import FIELD, border_is_light, read_gray, to_mnist
 from digitbench.models.errors import InputError
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.models.errors import InputError, require_file
 
 FIELD, BOX = 28, 20

@@ -14,6 +14,7 @@ models that take any size (``DigitModel.any_image_size``) can run on it.
 from __future__ import annotations
 
 import numpy as np
+
 from digitbench.benchmark.data.images import FIELD, to_mnist
 
 #: How a dataset's images were brought to the models: the values of ``Split.preparation``'s kind.

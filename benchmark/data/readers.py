@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.models.base import Digits
 from digitbench.models.errors import InputError, message_line
 

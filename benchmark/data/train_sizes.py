@@ -11,6 +11,7 @@ the draw itself moves it.
 from __future__ import annotations
 
 import numpy as np
+
 from digitbench.models.base import Digits
 from digitbench.models.errors import InputError
 

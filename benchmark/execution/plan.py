@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data import train_sizes
 from digitbench.benchmark.data.datasets import Split

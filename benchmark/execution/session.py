@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
+
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.corrupted import corrupted_tests
 from digitbench.benchmark.data.datasets import Split, default_cache_dir, load_split

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from digitbench.benchmark import provenance
 from digitbench.benchmark.data.corrupted import CORRUPTION_SEED
 from digitbench.benchmark.data.datasets import Split

@@ -9,6 +9,7 @@ apart. ``--tune-subsample`` makes trials train on a stratified subsample (finals
 from __future__ import annotations
 
 import numpy as np
+
 from digitbench.benchmark.data.datasets import Split
 from digitbench.models.base import Digits
 

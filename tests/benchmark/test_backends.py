@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from digitbench.benchmark import backends
 from digitbench.benchmark.backends import configure_backend, default_backend
 from digitbench.benchmark.config import build_config

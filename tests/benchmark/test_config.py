@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from digitbench.benchmark.config import BUILTIN_MODELS, build_config
 from digitbench.models.errors import InputError
 

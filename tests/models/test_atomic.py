@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from digitbench.models.atomic import atomic_path, write_bytes, write_text
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digitbench.models import registry
 from digitbench.models.base import DigitModel, Digits, probabilities
 from digitbench.models.baselines import pixels
@@ -244,6 +245,7 @@ def test_the_untimed_initialisation_traces_the_step_and_leaves_the_training_as_w
     every report carries the initialisation's time, and the trained network (moving average,
     dropout and random shifts all on) is the one a fit without that step trains."""
     import keras
+
     from digitbench.models.lenet import LeNet
 
     train, val = tiny  # 600 images at batch 32: 18 whole batches and a partial one of 24

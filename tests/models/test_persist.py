@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digitbench.models import persist, registry
 from digitbench.models.base import DigitModel, Digits, probabilities
 from digitbench.models.baselines import TRUSTED_TYPES, SklearnModel, pixels
@@ -216,3 +217,12 @@ def test_failed_save_leaves_nothing(logreg, tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(OSError, match="disk full"):
         persist.save_model(model, tmp_path / "out" / "l.skops", "logreg")
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_files_saved_before_one_import_name_still_name_their_class() -> None:
+    """digitbench 0.1 recorded built-in classes by their top-level module (``models.lenet:LeNet``)."""
+    from digitbench.models.lenet import LeNet
+    from digitbench.models.persist import same_class
+
+    assert same_class("models.lenet:LeNet", LeNet) and same_class("digitbench.models.lenet:LeNet", LeNet)
+    assert not same_class("models.baselines:LinearSVMModel", LeNet) and not same_class(None, LeNet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from digitbench.models import registry
 from digitbench.models.errors import InputError
 
@@ -61,7 +62,7 @@ def test_model_path_registers_an_outside_class(plugin_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("tinyplugin", "expected the form package.module:Class"),
+        ("tinyplugin", "expected package.module:Class or path/to/file.py:Class"),
         ("no_such_module_xyz:Model", "cannot import no_such_module_xyz"),
         ("tinyplugin:Missing", "has no Missing"),
         ("tinyplugin:np", "not a subclass"),

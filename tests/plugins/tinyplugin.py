@@ -7,7 +7,8 @@ import time
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from digitbench.models.base import DigitModel, Digits, ReportCallback
+
+from digitbench import DigitModel, Digits, ReportCallback
 
 
 class NearestCentroid(DigitModel):

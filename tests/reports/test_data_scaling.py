@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
 

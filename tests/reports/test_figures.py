@@ -8,10 +8,11 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+from test_report import N_TEST, _predictions, _row, make_run
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
 from digitbench.reports.stats import pareto_optimal
-from test_report import N_TEST, _predictions, _row, make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("pareto-mnist-5k.png", "tuning-curves-mnist-5k.png", "learning-curves-mnist-5k.png",

@@ -8,12 +8,13 @@ import ast
 import json
 from pathlib import Path
 
+from test_report import _row
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models import registry
 from digitbench.reports.comparisons import Variants, variant_pairs
 from digitbench.reports.markdown import final_rows, write_report
 from digitbench.reports.table import load_table
-from test_report import _row
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 

@@ -11,6 +11,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
 from digitbench.reports.importance import (
     MIN_TRIALS,
     importance_section,
@@ -19,7 +21,6 @@ from digitbench.reports.importance import (
     top_parameters,
 )
 from digitbench.reports.table import typed
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

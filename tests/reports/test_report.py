@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models.errors import InputError
 from digitbench.reports import markdown, plots

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digitbench.benchmark.execution.calibration import calibration_scores
 from digitbench.benchmark.store import ResultsStore, save_gallery
 from digitbench.reports.markdown import write_report

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from test_report import _row
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
 from digitbench.reports.run_info import busy_wall_s, invocations
 from digitbench.reports.table import load_table
-from test_report import _row
 
 
 def _settings(started: str, **extra: object) -> str:
@@ -61,7 +62,7 @@ def test_overlapping_workers_count_wall_once(tmp_path: Path) -> None:
 def test_report_run_section_and_pruned_jobs(tmp_path: Path) -> None:
     text = write_report(make_resumed_run(tmp_path)).read_text(encoding="utf-8")
     run = text.split("## Run", 1)[1].split("\n## ", 1)[0]
-    assert "| `a`" in run and "| 2025-01-01 00:00:00 |    2 |    100 |  50.0 | abc1234" in run
+    assert "| `a`" in run and "| 2025-01-01 00:00:00 |    2 |    100 |  50.0 | —          | abc1234" in run
     assert "| 2025-01-01 00:05:00 |    2 |   60.0 |  30.0 |" in run
     assert "| **total**  " in run and "|    4 |    160 |  80.0 |" in run
     # both invocations had the same settings: one value column

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from digitbench.reports.scaling_fits import (
     CostLaw,
     Crossover,

@@ -7,11 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from test_report import PNG_MAGIC, _row
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models.errors import InputError
 from digitbench.reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
-from test_report import PNG_MAGIC, _row
 
 
 def make_backend_run(run_dir: Path, backend: str, plan: dict[str, tuple[list[int], float]]) -> Path:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from digitbench.reports.stats import paired_comparison
 
 Z_975 = 1.959963985  # standard normal 97.5% quantile

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_report import _row
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models.errors import InputError
 from digitbench.reports.table import load_table, trial_labels, typed
-from test_report import _row
 
 
 def _two_rows(run_dir: Path) -> ResultsStore:

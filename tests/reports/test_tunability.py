@@ -9,11 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
+from test_report import _predictions, _row
+
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import final_rows, write_report
 from digitbench.reports.table import load_table
 from digitbench.reports.tunability import tunabilities
-from test_report import _predictions, _row
 
 TUNING = {"tuner": "optuna", "cpu_s_used": 1800.0, "chosen_trial": 5, "first_trial": "defaults",
           "trials": 10, "scored_images": 800}

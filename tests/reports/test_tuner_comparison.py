@@ -10,6 +10,8 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from digitbench.reports.table import typed
 from digitbench.reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section, verdict
 from digitbench.reports.tuner_stats import (
@@ -22,7 +24,6 @@ from digitbench.reports.tuner_stats import (
     tuner_summary,
     values_at,
 )
-from scipy import stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

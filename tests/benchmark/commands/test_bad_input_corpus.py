@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_idx
+
 from digitbench.benchmark.commands.main import main
 
 N_TRAIN, N_TEST = 60, 20

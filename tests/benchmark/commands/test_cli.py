@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.store import COLUMNS
 
@@ -151,7 +152,7 @@ def test_every_command_prints_its_help(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_help_is_instant_and_does_not_import_tensorflow() -> None:
-    code = "import sys; from benchmark.commands.main import main\n" \
+    code = "import sys; from digitbench.benchmark.commands.main import main\n" \
            "try: main(['--help'])\nexcept SystemExit: pass\n" \
            "assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.store import load_results
 
 #: Columns that measure time or memory, or name the invocation: allowed to differ between runs.

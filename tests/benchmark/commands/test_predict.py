@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.data.images import load_image, to_mnist
 from digitbench.models import persist, registry
 from digitbench.models.base import Digits
 from digitbench.models.errors import InputError
-from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 #: Font digits the test draws: 10 digits x 2 layouts x 2 polarities. Printed digits are not
 #: handwriting (a flagged 1, the curls of 6 and 9 look unlike MNIST's), so not all are expected

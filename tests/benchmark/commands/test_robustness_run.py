@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+
 from digitbench.benchmark.commands.main import main
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.readers import read_idx_pair

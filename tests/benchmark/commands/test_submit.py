@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.data.readers import PIXELS
 from digitbench.benchmark.store import ResultsStore

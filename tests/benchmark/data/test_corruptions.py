@@ -8,9 +8,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from digitbench.benchmark.data.corruptions import CORRUPTIONS, DESCRIPTIONS, corrupt, resolve
 from digitbench.models.errors import InputError
-from scipy import ndimage
 
 NAMES = list(CORRUPTIONS)
 #: The corruptions that draw nothing: their output does not depend on the seed.

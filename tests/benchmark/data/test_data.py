@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_idx
+
 from digitbench.benchmark.data import datasets as data
 from digitbench.benchmark.data import readers
 from digitbench.benchmark.data.datasets import (
@@ -459,8 +460,8 @@ def test_unknown_spec():
 
 
 def test_import_is_light():
-    code = "import sys, benchmark.data.datasets; print(sorted({'tensorflow', 'keras', 'pandas', 'sklearn'}"
-    code += " & set(sys.modules)))"
+    code = "import sys, digitbench.benchmark.data.datasets; "
+    code += "print(sorted({'tensorflow', 'keras', 'pandas', 'sklearn'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -557,7 +558,7 @@ def test_keras_module_is_used(monkeypatch):
 def test_real_keras_fashion_loader_on_files_the_test_makes(tmp_path):
     """keras.datasets.fashion_mnist.load_data itself (no fake), fed from a local KERAS_HOME."""
     make_idx_dir(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=200, n_test=20)
-    code = ("from pathlib import Path\nfrom benchmark.data import datasets as data\n"
+    code = ("from pathlib import Path\nfrom digitbench.benchmark.data import datasets as data\n"
             "data.FASHION_MNIST_DIR = Path('/nonexistent')\n"
             "s = data.load_split('fashion-mnist')\n"
             "print(s.source, len(s.train) + len(s.val), len(s.test))\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from digitbench.benchmark.data import fastcsv, readers
 from digitbench.benchmark.data.fastcsv import parse_small_ints
 

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_idx_folder
+from PIL import Image
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.data import image_folder
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.data.images import to_mnist
 from digitbench.models.base import Digits
 from digitbench.models.errors import InputError
-from PIL import Image
 
 PREPARED = ("and prepared as MNIST's digits were: ink made bright on black, fitted in 20x20 keeping the "
             "aspect ratio, centred by mass in 28x28")

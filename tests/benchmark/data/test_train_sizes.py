@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.train_sizes import nested_subset, resolve, stratified_order
 from digitbench.models.base import Digits

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from digitbench.benchmark.execution.calibration import calibration_scores
 from digitbench.models import registry
 from digitbench.models.base import Digits, probabilities

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.execution.coordinator import Coordinator

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.execution.cost_estimate import RATES, Rate, describe, expected_finals

@@ -18,6 +18,7 @@ from typing import Any
 import cloudpickle  # installed with distributed, which the dev extra brings (make test)
 import distributed
 import pytest
+
 from digitbench.benchmark.execution import dask_executor
 from digitbench.benchmark.execution.dask_executor import DaskExecutor
 from digitbench.benchmark.execution.executors import MAX_RETRIES, Shared, TaskFailed, WorkerLost

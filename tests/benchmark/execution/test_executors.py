@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import process_alive
+
 from digitbench.benchmark.execution.executors import (
     MAX_RETRIES,
     InlineExecutor,

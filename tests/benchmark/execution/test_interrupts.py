@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import process_alive
+
 from digitbench.benchmark.commands.main import main
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from digitbench.benchmark.config import RunConfig, build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name

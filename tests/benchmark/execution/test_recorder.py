@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult

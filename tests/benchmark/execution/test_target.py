@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.execution.jobs import Job, Kind
 from digitbench.benchmark.execution.tasks import EpochReporter

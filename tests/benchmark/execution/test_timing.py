@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+
 from digitbench.benchmark.execution.timing import (
     BLAS_ENV,
     BLAS_THREADS,
@@ -62,9 +63,9 @@ def test_configure_threads_sets_every_pool(monkeypatch) -> None:
 
 def test_tensorflow_gets_the_configured_thread_counts() -> None:
     code = (
-        "from benchmark.execution.timing import configure_threads\n"
+        "from digitbench.benchmark.execution.timing import configure_threads\n"
         "configure_threads(1)\n"
-        "from models.lenet import import_keras\n"
+        "from digitbench.models.lenet import import_keras\n"
         "import_keras()\n"
         "import tensorflow as tf\n"
         "t = tf.config.threading\n"
@@ -81,7 +82,7 @@ def test_blas_runs_one_thread_whatever_the_other_pools_run() -> None:
     imported later) both run BLAS_THREADS; OpenMP runs the threads asked for."""
     code = (
         "import json, numpy\n"
-        "from benchmark.execution.timing import configure_threads, thread_pools\n"
+        "from digitbench.benchmark.execution.timing import configure_threads, thread_pools\n"
         "configure_threads(2)\n"
         "import scipy.linalg, sklearn.svm, threadpoolctl\n"
         "print(json.dumps([[p['user_api'], p['filepath'], p['num_threads']] "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from digitbench.benchmark.tuning.kerastuner_driver import (
     LEFT_RUNNING,
     PRUNED_MARK,

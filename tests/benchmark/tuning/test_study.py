@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import optuna
 import pytest
+
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.tuning import study as study_module

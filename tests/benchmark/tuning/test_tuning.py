@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.tuning.space import (
     Choice,
@@ -63,8 +64,9 @@ def test_optuna_adapter_suggests_within_the_declared_ranges() -> None:
 
 
 def test_keras_tuner_adapter_registers_the_same_dimensions() -> None:
-    from digitbench.benchmark.tuning.space import KerasTunerSpace
     from keras_tuner import HyperParameters
+
+    from digitbench.benchmark.tuning.space import KerasTunerSpace
 
     hp = HyperParameters()
     values = registry.get("svm-rbf").cls.search_space(KerasTunerSpace(hp))
