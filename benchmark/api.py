@@ -11,6 +11,7 @@ Heavy libraries (TensorFlow, scikit-learn, matplotlib) are imported inside the c
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any
     raises :class:`InputError` before any work; a stop signal raises :class:`RunStopped`. Finals that
     failed are rows with ``status == "error"``, not exceptions.
     """
+    _refuse_in_a_starting_worker()
     cfg = make_config(config, **settings)
     given = ", ".join([*([repr(config)] if config is not None else []),
                        *(f"{k}={v!r}" for k, v in settings.items())])
@@ -73,6 +75,17 @@ def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any
     if code not in (0, 1):
         raise RunStopped(cfg.run_dir, code)
     return cfg.run_dir
+
+
+def _refuse_in_a_starting_worker() -> None:
+    """A worker process starts by running the user's script again, as module ``__mp_main__``; a
+    script that calls :func:`run` outside ``if __name__ == "__main__":`` would start a run in every
+    worker. Such a worker ends at once instead, and the coordinator says what to do (one line)."""
+    caller = inspect.currentframe().f_back.f_back  # the frame that called run()
+    if caller is not None and caller.f_globals.get("__name__") == "__mp_main__":
+        from digitbench.benchmark.execution.executors import WORKER_REFUSED
+
+        raise SystemExit(WORKER_REFUSED)
 
 
 def load_results(run_dir: str | Path, kind: str | None = None) -> pd.DataFrame:

@@ -122,3 +122,19 @@ def test_bad_settings_from_python_are_refused_before_any_work(tmp_path: Path) ->
 def test_python_m_digitbench_is_the_command() -> None:
     done = subprocess.run([sys.executable, "-m", "digitbench", "--version"], capture_output=True, text=True)
     assert (done.returncode, done.stdout.strip()) == (0, f"digitbench {digitbench.__version__}")
+
+
+def test_a_script_without_the_main_guard_is_told_so(tmp_path: Path, tiny_idx: Path) -> None:
+    """Worker processes run the script again on start; there digitbench.run ends the worker, and
+    the coordinator's run stops with one line saying why, before anything is written."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"import digitbench\ndigitbench.run(dataset='idx:{tiny_idx}', models='logreg', "
+                      "tuner='none', onnx=False, workers=2, out='run')\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].endswith(
+        "a worker process ended while starting (exit status 86): a script that calls digitbench.run must "
+        "put its calls under `if __name__ == \"__main__\":` (worker processes import the script again, "
+        "as in any Python multiprocessing)"), done.stderr[-2000:]
+    assert not (tmp_path / "run").exists()

@@ -33,7 +33,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
+from digitbench.models.errors import InputError
+
 MAX_RETRIES = 2
+#: The exit status of a worker process that refused to start because starting it ran the user's
+#: script again, and that script calls ``digitbench.run`` outside ``if __name__ == "__main__":``.
+WORKER_REFUSED = 86
 Listener = Callable[[Any], Any]
 
 
@@ -163,6 +168,7 @@ def _worker_main(conn: Connection, parent: int, setup: Callable[[], None] | None
     _watch_parent(parent)
     if setup is not None:
         setup()
+    conn.send(("ready", None))
     shared: dict[str, Any] = {}
     while True:
         try:
@@ -179,6 +185,16 @@ def _worker_main(conn: Connection, parent: int, setup: Callable[[], None] | None
                 import traceback
 
                 conn.send(("failed", traceback.format_exc()))
+
+
+class WorkerStartError(InputError):
+    """The worker processes could not start: nothing has run, nothing is written."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        hint = (": a script that calls digitbench.run must put its calls under `if __name__ == "
+                "\"__main__\":` (worker processes import the script again, as in any Python "
+                "multiprocessing)" if exitcode == WORKER_REFUSED else "")
+        super().__init__(f"a worker process ended while starting (exit status {exitcode}){hint}")
 
 
 @dataclass
@@ -205,8 +221,20 @@ class _Worker:
         self.process.start()
         child.close()
         self.task: _Task | None = None
+        self.ready = False
         for name, value in shared.items():
             self.conn.send(("share", name, value))
+
+    def await_ready(self) -> None:
+        """Wait until the worker has set itself up; one that ends first is a :class:`WorkerStartError`."""
+        while not self.ready:
+            wait_for([self.conn, self.process.sentinel])
+            try:
+                kind, _ = self.conn.recv()
+            except (EOFError, OSError):
+                self.process.join(1)
+                raise WorkerStartError(self.process.exitcode) from None
+            self.ready = kind == "ready"
 
     def start(self, task: _Task) -> None:
         self.task = task
@@ -230,6 +258,12 @@ class LocalExecutor(Executor):
         self.shared: dict[str, Any] = {}
         self.queue: deque[_Task] = deque()
         self.workers = [_Worker(self.context, setup, self.shared) for _ in range(workers)]
+        try:
+            for worker in self.workers:
+                worker.await_ready()
+        except WorkerStartError:
+            self.shutdown()
+            raise
 
     def share(self, name: str, value: Any) -> None:
         self.shared[name] = value
@@ -272,6 +306,8 @@ class LocalExecutor(Executor):
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
             self._replace(worker)
+            return
+        if kind == "ready":  # a replacement worker, set up before it took the task
             return
         if kind == "message":
             worker.conn.send(task.listener(payload))
