@@ -113,20 +113,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     # under one budget (at most 12 trials and 60 CPU-seconds per study, on a 5,000-image
     # subsample scored on the validation part, LeNets at 3 epochs), every study repeated with
     # seeds 0-2 for the paired tests; finals with seeds 0-1 on all 54,000 training images, the
-    # defaults refit beside them. In at most 60 minutes on 2 cores (README "Presets").
+    # defaults refit beside them. In at most 60 minutes on 2 cores (docs/presets.md).
     "tuners": {"datasets": ("fashion-mnist",), "models": ("lenet-relu", "lenet-tanh", "svm-rbf"),
                "seeds": 2, "tuners": ("optuna", "keras-tuner", "random"), "trials": 12,
                "budget": 60.0, "study_seeds": 3, "tune_subsample": 5_000, "cv": 1, "epochs": 3},
     # How accuracy and cost grow with the data: official MNIST, the five built-in models with their
     # defaults, every final also trained on nested stratified subsets from 250 images (25 a class)
     # doubling to 32,000, then all 60,000, with seeds 0-2 (the seed draws the subsets too), in at most
-    # 60 minutes on 2 cores; the plan prints what its finals are expected to cost (README "Presets").
+    # 60 minutes on 2 cores; the plan prints what its finals are expected to cost (docs/presets.md).
     "scaling": {"datasets": ("mnist",), "models": BUILTIN_MODELS, "seeds": 3, "tuners": ("none",),
                 "train_sizes": "auto"},
     # Time to 99%: official MNIST, the lenet-speedrun recipe with five seeds, each final timed to
     # 99% validation accuracy and stopped there, MLPerf's rule in the report. Validation is checked
     # at the end of each epoch only: the recipe's schedule ends with its epochs, and a check within
-    # one would stop it mid-schedule, where it scores about the target and no more (README
+    # one would stop it mid-schedule, where it scores about the target and no more (docs/presets.md
     # "Speedrun"). One training at a time on one thread: two side by side slow each other's
     # CPU-seconds.
     "speedrun": {"datasets": ("mnist",), "models": ("lenet-speedrun",), "seeds": 5,

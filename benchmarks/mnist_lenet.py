@@ -138,7 +138,7 @@ RECIPES.update({name: {**SPEEDRUN_BASE, **change} for name, change in SPEEDRUN.i
 # a step of benchmarks/speedrun.py's ladder: the one-cycle schedule at batch 128
 RECIPES["sr-b128-lr10"] = {**SPEEDRUN_BASE, "batch_size": 128, "learning_rate": 1e-2}
 # Each recipe changes the model's defaults, and the variants' defaults set some of the settings these
-# recipes compare (README "Each variant's own defaults"): every recipe but ``defaults`` pins the
+# recipes compare (docs/models.md "Each variant's own defaults"): every recipe but ``defaults`` pins the
 # class's values of those it leaves alone, so it reruns the same comparison whatever the defaults.
 #: The mission variants, each with defaults of its own (benchmarks/speedrun.py --variants too).
 VARIANTS = ("lenet-relu", "lenet-tanh")

@@ -58,7 +58,7 @@ SPE = 16
 
 #: The two networks of part 1, each with its variant's defaults, ``lenet-relu`` with those it had
 #: when this was measured: the class's (its first convolution padded, no moving average of the
-#: weights, no augmentation; README "Each variant's own defaults" has why they changed).
+#: weights, no augmentation; docs/models.md "Each variant's own defaults" has why they changed).
 NETWORKS = ("lenet-speedrun", "lenet-relu")
 PINNED = {"lenet-relu": CLASS_SETTINGS}
 

@@ -134,7 +134,7 @@ class LeNet(DigitModel):
     augmentation. Measured on the official MNIST split (54,000 training images, one seed, 10 epochs,
     ``benchmarks/mnist_lenet.py``): 99.48%, and 99% validation accuracy after one epoch; 99.11% with
     the earlier defaults (Adam 1e-3 constant, batch 64, no dropout), 99.50% with batch normalisation
-    and augmentation, at 1.5x the CPU-seconds (the README's recipe table).
+    and augmentation, at 1.5x the CPU-seconds (benchmarks/RESULTS.md, the recipe table).
     """
 
     name: ClassVar[str] = "lenet"
@@ -553,7 +553,7 @@ def epoch_callback(report: ReportCallback, val: Digits | None, around_checks: li
 
 
 # Each variant starts from defaults chosen on validation only (`benchmarks/mnist_lenet.py --choose`,
-# README "Each variant's own defaults"): both train the class's network with its first convolution
+# docs/models.md "Each variant's own defaults"): both train the class's network with its first convolution
 # unpadded (a third fewer multiply-adds), light augmentation (0.05: shifts of up to 1.4 pixels,
 # rotations of up to 4.5 degrees) and Adam 2e-3 with dropout 0.2, and each a moving average of the
 # weights (validation scores it and the fit leaves it) of its own: about the last 20 steps for ReLU
@@ -565,7 +565,7 @@ register("lenet-relu", LeNet, defaults={**VARIANT_DEFAULTS, "ema_momentum": 0.95
 register("lenet-tanh", LeNet, defaults={**VARIANT_DEFAULTS, "ema_momentum": 0.98, "filters2": 40},
          activation="tanh")
 # The CPU speedrun (`run --preset speedrun`): the recipe `benchmarks/mnist_lenet.py --choose
-# speedrun` chose on validation (README "Speedrun"): two epochs of a smaller net (12/24 filters, the
+# speedrun` chose on validation (docs/presets.md "Speedrun"): two epochs of a smaller net (12/24 filters, the
 # first convolution unpadded, 256 units, no dropout), batch 128, a one-cycle schedule peaking at
 # Adam 1e-2 with lower betas (0.7, 0.9).
 register("lenet-speedrun", LeNet, defaults={

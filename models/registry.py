@@ -70,7 +70,7 @@ def register(name: str, cls: type, source: str = "built-in", *,
     (parameters it starts from instead of the class's; tuners may change them, and the class's
     ``check_params`` must accept them); returns the entry."""
     if not (isinstance(cls, type) and issubclass(cls, DigitModel)):
-        raise TypeError(f"{name}: {cls!r} is not a subclass of models.base.DigitModel")
+        raise TypeError(f"{name}: {cls!r} is not a subclass of digitbench.DigitModel")
     if not cls.family:
         raise TypeError(f"{name}: {cls.__name__} declares no family")
     if cls.trains_in_epochs != ("epochs" in cls.defaults):
