@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +23,12 @@ from digitbench.reports.cross_dataset import cross_dataset_section
 from digitbench.reports.data_scaling import data_scaling_section
 from digitbench.reports.format import DASH, code, count, md_table, natural_key, num, pct
 from digitbench.reports.importance import importance_section
+from digitbench.reports.leaderboard import details_table, leaderboard, leaderboard_table
 from digitbench.reports.machine import distinct, machine_section
 from digitbench.reports.robustness import robustness_section
 from digitbench.reports.run_info import failed_and_pruned_section, run_section
-from digitbench.reports.stats import accuracy_interval, confusion_counts, mean_interval, top_confusions
-from digitbench.reports.summary import anchor_line, dataset_summary
+from digitbench.reports.stats import confusion_counts, top_confusions
+from digitbench.reports.summary import anchor, anchor_line, dataset_summary
 from digitbench.reports.table import FINAL, TRIAL, as_dict, load_table, trial_labels
 from digitbench.reports.time_to_target import time_to_target_section
 from digitbench.reports.tunability import tunability_section
@@ -91,100 +91,6 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
 
 
-def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, tuner): mean test accuracy with its 95% interval and mean costs."""
-    rows = []
-    for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
-        interval = mean_interval(group["test_accuracy"].to_numpy(dtype=float))
-        means = {c: group[c].mean()
-                 for c in ("fit_cpu_s", "fit_wall_s", "predict_cpu_s", "latency_ms_b1",
-                           "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "macs")}
-        mismatches = group["onnx_mismatches"].dropna()
-        params = sorted({int(v) for v in group["n_params"].dropna()})
-        tuning = as_dict(group["tuning"].iloc[-1])
-        rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
-                     "budget": _budget(tuner, tuning), "trials_run": tuning.get("trials_run"),
-                     "seeds": interval.n, "accuracy": interval.mean,
-                     "half_width": interval.half_width, "test_interval": _test_interval(group), **means,
-                     "batch_N": distinct(group["batch_N"]), "params": params,
-                     "onnx_mismatches": int(mismatches.max()) if len(mismatches) else None})
-    board = pd.DataFrame(rows)
-    return board.sort_values(["accuracy", "model", "tuner"], ascending=[False, True, True],
-                             kind="stable", ignore_index=True)
-
-
-def leaderboard_table(board: pd.DataFrame) -> list[str]:
-    """The leaderboard as markdown, best row in bold."""
-    batches = sorted({n for ns in board["batch_N"] for n in ns}, key=natural_key)
-    batch = f"batch {batches[0]}" if len(batches) == 1 else "batch N"
-    headers = ["#", "model", "tuner", "family", "tuning budget", "trials run", "seeds", "test accuracy",
-               "95% CI", "fit CPU-s", "fit wall-s", "predict CPU-s", "ms/img, batch 1",
-               f"ms/img, {batch}", "ONNX ms/img, batch 1: p50 (p99)", "multiply-adds/img", "params"]
-    rows = []
-    for rank, r in board.iterrows():
-        test_ci = ("{:.2f}–{:.2f} (test set)".format(*(100 * x for x in r["test_interval"]))
-                   if r["test_interval"] is not None else None)
-        if r["half_width"] is not None and pd.notna(r["half_width"]):
-            ci = f"± {100 * r['half_width']:.2f}"
-            if test_ci and 2 * r["half_width"] < r["test_interval"][1] - r["test_interval"][0]:
-                ci += f" over seeds; {test_ci}"  # seeds that agree say nothing of the test set's size
-        else:
-            ci = test_ci or "n=1, no interval"
-        bn = num(r["latency_ms_bN"])
-        if len(batches) > 1 and r["batch_N"]:
-            bn += f" (N={'/'.join(r['batch_N'])})"
-        params = _span(r["params"])
-        model, acc = r["model"], pct(r["accuracy"])
-        if rank == 0:
-            model, acc = f"**{model}**", f"**{acc}**"
-        trials = DASH if r["trials_run"] is None or pd.isna(r["trials_run"]) else int(r["trials_run"])
-        rows.append([rank + 1, model, r["tuner"], r["family"], r["budget"], trials, r["seeds"], acc, ci,
-                     num(r["fit_cpu_s"]), num(r["fit_wall_s"]), num(r["predict_cpu_s"]),
-                     num(r["latency_ms_b1"]), bn, _onnx(r), _macs(r["macs"]), params])
-    return md_table(headers, rows, "rllllrrrrrrrrrrrr")
-
-
-def _onnx(r: pd.Series) -> str:
-    if pd.isna(r["onnx_ms_b1_p50"]):
-        return DASH
-    text = f"{num(r['onnx_ms_b1_p50'])} ({num(r['onnx_ms_b1_p99'])})"
-    if r["onnx_mismatches"]:
-        text += f", {r['onnx_mismatches']} labels differ"
-    return text
-
-
-def _macs(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return DASH
-    return f"{value / 1e6:.2f} M" if value >= 1e5 else f"{value:,.0f}"
-
-
-def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
-    """Wilson interval of the (mean) accuracy over the test images: how far the test set's size
-    alone lets the accuracy be trusted; None where the test size is unknown."""
-    n_test = group["n_test"]
-    if n_test.isna().any() or int(n_test.iloc[0]) < 1:
-        return None
-    n = int(n_test.iloc[0])
-    return accuracy_interval(round(float(group["test_accuracy"].mean()) * n), n)
-
-
-def _budget(tuner: str, tuning: dict[str, Any]) -> str:
-    """A study's budget as ``20 trials, 600 CPU-s``; "defaults" for untuned models."""
-    if tuner == "none":
-        return "defaults"
-    if not tuning:
-        return DASH
-    budget = f"{tuning.get('trials', '?')} trials"
-    return budget + (f", {num(tuning['budget_cpu_s'])} CPU-s" if tuning.get("budget_cpu_s") else "")
-
-
-def _span(values: list[int]) -> str:
-    if not values:
-        return DASH
-    return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}–{values[-1]:,}"
-
-
 def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
     """Sizes, test-set origin, leaderboard, comparisons, tuning and the figures of one dataset."""
     lines = [f"## Dataset {code(dataset)}", ""]
@@ -208,18 +114,17 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     board = leaderboard(final)
     lines += [anchor_line("leaderboard", slug), "### Leaderboard", ""] + leaderboard_table(board) + [""]
     lines += [
-        "Tuning budget is what each tuned contender was allowed per study (trials and CPU-seconds) "
-        "and trials run what it used; \"defaults\" were not tuned. "
-        "Test accuracy is the mean over seeds; 95% CI is the Student-t interval of that mean, "
-        "in percentage points (how much the accuracy moves from seed to seed); a model with a single "
-        "seed gets the 95% Wilson interval of its accuracy on the test images instead (marked "
-        "\"test set\": how much it could move on another test set of the same size), and so does a "
-        "model whose seeds agree more closely than the test set's size allows. "
-        "Times are means over seeds: fit and predict CPU-seconds "
-        "(predicting the whole test set), wall-clock milliseconds per image at batch size 1 "
-        "and at a large batch; then the model exported to ONNX and run in ONNX Runtime on one thread "
-        "(median and 99th percentile of 1,000 single-image calls; a note says when its labels differ "
-        "from the model's own), and the multiply-adds one prediction costs. Best model in bold.",
+        "Test accuracy is the mean over seeds with its 95% interval: ± the Student-t half-width "
+        "of that mean, in percentage points (how much the accuracy moves from seed to seed); a model "
+        "with a single seed gets the 95% Wilson interval of its accuracy on the test images instead "
+        "(marked \"test set\": how much it could move on another test set of the same size), and so "
+        "does a model whose seeds agree more closely than the test set's size allows. "
+        "Costs are means over seeds: the fit's CPU-seconds, wall-clock milliseconds per image "
+        "predicting one image at a time, the same in ONNX Runtime on one thread (median of 1,000 "
+        "single-image calls; a note says when its labels differ from the model's own), and the "
+        "multiply-adds one prediction costs, or the model's parameter count where those are not "
+        "known. Best model in bold. The budgets, seeds and other timings are in the "
+        f"[leaderboard details](#{anchor('details', slug)}).",
         "",
     ]
     lines += seed_invariant_note(final, rows)
@@ -239,7 +144,22 @@ def dataset_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) 
     best = board.iloc[0]
     group = final[(final["model"] == best["model"]) & (final["tuner"] == best["tuner"])]
     lines += confusion_section(group, dataset, run_dir, slug)
-    return lines + figures.gallery_section(final, board, dataset, run_dir, slug)
+    lines += figures.gallery_section(final, board, dataset, run_dir, slug)
+    return lines + details_section(board, slug)
+
+
+def details_section(board: pd.DataFrame, slug: str) -> list[str]:
+    """What the leaderboard leaves out of its contenders, with its caption."""
+    return [anchor_line("details", slug), "### Leaderboard details", ""] + details_table(board) + [
+        "",
+        "The contenders of the leaderboard, in its order. Tuning budget is what each tuned "
+        "contender was allowed per study (trials and CPU-seconds) and trials run what it used; "
+        "\"defaults\" were not tuned. Times are means over seeds: the fit's wall-clock seconds, "
+        "the CPU-seconds of predicting the whole test set, wall-clock milliseconds per image at a "
+        "large batch, ONNX Runtime's median (99th percentile) over 1,000 single-image calls; then "
+        "the multiply-adds one prediction costs and the parameter count.",
+        "",
+    ]
 
 
 def _anchored(kind: str, slug: str, section: list[str]) -> list[str]:

@@ -19,8 +19,9 @@ from digitbench.models.atomic import write_text
 from digitbench.models.errors import InputError
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct
+from digitbench.reports.leaderboard import leaderboard
 from digitbench.reports.machine import environment
-from digitbench.reports.markdown import dataset_slugs, final_rows, leaderboard
+from digitbench.reports.markdown import dataset_slugs, final_rows
 from digitbench.reports.run_info import busy_wall_s, invocations
 from digitbench.reports.stats import paired_comparison
 from digitbench.reports.table import as_dict, load_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -136,17 +137,25 @@ def test_report_content(tmp_path: Path) -> None:
     assert "3,200 train, 800 validation, 100 test" in text
     assert f"Test set: {SPLIT}" in text and "Test set: official test set" in text
     # leaderboard: order, means, t intervals (t(0.975, 1) = 12.7062), costs
-    board = [ln for ln in text.splitlines() if ln.startswith("| ") and "none" in ln]
-    assert [m for ln in board[:3] for m in ("lenet-relu", "svm-rbf", "logreg") if m in ln] == [
-        "lenet-relu", "svm-rbf", "logreg"]
-    assert "**lenet-relu**" in board[0] and "**98.00%**" in board[0]
-    assert "± 12.71" in board[0] and "130" in board[0] and "431,080" in board[0]
-    assert "95.50%" in board[1] and "± 6.35" in board[1] and "11.0" in board[1]
-    assert "91.00%" in board[2] and "± 12.71" in board[2] and "1.25" in board[2]
+    board = table(text, "mnist-5k", "Leaderboard")
+    assert [r["model"] for r in board] == ["**lenet-relu**", "svm-rbf", "logreg"]
+    accuracy, cost = "test accuracy (95% CI)", "multiply-adds/img (or params)"
+    assert board[0][accuracy] == "**98.00%** ± 12.71" and board[0]["fit CPU-s"] == "130"
+    assert board[0][cost] == "431,080 params", "no multiply-adds recorded: the parameter count"
+    assert board[1][accuracy] == "95.50% ± 6.35" and board[1]["fit CPU-s"] == "11.0"
+    assert board[2][accuracy] == "91.00% ± 12.71" and board[2]["fit CPU-s"] == "1.25"
+    assert [r["predict ms/img"] for r in board] == ["0.800"] * 3
     # one seed: the Wilson score interval of 94/100 test images, by hand with z = 1.959964:
     # centre (0.94 + z^2/200) / (1 + z^2/100) = 0.923723,
     # half-width z / (1 + z^2/100) * sqrt(0.94 * 0.06 / 100 + z^2 / 40000) = 0.048491
-    assert "94.00%" in text and "87.52–97.22 (test set)" in text and "ms/img, batch 1000" in text
+    [idx] = table(text, "idx:/abs/dir", "Leaderboard")
+    assert idx[accuracy] == "**94.00%** (87.52–97.22, test set)"
+    # the details: the same contenders in the same order, with what the leaderboard leaves out
+    details = table(text, "mnist-5k", "Leaderboard details")
+    assert [r["model"] for r in details] == ["lenet-relu", "svm-rbf", "logreg"]
+    assert [(r["tuning budget"], r["seeds"], r["params"]) for r in details] == [
+        ("defaults", "2", "431,080"), ("defaults", "2", "—"), ("defaults", "2", "—")]
+    assert [r["ms/img, batch 1000"] for r in details] == ["0.0200"] * 3
     # confusion matrix of the best model, first seed (3 mistakes)
     assert "![Confusion matrix of lenet-relu on mnist-5k](confusion-mnist-5k.png)" in text
     assert "seed 0, the first of 2 seeds" in text and "97 correct (97.00%)" in text
@@ -174,6 +183,15 @@ def test_report_content(tmp_path: Path) -> None:
     assert "- Variants: no two models of one class with different fixed parameters ran here." in idx
     assert "- Best of each family: not compared, every model here is of family `baseline`." in idx
     assert text.index("### Leaderboard") < text.index("### Paired comparisons")
+
+
+def table(text: str, dataset: str, heading: str) -> list[dict[str, str]]:
+    """The rows of the table under ``### heading`` in one dataset's section, as header -> cell."""
+    part = text.split(f"## Dataset `{dataset}`", 1)[1].split("\n## ", 1)[0]
+    part = part.split(f"### {heading}\n", 1)[1]
+    lines = list(itertools.takewhile(lambda ln: ln.startswith("|"), part.lstrip("\n").splitlines()))
+    header, *rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
+    return [dict(zip(header, row, strict=True)) for row in rows[1:]]
 
 
 def _section(text: str, dataset: str) -> str:
@@ -282,12 +300,31 @@ def test_leaderboard_shows_onnx_latency_macs_and_the_test_interval_of_agreeing_s
         store.append(_row(store, "mnist-5k", "linear-svm", "baseline", seed, 10, 1.0,
                           onnx_ms_b1_p50=0.008, onnx_ms_b1_p99=0.02, onnx_mismatches=0, macs=7840))
     store.append(_row(store, "mnist-5k", "lenet-relu", "cnn", 0, 2, 30.0, onnx_ms_b1_p50=0.31,
-                      onnx_ms_b1_p99=4.7, onnx_mismatches=3, macs=3_522_000))
+                      onnx_ms_b1_p99=4.7, onnx_mismatches=3, macs=3_522_000, n_params=431080))
     text = write_report(tmp_path).read_text()
-    [svm] = [line for line in text.splitlines() if line.startswith("|") and "linear-svm" in line]
+    lenet, svm = table(text, "mnist-5k", "Leaderboard")
     low, high = accuracy_interval(90, 100)  # Wilson, for 90 of the 100 test images
-    assert f"± 0.00 over seeds; {100 * low:.2f}–{100 * high:.2f} (test set)" in svm, svm
-    assert "0.00800 (0.0200)" in svm and "7,840" in svm
-    [lenet] = [line for line in text.splitlines() if line.startswith("|") and "lenet-relu" in line
-               and "cnn" in line]
-    assert "0.310 (4.70), 3 labels differ" in lenet and "3.52 M" in lenet
+    accuracy, cost = "test accuracy (95% CI)", "multiply-adds/img (or params)"
+    assert svm[accuracy] == f"90.00% ± 0.00 over seeds ({100 * low:.2f}–{100 * high:.2f}, test set)"
+    assert (svm["ONNX ms/img"], svm[cost]) == ("0.00800", "7,840")
+    assert (lenet["ONNX ms/img"], lenet[cost]) == ("0.310, 3 labels differ", "3.52 M"), \
+        "multiply-adds where known, not the parameter count; a warning where ONNX labels differ"
+    lenet, svm = table(text, "mnist-5k", "Leaderboard details")
+    onnx = "ONNX ms/img: p50 (p99)"
+    assert (svm[onnx], svm["multiply-adds/img"], svm["seeds"]) == ("0.00800 (0.0200)", "7,840", "3")
+    assert (lenet[onnx], lenet["multiply-adds/img"], lenet["params"]) == (
+        "0.310 (4.70), 3 labels differ", "3.52 M", "431,080")
+
+
+def test_the_leaderboard_fits_a_screen_and_the_summary_comes_first(tmp_path: Path) -> None:
+    """At most nine columns; everything else the rows measured is in the details further down."""
+    text = write_report(make_run(tmp_path)).read_text(encoding="utf-8")
+    for dataset in ("mnist-5k", "idx:/abs/dir"):
+        board = table(text, dataset, "Leaderboard")
+        assert board and all(len(row) <= 9 for row in board), list(board[0])
+        details = table(text, dataset, "Leaderboard details")
+        assert [r["#"] for r in details] == [r["#"] for r in board]
+        shown = set(board[0]) | set(details[0])
+        assert {"tuning budget", "trials run", "seeds", "fit wall-s", "predict CPU-s"} <= shown
+    assert text.index("## Summary") < text.index("### Leaderboard\n") < text.index("### Leaderboard details")
+    assert "(#details-mnist-5k)" in text and '<a id="details-mnist-5k"></a>' in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_report import _row
+from test_report import _row, table
 
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
@@ -72,8 +72,8 @@ def test_report_run_section_and_pruned_jobs(tmp_path: Path) -> None:
     failed = text.split("## Failed and pruned jobs", 1)[1]
     assert "ValueError: bad filters" in failed
     assert "| `mnist-5k` | lenet-relu | optuna |      1 | 1: epoch 2/15, 89.25%  " in failed
-    board = [ln for ln in text.splitlines() if "**lenet-relu**" in ln][0]
-    assert "8 trials, 45.0 CPU-s" in board and "|          3 |" in board
+    [details] = table(text, "mnist-5k", "Leaderboard details")
+    assert (details["tuning budget"], details["trials run"]) == ("8 trials, 45.0 CPU-s", "3")
 
 
 def test_settings_differ_between_invocations(tmp_path: Path) -> None:
