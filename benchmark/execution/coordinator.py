@@ -52,7 +52,11 @@ class Coordinator:
         self.failures = 0
         self.finals_running: set[tuple] = set()  # identities of the finals being trained
         self.finals_done: dict[tuple, tuple[str, TaskResult]] = {}  # identity -> (tuner, result)
-        left = sum(max(0, config.trials - c.study.finished) for c in contenders if c.study is not None)
+        #: per study (its contender's id): the trials the progress counted and not yet finished;
+        #: settled when the study completes, having run fewer (its budget) or more (failed trials)
+        self.trials_counted = {id(c): max(0, config.trials - c.study.finished)
+                               for c in contenders if c.study is not None}
+        left = sum(self.trials_counted.values())
         self.progress = RunProgress(left + sum(len(c.finals) for c in contenders))
         refits = sum(len(c.finals) for c in contenders if c.is_defaults_refit)
         finals = sum(len(c.finals) for c in contenders) - refits
@@ -133,6 +137,7 @@ class Coordinator:
                         return c, self._job(c, Kind.TRIAL, number, c.study_seed, params)
                     if not c.study.complete:
                         continue
+                    self.progress.recount(-self.trials_counted.pop(id(c)))  # trials it did not run
                 if c.study_seed:  # a repeated study, for the tuning curves only: no finals
                     c.finals_started = True
                     continue
@@ -190,7 +195,7 @@ class Coordinator:
         elif not changed:
             if c.finals:
                 self.progress.log(f"    {where}: tuning kept the defaults, so no defaults refit")
-                self.progress.uncount(len(c.finals))
+                self.progress.recount(-len(c.finals))
             c.finals = []
         return True
 
@@ -251,6 +256,7 @@ class Coordinator:
                 self.progress.log(f"    warning: {row['warnings']}")
         else:
             c.study.record(job.trial, row)
+            self.trials_counted[id(c)] -= 1
         self.progress.job_finished(_summary(job, row, c) + (
             f" (the same final as {copied_from}'s, recorded again, not retrained)" if copied_from else ""))
 

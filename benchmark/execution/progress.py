@@ -48,17 +48,22 @@ class RunProgress:
 
     def job_finished(self, summary: str) -> None:
         self.done += 1
-        self.total = max(self.total, self.done)
         if self._bar is not None:
-            self._bar.update(self._jobs, completed=self.done, total=self.total)
+            self._bar.update(self._jobs, completed=self.done, total=self.shown_total)
             self._bar.update(self._epochs, visible=False)
-        self.log(f"[{self.done}/{self.total}] {summary}")
+        self.log(f"[{self.done}/{self.shown_total}] {summary}")
 
-    def uncount(self, jobs: int) -> None:
-        """``jobs`` counted in the total will not run after all (a defaults refit not needed)."""
-        self.total = max(self.done, self.total - jobs)
+    @property
+    def shown_total(self) -> int:
+        """The total as shown: never below the jobs done (the total is settled as studies end)."""
+        return max(self.total, self.done)
+
+    def recount(self, jobs: int) -> None:
+        """``jobs`` more jobs than the total counted will run; negative: fewer (a study its budget
+        stopped early, a defaults refit not needed)."""
+        self.total += jobs
         if self._bar is not None:
-            self._bar.update(self._jobs, total=self.total)
+            self._bar.update(self._jobs, total=self.shown_total)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -232,7 +232,30 @@ def test_where_tuning_kept_the_defaults_there_is_no_refit_and_the_progress_says_
     err = capsys.readouterr().err
     assert "to do: at most 20 tuning trials, 2 finals and 2 defaults refits" in err
     assert "nearest-centroid on idx:" in err and "tuning kept the defaults, so no defaults refit" in err
-    assert "[5/22]" in err, "of 20 trials, 2 finals and 2 refits counted, the refits left the total"
+    assert "[5/5]" in err, "of 20 trials, 2 finals and 2 refits counted, 3 trials and 2 finals ran"
+
+
+def last_progress(err: str) -> tuple[int, int]:
+    """The jobs done and the total of the last progress line of a run's stderr."""
+    line = [ln for ln in err.splitlines() if ln.startswith("[")][-1]
+    done, total = line[1:].split("]", 1)[0].split("/")
+    return int(done), int(total)
+
+
+@pytest.mark.parametrize("asked", [2, 5], ids=["fewer trials than counted", "more trials than counted"])
+def test_the_last_progress_line_counts_the_jobs_that_ran(setting, capsys, asked: int) -> None:
+    """A study stopped early (its CPU budget) runs fewer trials than the progress counted; one whose
+    failed trials were asked again (they do not count toward --trials) runs more: either way the
+    total is settled when the study ends, so the last line reads N/N."""
+    config, split = setting
+    config = type(config)(**{**config.__dict__, "trials": 3})
+    capsys.readouterr()
+    code, events, executor, recorder = coordinate((config, split), ok, trials=asked)
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "to do: at most 3 tuning trials, 2 finals and 2 defaults refits" in err
+    assert last_progress(err) == (len(recorder.rows), len(recorder.rows))
+    assert len([r for r in recorder.rows if r["trial"] is not None]) == asked
 
 
 def test_the_plan_adds_a_defaults_refit_only_for_tuned_runs_without_tuner_none(setting) -> None:

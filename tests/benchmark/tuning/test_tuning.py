@@ -128,8 +128,8 @@ def test_hold_out_scoring_with_cv_1_and_for_models_with_epochs(tmp_path: Path, t
     assert (epoch_trials.query("trial != 'final'")["n_val"] == 60).all(), "prunes on validation"
 
 
-def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path,
-                                                plugin_path: Path) -> None:
+def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path, plugin_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(tmp_path, tiny_idx, "--model-path", "tinyplugin:BusyCentroid",
                    "--models", "busy-centroid", "--tuner", "optuna", "--trials", "20",
                    "--budget", "0.5", "--cv", "1") == 0
@@ -141,6 +141,9 @@ def test_a_cpu_budget_stops_at_a_trial_boundary(tmp_path: Path, tiny_idx: Path,
     tuning = json.loads(frame[frame["trial"] == "final"]["tuning"].iloc[0])
     assert tuning["stopped_by"] == "budget" and tuning["budget_cpu_s"] == 0.5
     assert tuning["cpu_s_used"] == pytest.approx(used, abs=0.01)
+    progress = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
+    assert progress[-1].startswith(f"[{len(frame)}/{len(frame)}] "), \
+        "the trials the budget cut are taken out of the total"
 
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
