@@ -25,6 +25,7 @@ from digitbench.benchmark.execution.plan import Contender, check_params, plan, s
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
+from digitbench.benchmark.tuning.folds import check_scoring as check_folds
 from digitbench.benchmark.tuning.study import Study, record_of
 from digitbench.models import registry
 from digitbench.models.base import Digits
@@ -48,6 +49,7 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
     each final runs (``submit``: :func:`~.tasks.run_submission`)."""
     entries = check_inputs(config)
     splits, cross = (load or load_datasets)(config, entries)
+    check_scoring(config, splits, entries)
     corrupted = {s.dataset: corrupted_tests(s, config.corruptions, config.cache_dir or default_cache_dir())
                  for s in splits} if config.corruptions else {}
     executor = executor_factory()  # a cluster that cannot be reached: an InputError, nothing written
@@ -116,6 +118,18 @@ def check_inputs(config: RunConfig) -> list[Entry]:
     if config.resume and store.exists():
         store.load()  # every row fits the columns, or one line names the first that does not
     return entries
+
+
+def check_scoring(config: RunConfig, splits: list[Split], entries: list[Entry]) -> None:
+    """``--cv`` and ``--tune-subsample`` against each training part, before any work: every study's
+    trials must be scorable (:func:`~benchmark.tuning.folds.check_scoring`). Models that train in
+    epochs are scored on the validation part, the others by ``--cv`` folds (as :class:`Study`)."""
+    if all(tuner == "none" for tuner in config.tuners):
+        return
+    folds = sorted({1 if e.cls.trains_in_epochs else config.cv for e in entries}, reverse=True)
+    for split in splits:
+        for k in folds:
+            check_folds(split, k, config.tune_subsample)
 
 
 def check_storage(url: str) -> None:

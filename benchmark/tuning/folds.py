@@ -12,6 +12,7 @@ import numpy as np
 
 from digitbench.benchmark.data.datasets import Split
 from digitbench.models.base import Digits
+from digitbench.models.errors import InputError
 
 
 def subsample(digits: Digits, size: int | None, seed: int = 0) -> Digits:
@@ -45,6 +46,34 @@ def fold_sizes(split: Split, k: int, size: int | None, seed: int = 0) -> tuple[i
     labels = subsample(Digits(labels, labels), size, seed).labels
     train, scored = next(iter(_kfold(labels, k, seed)))
     return len(train), len(scored), len(labels)
+
+
+def check_scoring(split: Split, k: int, size: int | None) -> None:
+    """An InputError naming ``--cv`` or ``--tune-subsample`` when trials on ``split`` could not be
+    scored as :func:`scoring_folds` would: k folds need k images of every class in what the trials
+    draw from (the whole training part, or its ``size``-image subsample), the hold-out (k = 1) one;
+    a stratified subsample holds at least its share of each class, rounded down."""
+    labels = split.train.labels if k <= 1 else _whole(split).labels
+    counts = np.bincount(labels)
+    present, need = counts[counts > 0], max(k, 1)
+    if k > 1 and present.min() < k:
+        rarest = int(np.flatnonzero(counts == present.min())[0])
+        raise InputError(f"--cv {k}: {split.dataset} has {present.min():,} training images of class "
+                         f"{rarest}, its rarest, fewer than the {k:,} folds need (each fold scores every "
+                         f"class); use --cv {present.min():,} or fewer")
+    if size is None or size >= len(labels):
+        return
+    fewest = min(size * int(c) // len(labels) for c in present)
+    if fewest < need:
+        who = f"the {k} folds of --cv {k} need" if k > 1 else "a trial needs"
+        raise InputError(f"--tune-subsample {size}: {size:,} of the {len(labels):,} training images "
+                         f"of {split.dataset} may hold as few as {fewest} of a class, fewer than {who} "
+                         f"({need} of every class)")
+    if len(labels) - size < len(present):
+        raise InputError(f"--tune-subsample {size}: leaves out {len(labels) - size} of the "
+                         f"{len(labels):,} training images of {split.dataset}, fewer than its "
+                         f"{len(present)} classes (a stratified subsample leaves out some of each); "
+                         "leave --tune-subsample out to tune on all of them")
 
 
 def _whole(split: Split) -> Digits:

@@ -357,6 +357,22 @@ CORPUS: dict[str, Case] = {
         "--train-sizes on mnist-5k: 100,000 is larger than the training part (4,000 images)"),
     "train size under 10 a class": Case(lambda tmp: ["--train-sizes", "50,500"],
                                         "50 images leave 5 of the rarest class, fewer than 10 a class"),
+    "more folds than a class has images": Case(
+        lambda tmp: ["--tuner", "optuna", "--cv", "1000"],
+        "--cv 1000: mnist-5k has 400 training images of class 0, its rarest, fewer than the 1,000 folds "
+        "need"),
+    "tune subsample below the folds": Case(
+        lambda tmp: ["--tuner", "optuna", "--tune-subsample", "10"],
+        "--tune-subsample 10: 10 of the 4,000 training images of mnist-5k may hold as few as 1 of a "
+        "class, fewer than the 5 folds of --cv 5 need (5 of every class)"),
+    "tune subsample below the classes": Case(
+        lambda tmp: ["--tuner", "optuna", "--cv", "1", "--tune-subsample", "9"],
+        "--tune-subsample 9: 9 of the 3,600 training images of mnist-5k may hold as few as 0 of a class, "
+        "fewer than a trial needs (1 of every class)"),
+    "tune subsample leaving out fewer images than classes": Case(
+        lambda tmp: ["--tuner", "optuna", "--cv", "1", "--tune-subsample", "3595"],
+        "--tune-subsample 3595: leaves out 5 of the 3,600 training images of mnist-5k, fewer than its "
+        "10 classes"),
     "unknown corruption": Case(lambda tmp: ["--corruptions", "rotate,smudge"],
                                "--corruptions: unknown corruption 'smudge'; known: shot_noise, "
                                "impulse_noise"),
