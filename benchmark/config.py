@@ -148,6 +148,17 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+#: The most seeds (``--seeds``, ``--study-seeds``) a run takes: each one is a final of every model
+#: whose fit depends on the seed (a study, for --study-seeds), planned, trained and reported one by one.
+MAX_SEEDS = 1000
+
+
+def _seeds(name: str, value: Any) -> int:
+    if _positive_int(name, value) > MAX_SEEDS:
+        raise InputError(f"{name}: expected a whole number from 1 to {MAX_SEEDS:,}, got {value!r}")
+    return value
+
+
 def _fraction(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise InputError(f"{name}: expected a number between 0 and 1, got {value!r}")
@@ -271,12 +282,12 @@ def _preset(name: str, value: Any) -> str:
 
 
 _CHECKS = {
-    "preset": _preset, "datasets": _names, "models": _names, "seeds": _positive_int,
+    "preset": _preset, "datasets": _names, "models": _names, "seeds": _seeds,
     "epochs": _positive_int, "threads": _positive_int, "out": _path, "resume": _flag,
     "overwrite": _flag, "data_dir": _path, "cache_dir": _path, "model_paths": _model_paths,
     "latency_batch": _positive_int, "val_fraction": _fraction, "test_fraction": _fraction,
     "tuners": _tuners, "sampler": _one_of(*OPTUNA_SAMPLERS), "pruner": _one_of(*OPTUNA_PRUNERS),
-    "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "study_seeds": _positive_int,
+    "oracle": _one_of(*KERAS_TUNER_ORACLES), "trials": _positive_int, "study_seeds": _seeds,
     "refit_defaults": _flag, "budget": _positive_number,
     "tune_subsample": _positive_int, "cv": _positive_int, "storage": _storage, "params": parse_params,
     "cluster": _cluster, "backend": _one_of(*BACKENDS), "steps_per_execution": _positive_int,

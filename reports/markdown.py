@@ -180,7 +180,7 @@ def seed_invariant_note(final: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
         return []
     seeds = {model: set(group["seed"]) for model, group in rows[rows["kind"] == FINAL].groupby("model")}
     finished = {model: set(group["seed"]) for model, group in final.groupby("model")}
-    if not any(set(range(asked)) <= found for found in finished.values()):
+    if not any(len({s for s in found if 0 <= s < asked}) == asked for found in finished.values()):
         return []
     once = sorted(model for model in finished if seeds[model] == {0})
     if not once:

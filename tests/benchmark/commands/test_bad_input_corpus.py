@@ -373,6 +373,10 @@ CORPUS: dict[str, Case] = {
         lambda tmp: ["--tuner", "optuna", "--cv", "1", "--tune-subsample", "3595"],
         "--tune-subsample 3595: leaves out 5 of the 3,600 training images of mnist-5k, fewer than its "
         "10 classes"),
+    "seeds beyond the bound": Case(lambda tmp: ["--seeds", "100000000000"],
+                                   "--seeds: expected a whole number from 1 to 1,000, got 100000000000"),
+    "study seeds beyond the bound": Case(lambda tmp: ["--tuner", "optuna", "--study-seeds", "1001"],
+                                         "--study-seeds: expected a whole number from 1 to 1,000, got 1001"),
     "unknown corruption": Case(lambda tmp: ["--corruptions", "rotate,smudge"],
                                "--corruptions: unknown corruption 'smudge'; known: shot_noise, "
                                "impulse_noise"),
