@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from digitbench.models.atomic import atomic_path
+from digitbench.models.atomic import atomic_path, writing
 from digitbench.models.errors import InputError
 
 RESULTS_FILE = "results.csv"
@@ -214,7 +214,7 @@ class ResultsStore:
         buf = io.StringIO()
         frame.to_csv(buf, index=False, header=True, lineterminator="\n")
         header, line = buf.getvalue().split("\n", 1)
-        with open(self.path, "ab+") as f:
+        with writing(self.path), open(self.path, "ab+") as f:
             size = cut_torn_line(f)
             f.write(((header + "\n" if not size else "") + line).encode("utf-8"))
             f.flush()

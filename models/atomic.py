@@ -26,12 +26,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        yield tmp
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+        with writing(path, tmp):
+            yield tmp
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def writing(path: str | Path, *temporary: Path) -> Iterator[None]:
+    """A block that writes ``path``: an OSError in it that names no file (a failed ``write`` on a
+    full disk) or only a ``temporary`` one is raised again naming ``path``, what a user must be told
+    could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or (exc.filename is not None and exc.filename not in map(str, temporary)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

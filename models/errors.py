@@ -3,7 +3,11 @@ the path checks every reader of user files starts with."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+#: The errors of a write that found no room: the disk is full, or the user's quota.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class InputError(Exception):
@@ -11,6 +15,13 @@ class InputError(Exception):
 
     The CLI prints it as ``digitbench: error: <message>`` on stderr and exits with status 2,
     without a traceback.
+    """
+
+
+class NoSpaceLeft(Exception):
+    """A run stopped because a file of it could not be written (:data:`NO_SPACE`): its message is one
+    line saying what could not be written, that the results so far are safe, and the command that
+    finishes the run. The CLI prints it as ``digitbench: error: <message>`` and exits with status 1.
     """
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
 from digitbench.benchmark.provenance import digitbench_version
-from digitbench.models.errors import InputError
+from digitbench.models.errors import InputError, NoSpaceLeft
 
 PROG = "digitbench"
 
@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except NoSpaceLeft as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished jobs are saved, continue with --resume",
               file=sys.stderr)

@@ -15,6 +15,7 @@ marked ``"final_copied_from": <tuner>`` in its ``tuning`` column.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -101,7 +102,10 @@ class Coordinator:
         except BaseException:
             for c in self.contenders:  # a stop: running trials do not count (no row)
                 if c.study is not None:
-                    c.study.abandon()
+                    # a tuner that cannot be told now (its store on a full disk) is settled by the
+                    # next run, from the rows; the error that stopped this one is what propagates
+                    with contextlib.suppress(Exception):
+                        c.study.abandon()
             raise
         finally:
             self.progress.close()

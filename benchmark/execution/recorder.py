@@ -30,7 +30,7 @@ from digitbench.benchmark.store import (
     trial_cell,
     unique_slug,
 )
-from digitbench.models.atomic import write_bytes
+from digitbench.models.atomic import write_bytes, writing
 from digitbench.models.registry import Entry
 
 #: Settings of an invocation that say where things are, not what was measured: left out of rows.
@@ -59,7 +59,8 @@ class Recorder:
         """Append the row of ``job`` (run on ``split`` by ``entry``; ``tuning`` is the contender's
         tuning summary) with its files; returns the row as written, before serialisation."""
         if result.traceback:
-            with open(self.store.run_dir / "errors.log", "a", encoding="utf-8") as log:
+            path = self.store.run_dir / "errors.log"
+            with writing(path), open(path, "a", encoding="utf-8") as log:
                 log.write(f"--- {job.label}\n{result.traceback}\n")
         if result.worker is not None and result.worker != self.me and result.worker_cpu_s is not None:
             self.workers_cpu[result.worker] = result.worker_cpu_s

@@ -29,7 +29,7 @@ from digitbench.benchmark.tuning.folds import check_scoring as check_folds
 from digitbench.benchmark.tuning.study import Study, record_of
 from digitbench.models import registry
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError, message_line
+from digitbench.models.errors import NO_SPACE, InputError, NoSpaceLeft, message_line
 from digitbench.models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
@@ -70,10 +70,24 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
         except signals.Interrupted as stop:
             executor.shutdown()  # the workers stop before the line that says how to go on
             return signals.stopped(stop, config.run_dir, command)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            executor.shutdown()
+            raise NoSpaceLeft(no_space(exc, config, command)) from exc
         finally:
             lock.release()
     finally:
         executor.shutdown()
+
+
+def no_space(exc: OSError, config: RunConfig, command: str) -> str:
+    """What a write that found no room stopped, that nothing finished is lost (every row and file is
+    written whole or not at all, and a row only after its files), and how to finish the run."""
+    what = exc.filename if exc.filename is not None else f"to {config.run_dir}"
+    results = ResultsStore(config.run_dir).path
+    return (f"could not write {what}: {exc.strerror or 'no space left'}; the results so far are safe in "
+            f"{results}: free some space, then finish the run with: {signals.resume_command(command)}")
 
 
 def _save_gallery(store: ResultsStore, split: Split, corrupted: dict[str, Digits]) -> None:

@@ -86,10 +86,16 @@ def deferred() -> Iterator[None]:
 
 def stopped(stop: Interrupted, run_dir: Any, command: str) -> int:
     """Say what a stop signal left behind and how to go on; returns the exit status (128 + signal)."""
+    print(f"digitbench: {stop}: finished trials and finals are saved in {run_dir}/results.csv; "
+          f"continue with: {resume_command(command)}", file=sys.stderr, flush=True)
+    return stop.exit_status
+
+
+def resume_command(command: str) -> str:
+    """The command that continues the run ``command`` started: the same, with ``--resume`` and
+    without ``--overwrite``."""
     import shlex
 
     words = shlex.split(command)
     again = [w for w in words if w != "--overwrite"] + ([] if "--resume" in words else ["--resume"])
-    print(f"digitbench: {stop}: finished trials and finals are saved in {run_dir}/results.csv; "
-          f"continue with: {shlex.join(again)}", file=sys.stderr, flush=True)
-    return stop.exit_status
+    return shlex.join(again)

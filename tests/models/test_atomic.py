@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,23 @@ def test_the_temporary_name_keeps_the_suffix_and_the_folder_is_made(tmp_path: Pa
         tmp.write_bytes(b"x")
     assert write_bytes(target, b"yz").read_bytes() == b"yz"
     assert [p.name for p in target.parent.iterdir()] == ["p.npz"]
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),  # a write()
+                                     "open"])  # opening the temporary file: the error names it
+def test_a_write_that_finds_no_room_names_the_file_being_written(tmp_path: Path, failure: object) -> None:
+    """Not the temporary file, which is gone: the error says what could not be written."""
+    target = write_text(tmp_path / "report.md", "old\n")
+    with pytest.raises(OSError) as caught, atomic_path(target) as tmp:
+        if failure == "open":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        raise failure
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_an_error_naming_another_file_is_left_as_it_is(tmp_path: Path) -> None:
+    other = tmp_path / "source.png"
+    with pytest.raises(FileNotFoundError) as caught, atomic_path(tmp_path / "copy.png") as tmp:
+        tmp.write_bytes(other.read_bytes())
+    assert caught.value.filename == str(other)
