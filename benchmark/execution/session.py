@@ -82,8 +82,9 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
 
 
 def no_space(exc: OSError, config: RunConfig, command: str) -> str:
-    """What a write that found no room stopped, that nothing finished is lost (every row and file is
-    written whole or not at all, and a row only after its files), and how to finish the run."""
+    """What a write that found no room stopped, that nothing finished is lost (files are written
+    whole or not at all, a row after its files, and a row cut short is cut off when the run resumes),
+    and how to finish the run."""
     what = exc.filename if exc.filename is not None else f"to {config.run_dir}"
     results = ResultsStore(config.run_dir).path
     return (f"could not write {what}: {exc.strerror or 'no space left'}; the results so far are safe in "

@@ -195,6 +195,23 @@ def test_a_stop_abandons_the_running_trials_and_propagates(setting) -> None:
     assert events[-1] == ("abandon", [0]) and not any(e[0] == "row" for e in events)
 
 
+def test_a_tuner_that_cannot_be_told_on_the_way_out_does_not_hide_what_stopped_the_run(setting) -> None:
+    """Its store may be on the disk that just filled up; the next run settles its trials anyway."""
+    class Full(FakeExecutor):
+        def wait(self, futures: Any, timeout: float) -> set[Future]:
+            raise OSError(28, "No space left on device", "results.csv")
+
+    class Unreachable(FakeStudy):
+        def abandon(self) -> None:
+            raise RuntimeError("database or disk is full")
+
+    config, split = setting
+    contenders = plan(config, [split], [registry.get("nearest-centroid")], set())
+    contenders[0].study = Unreachable(3, [])
+    with pytest.raises(OSError, match="No space left on device"):
+        Coordinator(config, contenders, Full(ok), FakeRecorder([]), {}).run()
+
+
 def test_jobs_are_typed_and_carry_what_the_model_declares(setting, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="a final job with trial number 3"):
         Job(dataset="d", model="m", tuner="none", kind=Kind.FINAL, trial=3, seed=0, params={})
