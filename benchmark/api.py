@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digitbench.models.errors import InputError
+from digitbench.models.errors import NO_SPACE, InputError, NoSpaceLeft
 
 if TYPE_CHECKING:  # pandas is imported by the calls that need it: `import digitbench` stays light
     import pandas as pd
@@ -54,7 +54,15 @@ def execute(config, command: str) -> int:
 
     code = run_session(config, command, functools.partial(open_executor, config))
     if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
-        write_report(config.run_dir)
+        try:
+            write_report(config.run_dir)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            raise NoSpaceLeft(f"the run finished but its report could not be written ({exc.strerror}: "
+                              f"{exc.filename or config.run_dir}); every result is in "
+                              f"{config.run_dir / 'results.csv'}: free some space, then write the "
+                              f"report with: digitbench report {config.run_dir}") from exc
     return code
 
 
@@ -64,8 +72,9 @@ def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any
     ``config`` is a TOML file or a dict of its keys; ``settings`` are the same keys as keyword
     arguments (``dataset="mnist-5k"``, ``models=["logreg", "lenet-relu"]``, ``seeds=3``,
     ``tuner="optuna"``, ``out="runs/mine"``, ``resume=True``, ...) and override the file's. Bad input
-    raises :class:`InputError` before any work; a stop signal raises :class:`RunStopped`. Finals that
-    failed are rows with ``status == "error"``, not exceptions.
+    raises :class:`InputError` before any work; a stop signal raises :class:`RunStopped`; a full disk
+    raises :class:`NoSpaceLeft`, whose message says how to finish (the results so far are safe).
+    Finals that failed are rows with ``status == "error"``, not exceptions.
     """
     _refuse_in_a_starting_worker()
     cfg = make_config(config, **settings)

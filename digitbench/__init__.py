@@ -13,10 +13,10 @@ Plug-in authors write ``from digitbench import DigitModel, Digits, register``; t
 from digitbench.benchmark.api import RunStopped, load_results, run, show_versions, write_report
 from digitbench.benchmark.provenance import digitbench_version
 from digitbench.models.base import DigitModel, Digits, ReportCallback
-from digitbench.models.errors import InputError
+from digitbench.models.errors import InputError, NoSpaceLeft
 from digitbench.models.registry import register
 
 __version__ = digitbench_version()
 
-__all__ = ["DigitModel", "Digits", "InputError", "ReportCallback", "RunStopped", "__version__",
-           "load_results", "register", "run", "show_versions", "write_report"]
+__all__ = ["DigitModel", "Digits", "InputError", "NoSpaceLeft", "ReportCallback", "RunStopped",
+           "__version__", "load_results", "register", "run", "show_versions", "write_report"]

@@ -138,3 +138,20 @@ def test_a_script_without_the_main_guard_is_told_so(tmp_path: Path, tiny_idx: Pa
         "put its calls under `if __name__ == \"__main__\":` (worker processes import the script again, "
         "as in any Python multiprocessing)"), done.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_when_the_report_is_written_says_how_to_write_it(
+        tiny_idx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_room(run_dir: Path) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "report.md"))
+
+    monkeypatch.setattr("digitbench.benchmark.api.write_report", no_room)
+    with pytest.raises(digitbench.NoSpaceLeft) as full:
+        digitbench.run(dataset=f"idx:{tiny_idx}", models="logreg", tuner="none", onnx=False,
+                       out=tmp_path / "run")
+    message = str(full.value)
+    assert "\n" not in message
+    assert message.endswith(f"write the report with: digitbench report {tmp_path / 'run'}")
+    assert len(digitbench.load_results(tmp_path / "run", kind="final")) == 1, "the results are safe"

@@ -43,7 +43,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
     run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
     run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
-    run.add_argument("--seeds", type=int, help="number of seeds per model (0..N-1; default 1)")
+    run.add_argument("--seeds", type=int,
+                     help="number of seeds per model (0..N-1, N at most 1,000; default 1)")
     run.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
     add_execution_flags(run, "the jobs")
     run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
@@ -95,8 +96,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     tune.add_argument("--budget", type=float, metavar="CPU_SECONDS",
                       help="CPU-seconds per dataset x model x tuner; stops at a trial boundary")
     tune.add_argument("--study-seeds", type=int, metavar="N",
-                      help="repeat each study with seeds 0..N-1 for the tuning curves' bands "
-                           "(finals refit study 0's choice; default 1)")
+                      help="repeat each study with seeds 0..N-1 (N at most 1,000) for the tuning "
+                           "curves' bands (finals refit study 0's choice; default 1)")
     tune.add_argument("--no-refit-defaults", dest="refit_defaults", action="store_false", default=None,
                       help="do not refit the defaults beside the tuned parameters (by default, where "
                            "tuning chose other values, the finals refit the defaults too, on the same "
