@@ -33,7 +33,7 @@ docs: $(DOCS)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
-	$(BIN)/ruff check digitbench benchmark models reports tests benchmarks
+	$(BIN)/ruff check digitbench common benchmark models reports tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache .ruff_cache *.egg-info

@@ -13,12 +13,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from digitbench.benchmark.backends import BACKENDS, default_backend
-from digitbench.benchmark.execution.jobs import TARGET_CHECKS
 from digitbench.benchmark.store import dataset_slug
-from digitbench.benchmark.tuning.trial import KERAS_TUNER_ORACLES, OPTUNA_PRUNERS, OPTUNA_SAMPLERS, TUNERS
-from digitbench.models.errors import InputError
-from digitbench.models.runtime import KerasRuntime
+from digitbench.common.errors import InputError
+from digitbench.common.runtime import BACKENDS, KerasRuntime, default_backend
+
+#: The values some settings allow (the modules that use them import them from here, so a setting's
+#: vocabulary is declared once, with the setting). ``random`` is random search, the baseline of the
+#: tuning curves: an Optuna study with its RandomSampler (whatever ``--sampler`` says for
+#: ``optuna``), the same first trial and pruner.
+TUNERS = ("none", "optuna", "keras-tuner", "random")
+OPTUNA_SAMPLERS = ("tpe", "random")
+OPTUNA_PRUNERS = ("none", "median", "hyperband")
+KERAS_TUNER_ORACLES = ("random", "bayesian", "hyperband")
+#: Validation checks an epoch of a final timed to --target, unless ``--target-checks`` says (and
+#: what every run recorded before that setting existed was checked with).
+TARGET_CHECKS = 4
 
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from digitbench.models.atomic import atomic_path, writing
-from digitbench.models.errors import InputError
+from digitbench.common.atomic import atomic_path, writing
+from digitbench.common.errors import InputError
 
 RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digitbench.models.atomic import write_text
+from digitbench.common.atomic import write_text
 
 HEADER = ("# Benchmark results\n\nWritten by the scripts in `benchmarks/` (each rewrites its own "
           "section; see the script's docstring for how to run it). Measured on a shared machine: "

@@ -10,10 +10,10 @@ Plug-in authors write ``from digitbench import DigitModel, Digits, register``; t
 ``digitbench.benchmark``, ``digitbench.models`` and ``digitbench.reports`` are the implementation.
 """
 
-from digitbench.benchmark.api import RunStopped, load_results, run, show_versions, write_report
+from digitbench.benchmark.commands.api import RunStopped, load_results, run, show_versions, write_report
 from digitbench.benchmark.provenance import digitbench_version
+from digitbench.common.errors import InputError, NoSpaceLeft
 from digitbench.models.base import DigitModel, Digits, ReportCallback
-from digitbench.models.errors import InputError, NoSpaceLeft
 from digitbench.models.registry import register
 
 __version__ = digitbench_version()

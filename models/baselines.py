@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from digitbench.common.errors import InputError
 from digitbench.models.base import DigitModel, Digits, ReportCallback
-from digitbench.models.errors import InputError
 from digitbench.models.registry import register
 
 #: What ``SklearnModel.save`` dumps with ``skops.io``: a dict of plain values (this tag, the

@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from digitbench.common.runtime import KerasRuntime, current, use
 from digitbench.models.base import DigitModel, Digits, ReportCallback
 from digitbench.models.registry import register
-from digitbench.models.runtime import KerasRuntime, current, use
 
 PREDICT_CHUNK = 2048
 
@@ -35,7 +35,7 @@ def steps_per_execution(keras: Any, runtime: KerasRuntime | None = None) -> int:
 
 def import_keras() -> Any:
     """Import Keras with TensorFlow's C++ log noise silenced, under the process's runtime
-    (:func:`models.runtime.current`).
+    (:func:`common.runtime.current`).
 
     TensorFlow's thread pools are sized before it runs its first op: to the runtime's ``threads``,
     else to ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` (what

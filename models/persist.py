@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from digitbench.common.atomic import atomic_path
+from digitbench.common.errors import InputError, require_file
 from digitbench.models import registry
-from digitbench.models.atomic import atomic_path
 from digitbench.models.base import DigitModel
-from digitbench.models.errors import InputError, require_file
 
 META_MEMBER = "digitbench.json"
 FORMAT = "digitbench-model"

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from digitbench.common.errors import InputError
 from digitbench.models.base import DigitModel
-from digitbench.models.errors import InputError
 
 ENTRY_POINT_GROUP = "digitbench.models"
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from digitbench.benchmark.store import RESULTS_FILE, load_predictions
 from digitbench.benchmark.store import dataset_slug as slugify
-from digitbench.models.atomic import write_text
+from digitbench.common.atomic import write_text
 from digitbench.reports import figures, plots
 from digitbench.reports.comparisons import comparisons_section
 from digitbench.reports.cross_dataset import cross_dataset_section

@@ -15,7 +15,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from digitbench.models.atomic import atomic_path
+from digitbench.common.atomic import atomic_path
 from digitbench.reports.stats import N_CLASSES, best_at, confusion_counts  # noqa: E402
 
 

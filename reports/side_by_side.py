@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from digitbench.benchmark.store import load_predictions
-from digitbench.models.atomic import write_text
-from digitbench.models.errors import InputError
+from digitbench.common.atomic import write_text
+from digitbench.common.errors import InputError
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct
 from digitbench.reports.leaderboard import leaderboard

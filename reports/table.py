@@ -13,7 +13,7 @@
   other column of :data:`benchmark.store.COLUMNS` is text, NaN where empty.
 
 A cell that does not parse (JSON that is not a JSON object, text in a number column) is an
-:class:`~models.errors.InputError` naming the file, the line and the column.
+:class:`~common.errors.InputError` naming the file, the line and the column.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from digitbench.benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 #: Columns of numbers (the store's, which writes them): sizes, accuracies, times, counts; floats with
 #: NaN where empty.

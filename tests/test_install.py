@@ -12,13 +12,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("digitbench", "benchmark", "models", "reports", "pyproject.toml", "README.md")
+with open(ROOT / "pyproject.toml", "rb") as _f:  # the folders the wheel is made of, and its metadata
+    SOURCES = (*tomllib.load(_f)["tool"]["setuptools"]["package-dir"].values(), "pyproject.toml", "README.md")
 
 PLUGIN = '''import numpy as np
 from digitbench import DigitModel

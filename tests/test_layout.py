@@ -1,6 +1,7 @@
-"""The architecture holds: no import cycles (imports inside functions count), ``models/`` imports
-nothing from ``benchmark/`` or ``reports/``, and no private attribute of another library is used
-(an upgrade of Optuna or keras-tuner must not break runs)."""
+"""The architecture holds: no import cycles between modules, nor between packages (imports inside
+functions count); ``common/`` imports nothing of ours and ``models/`` only ``common/``; and no
+private attribute of another library is used (an upgrade of Optuna or keras-tuner must not break
+runs)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("benchmark", "models", "reports")  # installed as digitbench.benchmark, ...
-FACADE = "digitbench"  # the public API: digitbench/__init__.py re-exports from the three
+PACKAGES = ("benchmark", "models", "reports", "common")  # installed as digitbench.benchmark, ...
+FACADE = "digitbench"  # the public API: digitbench/__init__.py re-exports from the others
 
 #: Private names of other libraries we use on purpose, each with its reason.
 ALLOWED_PRIVATE = {
@@ -48,7 +49,7 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
         for name in names:
             while name and name not in known:
                 name = name.rpartition(".")[0]
-            if name and not name.endswith(("benchmark", "models", "reports")) and name != "digitbench":
+            if name and known[name].stem != "__init__":  # a package's own __init__ is no dependency
                 found.add(name)
     return found
 
@@ -58,11 +59,11 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(path, known) - {name} for name, path in known.items()}
 
 
-def test_no_import_cycles() -> None:
-    edges = graph()
-    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
 
-    def visit(node: str) -> None:  # Tarjan's strongly connected components
+    def visit(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
         on_stack.add(node)
@@ -81,22 +82,56 @@ def test_no_import_cycles() -> None:
                 if member == node:
                     break
             if len(component) > 1:
-                cycles.append(sorted(component))
+                found.append(sorted(component))
 
     for node in edges:
         if node not in index:
             visit(node)
-    assert not cycles, f"import cycles: {cycles}"
+    return found
 
 
-def test_models_is_the_lowest_layer() -> None:
+def package_of(module: str) -> str:
+    """The package (folder) a module's file lies in: ``digitbench.benchmark.execution.plan`` ->
+    ``digitbench.benchmark.execution``; a package's ``__init__`` belongs to the package itself."""
+    path = modules()[module]
+    return module if path.stem == "__init__" else module.rpartition(".")[0]
+
+
+def package_graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph().items():
+        edges.setdefault(package_of(module), set()).update(package_of(t) for t in targets)
+    return {package: targets - {package} for package, targets in edges.items()}
+
+
+def test_no_import_cycles() -> None:
+    assert not cycles(graph()), f"import cycles: {cycles(graph())}"
+
+
+def test_no_two_packages_import_each_other() -> None:
+    found = cycles(package_graph())
+    assert not found, f"package cycles: {found}"
+
+
+def test_the_package_check_sees_a_cycle() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(edges) == [["a", "b", "c"]]
+
+
+def test_common_is_the_bottom_layer() -> None:
+    upward = {(name, other) for name, targets in graph().items() if name.startswith("digitbench.common")
+              for other in targets if not other.startswith("digitbench.common")}
+    assert not upward, f"common/ imports from above: {sorted(upward)}"
+
+
+def test_models_stands_on_common_alone() -> None:
     upward = {(name, other) for name, targets in graph().items() if name.startswith("digitbench.models")
-              for other in targets if not other.startswith("digitbench.models")}
+              for other in targets if not other.startswith(("digitbench.models", "digitbench.common"))}
     assert not upward, f"models/ imports from above: {sorted(upward)}"
 
 
 def test_the_graph_sees_imports_inside_functions() -> None:
-    assert "digitbench.benchmark.execution.session" in graph()["digitbench.benchmark.api"]
+    assert "digitbench.benchmark.execution.session" in graph()["digitbench.benchmark.commands.api"]
 
 
 def test_only_the_commands_reach_the_reports() -> None:
@@ -104,7 +139,7 @@ def test_only_the_commands_reach_the_reports() -> None:
     report (the run command does, after the coordinator returns)."""
     upward = {(name, other) for name, targets in graph().items()
               if name.startswith("digitbench.benchmark")
-              and not name.startswith(("digitbench.benchmark.commands", "digitbench.benchmark.api"))
+              and not name.startswith(("digitbench.benchmark.commands", "digitbench.benchmark.commands.api"))
               for other in targets if other.startswith("digitbench.reports")}
     assert not upward, f"imports of reports/ from below the commands: {sorted(upward)}"
 
@@ -115,9 +150,9 @@ def test_one_way_to_write_a_file_and_to_name_a_final() -> None:
     back (``load_results(run_dir, kind="final")``)."""
     for path in modules().values():
         rel, text = path.relative_to(ROOT).as_posix(), path.read_text()
-        if rel != "models/atomic.py":
+        if rel != "common/atomic.py":
             assert "os.replace(" not in text, rel
-        if rel not in ("benchmark/store.py", "benchmark/api.py", "digitbench/__init__.py") \
+        if rel not in ("benchmark/store.py", "benchmark/commands/api.py", "digitbench/__init__.py") \
                 and not rel.startswith("benchmark/commands/"):
             assert '"final"' not in text and "'final'" not in text, rel
 

@@ -147,7 +147,7 @@ def test_a_full_disk_when_the_report_is_written_says_how_to_write_it(
     def no_room(run_dir: Path) -> Path:
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "report.md"))
 
-    monkeypatch.setattr("digitbench.benchmark.api.write_report", no_room)
+    monkeypatch.setattr("digitbench.benchmark.commands.api.write_report", no_room)
     with pytest.raises(digitbench.NoSpaceLeft) as full:
         digitbench.run(dataset=f"idx:{tiny_idx}", models="logreg", tuner="none", onnx=False,
                        out=tmp_path / "run")

@@ -17,9 +17,9 @@ import pandas as pd
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
 from digitbench.benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results
-from digitbench.models.atomic import write_bytes, write_text
+from digitbench.common.atomic import write_bytes, write_text
+from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 from digitbench.models.registry import Entry
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
 from digitbench.benchmark.provenance import digitbench_version
-from digitbench.models.errors import InputError, NoSpaceLeft
+from digitbench.common.errors import InputError, NoSpaceLeft
 
 PROG = "digitbench"
 
@@ -135,7 +135,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from digitbench.benchmark.api import execute, make_config
+    from digitbench.benchmark.commands.api import execute, make_config
 
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     flags["datasets"] = flags.pop("dataset")
@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from digitbench.benchmark.api import write_report
+    from digitbench.benchmark.commands.api import write_report
 
     if args.out is not None and len(args.run_dirs) < 2:
         raise InputError("report: --out is for comparing two or more RUN_DIRs; "

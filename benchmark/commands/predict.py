@@ -33,7 +33,7 @@ def add_parser(commands: Any) -> None:
 def command(args: argparse.Namespace, argv: list[str]) -> int:
     """Run ``digitbench predict``; 0 on success (input errors raise InputError)."""
     from digitbench.benchmark.execution.timing import configure_threads
-    from digitbench.models.errors import InputError
+    from digitbench.common.errors import InputError
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected a whole number of at least 1, got {args.threads}")

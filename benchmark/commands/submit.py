@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
            "would look the answers up; submit trains on kaggle:DIR/train.csv only")
@@ -81,9 +81,9 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     folder = check_leakage(args)
     if args.out.is_dir():
         raise InputError(f"{args.out}: is a folder, expected the submission file name")
-    from digitbench.benchmark.backends import configure_process
     from digitbench.benchmark.commands.kaggle import Plan, resolve_params, train_and_submit
     from digitbench.benchmark.config import build_config
+    from digitbench.benchmark.execution.backends import configure_process
     from digitbench.models import persist, registry
 
     for spec in args.model_path:

@@ -61,7 +61,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import feature, transform
 
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 SIZE = 28
 #: The middle of the 28 x 28 field (pixel centres at 0..27): the fixed point of the affine warps.

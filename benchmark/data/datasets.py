@@ -2,7 +2,7 @@
 
 Specs: ``mnist-5k``, ``mnist``, ``fashion-mnist``, ``idx:DIR``, ``kaggle:DIR``, ``folder:DIR``,
 ``npz:FILE`` (:data:`DATASETS`). Every problem with the input raises
-:class:`~models.errors.InputError` with one line naming the file and, for CSV cells, ``line N,
+:class:`~common.errors.InputError` with one line naming the file and, for CSV cells, ``line N,
 column NAME`` where lines are counted in the file, the header being line 1. Images that are not
 28x28 are prepared as MNIST's were (:mod:`benchmark.data.prepare`) unless ``native_size``. The
 prepared arrays are cached as ``.npz`` (before splitting); pandas, scikit-learn and keras are
@@ -24,9 +24,9 @@ import numpy as np
 from digitbench.benchmark.data import image_folder, readers
 from digitbench.benchmark.data.prepare import describe, kind_of, prepare
 from digitbench.benchmark.data.readers import IDX_NAMES
-from digitbench.models.atomic import atomic_path
+from digitbench.common.atomic import atomic_path
+from digitbench.common.errors import InputError, message_line, require_dir, require_file
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError, message_line, require_dir, require_file
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this).
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

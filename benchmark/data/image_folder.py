@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from digitbench.benchmark.data.images import FIELD, border_is_light, read_gray, to_mnist
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 PARTS = ("train", "test")
 

@@ -8,7 +8,7 @@ light paper is inverted and light ink on a dark background is kept. Measured on 
 MNIST digits: centre of mass at (13.99, 14.00) in pixel indices, bounding boxes 19.7 pixels high on
 average; :func:`to_mnist` puts the centre of mass at (14, 14) and the longer side at 20 pixels.
 
-Every problem with a file raises :class:`~models.errors.InputError` naming it.
+Every problem with a file raises :class:`~common.errors.InputError` naming it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitbench.models.errors import InputError, require_file
+from digitbench.common.errors import InputError, require_file
 
 FIELD, BOX = 28, 20
 CENTRE = 14.0  # MNIST's centre of mass, in pixel indices

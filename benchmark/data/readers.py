@@ -2,7 +2,7 @@
 Keras' ``mnist.npz`` layout. IDX and npz images may have any size (:mod:`benchmark.data.prepare`
 brings them to 28x28), one size for the training and the test images (:func:`check_one_size`).
 
-Each problem raises :class:`~models.errors.InputError` with one line naming the file and, for
+Each problem raises :class:`~common.errors.InputError` with one line naming the file and, for
 CSV cells, ``line N, column NAME``, lines counted in the file with the header as line 1. The happy
 path is vectorised (numpy, pandas with the pyarrow engine); the bad row is located only on failure.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from digitbench.common.errors import InputError, message_line
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError, message_line
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

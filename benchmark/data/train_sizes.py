@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 
 #: ``auto`` starts at this many images a class and doubles up to the whole training part.
 AUTO_PER_CLASS = 25

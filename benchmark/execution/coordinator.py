@@ -31,8 +31,8 @@ from digitbench.benchmark.execution.plan import Contender, FinalJob, same_params
 from digitbench.benchmark.execution.progress import RunProgress
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_trial
+from digitbench.common.errors import one_line
 from digitbench.models.base import Digits
-from digitbench.models.errors import one_line
 
 
 class Coordinator:

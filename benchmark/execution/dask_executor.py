@@ -43,7 +43,7 @@ from digitbench.benchmark.execution.executors import (
     TaskFailed,
     WorkerLost,
 )
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 try:  # the optional extra digitbench[dask]
     import cloudpickle

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 MAX_RETRIES = 2
 #: The exit status of a worker process that refused to start because starting it ran the user's

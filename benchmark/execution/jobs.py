@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-#: Validation checks an epoch of a final timed to a target, unless ``--target-checks`` says (and what
-#: every run recorded before that setting existed was checked with).
-TARGET_CHECKS = 4
+from digitbench.benchmark.config import TARGET_CHECKS
 
 
 class Kind(enum.Enum):

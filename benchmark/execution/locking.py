@@ -14,7 +14,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 try:
     import fcntl

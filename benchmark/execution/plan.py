@@ -35,7 +35,7 @@ from digitbench.benchmark.execution.jobs import TaskResult
 from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import JobKey, unique_slug
 from digitbench.benchmark.tuning.study import Study
-from digitbench.models.errors import InputError, message_line
+from digitbench.common.errors import InputError, message_line
 from digitbench.models.registry import Entry
 
 

@@ -30,7 +30,7 @@ from digitbench.benchmark.store import (
     trial_cell,
     unique_slug,
 )
-from digitbench.models.atomic import write_bytes, writing
+from digitbench.common.atomic import write_bytes, writing
 from digitbench.models.registry import Entry
 
 #: Settings of an invocation that say where things are, not what was measured: left out of rows.

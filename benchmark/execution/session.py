@@ -27,9 +27,9 @@ from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
 from digitbench.benchmark.tuning.folds import check_scoring as check_folds
 from digitbench.benchmark.tuning.study import Study, record_of
+from digitbench.common.errors import NO_SPACE, InputError, NoSpaceLeft, message_line
 from digitbench.models import registry
 from digitbench.models.base import Digits
-from digitbench.models.errors import NO_SPACE, InputError, NoSpaceLeft, message_line
 from digitbench.models.registry import Entry
 
 #: What --overwrite removes from a run folder, besides results.csv.
@@ -104,7 +104,7 @@ def open_executor(config: RunConfig) -> Executor:
     machine (``--workers`` 2 or more), or the coordinator's own process (``--workers 1``)."""
     import functools
 
-    from digitbench.benchmark.backends import configure_process
+    from digitbench.benchmark.execution.backends import configure_process
     from digitbench.benchmark.execution.executors import InlineExecutor, LocalExecutor
 
     setup = functools.partial(configure_process, config)

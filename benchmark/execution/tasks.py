@@ -40,9 +40,9 @@ from digitbench.benchmark.execution.jobs import EpochReport, Job, TaskResult
 from digitbench.benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
 from digitbench.benchmark.tuning.folds import scoring_folds
 from digitbench.benchmark.tuning.trial import TrialPruned
+from digitbench.common.errors import one_line, one_line_each
 from digitbench.models import registry
 from digitbench.models.base import Digits, probabilities
-from digitbench.models.errors import one_line, one_line_each
 
 _ONE_AT_A_TIME = threading.Lock()
 _prepared: set[type] = set()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from digitbench.benchmark.data.datasets import Split
+from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 
 
 def subsample(digits: Digits, size: int | None, seed: int = 0) -> Digits:

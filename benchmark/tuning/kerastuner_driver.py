@@ -40,9 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from digitbench.benchmark.config import KERAS_TUNER_ORACLES
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
 from digitbench.benchmark.tuning.space import KerasTunerSpace, Space
-from digitbench.benchmark.tuning.trial import KERAS_TUNER_ORACLES, Recorded
+from digitbench.benchmark.tuning.trial import Recorded
 from digitbench.models.lenet import import_keras
 
 ORACLES = KERAS_TUNER_ORACLES

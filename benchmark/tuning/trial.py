@@ -24,11 +24,5 @@ class TrialPruned(Exception):
 Outcome = tuple[str, float | None]
 Recorded = Callable[[int], Outcome | None]
 
-#: ``random`` is random search, the baseline of the tuning curves: an Optuna study with its
-#: RandomSampler (whatever ``--sampler`` says for ``optuna``), the same first trial and pruner.
-TUNERS = ("none", "optuna", "keras-tuner", "random")
-#: The tuners that are Optuna studies.
+#: The tuners that are Optuna studies (the tuners a run may name are :data:`~.config.TUNERS`).
 OPTUNA_TUNERS = ("optuna", "random")
-OPTUNA_SAMPLERS = ("tpe", "random")
-OPTUNA_PRUNERS = ("none", "median", "hyperband")
-KERAS_TUNER_ORACLES = ("random", "bayesian", "hyperband")

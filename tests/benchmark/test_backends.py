@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from digitbench.benchmark import backends
-from digitbench.benchmark.backends import configure_backend, default_backend
 from digitbench.benchmark.config import build_config
-from digitbench.models.errors import InputError
-from digitbench.models.runtime import KerasRuntime
+from digitbench.benchmark.execution import backends
+from digitbench.benchmark.execution.backends import configure_backend
+from digitbench.common.errors import InputError
+from digitbench.common.runtime import KerasRuntime, default_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LENET = {"epochs": 2, "filters1": 6, "filters2": 16, "dense_units": 64, "batch_size": 32}
@@ -72,7 +72,7 @@ class FakeKeras:
 
 
 def test_steps_per_execution(monkeypatch):
-    from digitbench.models import runtime
+    from digitbench.common import runtime
     from digitbench.models.lenet import steps_per_execution
 
     assert build_config({}).steps_per_execution == KerasRuntime().steps_per_execution == 16
@@ -108,7 +108,8 @@ def test_the_runtime_is_built_from_the_settings(monkeypatch):
 def test_lenet_prepare_puts_the_runtime_in_force(monkeypatch):
     """``LeNet.prepare(runtime)``: the runtime the model trains under from then on; no argument
     keeps the one in force (what the worker set-up put there)."""
-    from digitbench.models import lenet, runtime
+    from digitbench.common import runtime
+    from digitbench.models import lenet
 
     class Utils:
         seeds: list[int] = []
@@ -147,7 +148,7 @@ WORKERS = textwrap.dedent("""
 
     def look(channel):  # what a worker process started with, and the runtime its models use
         from digitbench.models.lenet import steps_per_execution
-        from digitbench.models.runtime import current
+        from digitbench.common.runtime import current
 
         class Keras:
             class backend:
@@ -163,7 +164,7 @@ WORKERS = textwrap.dedent("""
 
 
     def main():
-        from digitbench.benchmark.backends import configure_process
+        from digitbench.benchmark.execution.backends import configure_process
         from digitbench.benchmark.execution.session import open_executor
         from digitbench.benchmark.config import build_config
 

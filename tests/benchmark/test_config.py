@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from digitbench.benchmark.config import BUILTIN_MODELS, build_config
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 
 def test_defaults_are_the_embedded_dataset_and_all_builtins() -> None:

@@ -16,7 +16,7 @@ from digitbench.benchmark.store import (
     load_predictions,
     load_results,
 )
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 ROW = {"dataset": "mnist-5k", "model": "logreg", "tuner": "none", "trial": "final", "seed": 0,
        "status": "ok", "test_accuracy": 0.9, "params": '{"C": 0.1}', "error": None}

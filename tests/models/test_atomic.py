@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digitbench.models.atomic import atomic_path, write_bytes, write_text
+from digitbench.common.atomic import atomic_path, write_bytes, write_text
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitbench.common.errors import InputError
 from digitbench.models import persist, registry
 from digitbench.models.base import DigitModel, Digits, probabilities
 from digitbench.models.baselines import TRUSTED_TYPES, SklearnModel, pixels
-from digitbench.models.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:lbfgs failed to converge", "ignore:Liblinear failed to converge",

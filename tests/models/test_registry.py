@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from digitbench.common.errors import InputError
 from digitbench.models import registry
-from digitbench.models.errors import InputError
 
 BUILTINS = ["logreg", "linear-svm", "svm-rbf", "svm-nystroem", "lenet-relu", "lenet-tanh",
             "lenet-speedrun"]

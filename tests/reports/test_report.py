@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from digitbench.benchmark.store import ResultsStore
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 from digitbench.reports import markdown, plots
 from digitbench.reports.markdown import slugify, write_report
 from digitbench.reports.stats import accuracy_interval, confusion_counts, mean_interval

@@ -11,7 +11,7 @@ from test_report import PNG_MAGIC, _row
 
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.store import ResultsStore
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 from digitbench.reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
 
 

@@ -10,7 +10,7 @@ import pytest
 from test_report import _row
 
 from digitbench.benchmark.store import ResultsStore
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 from digitbench.reports.table import load_table, trial_labels, typed
 
 

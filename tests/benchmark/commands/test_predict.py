@@ -12,9 +12,9 @@ from scipy import ndimage
 
 from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.data.images import load_image, to_mnist
+from digitbench.common.errors import InputError
 from digitbench.models import persist, registry
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 
 #: Font digits the test draws: 10 digits x 2 layouts x 2 polarities. Printed digits are not
 #: handwriting (a flagged 1, the curls of 6 and 9 look unlike MNIST's), so not all are expected

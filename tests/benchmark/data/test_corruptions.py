@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from digitbench.benchmark.data.corruptions import CORRUPTIONS, DESCRIPTIONS, corrupt, resolve
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 NAMES = list(CORRUPTIONS)
 #: The corruptions that draw nothing: their output does not depend on the seed.

@@ -22,7 +22,7 @@ from digitbench.benchmark.data.datasets import (
     load_kaggle_test,
     load_split,
 )
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 PIXELS = [f"pixel{i}" for i in range(784)]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -20,8 +20,8 @@ from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.data import image_folder
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.data.images import to_mnist
+from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 
 PREPARED = ("and prepared as MNIST's digits were: ink made bright on black, fitted in 20x20 keeping the "
             "aspect ratio, centred by mass in 28x28")

@@ -8,8 +8,8 @@ import pytest
 
 from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.train_sizes import nested_subset, resolve, stratified_order
+from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
-from digitbench.models.errors import InputError
 
 #: An unbalanced training part: class k has 100 + 20 k images (1,900 in all).
 LABELS = np.repeat(np.arange(10), 100 + 20 * np.arange(10))

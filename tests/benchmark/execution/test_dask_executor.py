@@ -22,7 +22,7 @@ import pytest
 from digitbench.benchmark.execution import dask_executor
 from digitbench.benchmark.execution.dask_executor import DaskExecutor
 from digitbench.benchmark.execution.executors import MAX_RETRIES, Shared, TaskFailed, WorkerLost
-from digitbench.models.errors import InputError
+from digitbench.common.errors import InputError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -13,8 +13,8 @@ from digitbench.benchmark.config import RunConfig, build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name
 from digitbench.benchmark.store import unique_slug
+from digitbench.common.errors import InputError
 from digitbench.models import registry
-from digitbench.models.errors import InputError
 
 
 @pytest.fixture(scope="module")

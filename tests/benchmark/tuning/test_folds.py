@@ -12,8 +12,8 @@ from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.execution.session import check_scoring as check_run
 from digitbench.benchmark.tuning.folds import check_scoring, scoring_folds
+from digitbench.common.errors import InputError
 from digitbench.models import registry
-from digitbench.models.errors import InputError
 
 
 @pytest.fixture()

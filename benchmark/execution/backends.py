@@ -2,7 +2,7 @@
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so :func:`configure_backend` runs at
 process start, after :func:`benchmark.execution.timing.configure_threads` and before anything imports Keras.
-:func:`configure_runtime` does all of it for a :class:`models.runtime.KerasRuntime`, the value the
+:func:`configure_runtime` does all of it for a :class:`common.runtime.KerasRuntime`, the value the
 model receives too. The backends other than TensorFlow are optional installs:
 ``pip install 'digitbench[torch]'`` or ``'digitbench[jax]'``.
 """
@@ -14,20 +14,13 @@ import os
 import sys
 
 from digitbench.benchmark.execution.timing import configure_threads
-from digitbench.models.errors import InputError
-from digitbench.models.runtime import BACKENDS, KerasRuntime, use
+from digitbench.common.errors import InputError
+from digitbench.common.runtime import BACKENDS, KerasRuntime, use
 
-DEFAULT = KerasRuntime.backend
 #: The module each backend imports, and the extra that installs it.
 _MODULES = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 _INSTALL = {"tensorflow": "pip install tensorflow-cpu", "torch": "pip install 'digitbench[torch]'",
             "jax": "pip install 'digitbench[jax]'"}
-
-
-def default_backend() -> str:
-    """``KERAS_BACKEND`` from the environment when it names a known backend, else TensorFlow."""
-    chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
-    return chosen if chosen in BACKENDS else DEFAULT
 
 
 def loaded_backend() -> str | None:
@@ -103,7 +96,7 @@ def backend_version(backend: str) -> str | None:
 
 def configure_runtime(runtime: KerasRuntime) -> None:
     """Thread pools and Keras backend of this process, and ``runtime`` in force for its models
-    (``models.runtime.current``), before anything runs: the coordinator's at start, and every
+    (``common.runtime.current``), before anything runs: the coordinator's at start, and every
     worker's before its first task. ``runtime.threads`` None leaves the thread counts as they are."""
     if runtime.threads is not None:
         configure_threads(runtime.threads)

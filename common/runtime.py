@@ -2,7 +2,7 @@
 
 One frozen value, :class:`KerasRuntime`, carries these from the run's settings to the model: the
 runner builds it from its flags (``RunConfig.runtime``), applies its process-wide parts at process
-start (``benchmark.backends.configure_runtime``), and hands it to the model class
+start (``benchmark.execution.backends.configure_runtime``), and hands it to the model class
 (``LeNet.prepare(runtime)``). Each default is written here, once. Keras picks its backend and
 TensorFlow sizes its thread pools once per process, so a process has one runtime in force:
 :func:`use` sets it and :func:`current` reads it (the defaults until something sets it).
@@ -12,6 +12,7 @@ This module is the lowest layer: it imports nothing from ``benchmark`` or ``repo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 #: The Keras backends a run can use; the first is the default.
@@ -61,3 +62,9 @@ def use(runtime: KerasRuntime) -> None:
     if not isinstance(runtime, KerasRuntime):
         raise TypeError(f"expected a KerasRuntime, got {type(runtime).__name__}")
     _current = runtime
+
+
+def default_backend() -> str:
+    """``KERAS_BACKEND`` from the environment when it names a known backend, else TensorFlow."""
+    chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    return chosen if chosen in BACKENDS else KerasRuntime.backend

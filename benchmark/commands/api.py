@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digitbench.models.errors import NO_SPACE, InputError, NoSpaceLeft
+from digitbench.common.errors import NO_SPACE, InputError, NoSpaceLeft
 
 if TYPE_CHECKING:  # pandas is imported by the calls that need it: `import digitbench` stays light
     import pandas as pd
@@ -46,7 +46,7 @@ def make_config(config: str | Path | Mapping[str, Any] | None = None, **settings
 def execute(config, command: str) -> int:
     """Run every unfinished job of ``config`` and write its report: the exit status of ``digitbench
     run`` (0 all finals succeeded, 1 some failed, 128 + N stopped by signal N)."""
-    from digitbench.benchmark.backends import configure_process
+    from digitbench.benchmark.execution.backends import configure_process
 
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
     from digitbench.benchmark.execution.session import open_executor
