@@ -12,7 +12,6 @@ This module is the lowest layer: it imports nothing from ``benchmark`` or ``repo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 #: The Keras backends a run can use; the first is the default.
@@ -62,9 +61,3 @@ def use(runtime: KerasRuntime) -> None:
     if not isinstance(runtime, KerasRuntime):
         raise TypeError(f"expected a KerasRuntime, got {type(runtime).__name__}")
     _current = runtime
-
-
-def default_backend() -> str:
-    """``KERAS_BACKEND`` from the environment when it names a known backend, else TensorFlow."""
-    chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
-    return chosen if chosen in BACKENDS else KerasRuntime.backend

@@ -14,21 +14,13 @@ from typing import Any
 
 import pandas as pd
 
+from digitbench.benchmark.settings import SETTINGS as DECLARED
 from digitbench.reports.format import DASH, code, md_table, num, pct
 from digitbench.reports.machine import distinct
 from digitbench.reports.table import as_dict, trial_labels
 
-#: Settings shown per invocation, in this order, with their labels.
-SETTINGS = {"preset": "preset", "datasets": "datasets", "models": "models", "tuners": "tuners",
-            "trials": "trials per study", "budget": "CPU-s per study",
-            "study_seeds": "studies per tuner (--study-seeds)", "sampler": "sampler",
-            "pruner": "pruner", "oracle": "oracle", "tune_subsample": "tuning subsample",
-            "cv": "folds (models without epochs)", "seeds": "seeds", "epochs": "epochs",
-            "threads": "threads", "deterministic": "deterministic ops (--deterministic)",
-            "latency_batch": "latency batch", "target": "time to validation accuracy (--target)",
-            "stop_at_target": "training stopped at the target (--stop-at-target)",
-            "target_checks": "validation checks an epoch to the target (--target-checks)",
-            "params": "fixed params"}
+#: Settings shown per invocation, with their labels, in the order they are declared.
+SETTINGS = {s.name: s.label for s in DECLARED if s.label}
 _KEY = ["dataset", "model", "tuner", "trial", "seed"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from digitbench.benchmark.config import TARGET_CHECKS
+from digitbench.benchmark.settings import TARGET_CHECKS
 from digitbench.reports.format import DASH, md_table, num, pct
 from digitbench.reports.table import as_dict
 

@@ -2,8 +2,9 @@
 virtual environment, used from a project folder that has packages of its own called ``models`` and
 ``reports`` on ``PYTHONPATH``, with a plug-in file beside them.
 
-The fresh environment reuses the test environment's dependencies (a ``.pth`` file naming its
-site-packages) so that nothing is downloaded; digitbench itself comes from the wheel alone.
+The fresh environment reuses the test environment's dependencies (a ``.pth`` file naming the
+site-packages folders on its path) so that nothing is downloaded; digitbench itself comes from the
+wheel alone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
 import zipfile
 from pathlib import Path
@@ -83,7 +83,8 @@ def test_installed_from_the_wheel_beside_the_users_own_packages(wheel: Path, tmp
     python = venv / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    (site / "test_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    dependencies = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "test_dependencies.pth").write_text("\n".join(dependencies) + "\n")
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
          str(wheel)], tmp_path, None)
 

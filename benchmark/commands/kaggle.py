@@ -203,7 +203,7 @@ def _print_summary(plan: Plan, n_train: int, n_test: int, labels: np.ndarray,
 
 def parse_params(text: str | None) -> dict[str, Any]:
     """``--params`` JSON as a dict (empty when not given), checked as ``run --params`` is."""
-    from digitbench.benchmark.config import parse_params as check
+    from digitbench.benchmark.checks import parse_params as check
 
     return {} if text is None else check("--params", text)
 

@@ -12,8 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
 from digitbench.benchmark.provenance import digitbench_version
+from digitbench.benchmark.settings import add_flag, add_flags
 from digitbench.common.errors import InputError, NoSpaceLeft
 
 PROG = "digitbench"
@@ -37,81 +37,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="train, time and evaluate models; write results and report")
-    run.add_argument("--preset", help="quick (mnist-5k), standard (fashion-mnist), tuners (fashion-mnist: "
-                     "what tuning buys, which tuner wins), full (mnist), scaling (mnist: learning curves), "
-                     "speedrun (mnist: CPU-s to 99%%)")
-    run.add_argument("--config", type=Path, help="TOML file whose keys mirror these flags")
-    run.add_argument("--dataset", help="dataset spec(s), comma-separated (see `digitbench list`)")
-    run.add_argument("--models", help="model names, comma-separated (default: the five built-ins)")
-    run.add_argument("--seeds", type=int,
-                     help="number of seeds per model (0..N-1, N at most 1,000; default 1)")
-    run.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
-    add_execution_flags(run, "the jobs")
-    run.add_argument("--out", type=Path, help="run folder (default runs/<preset or dataset>)")
-    run.add_argument("--resume", action="store_true", default=None,
-                     help="continue the run in --out, skipping finished jobs")
-    run.add_argument("--overwrite", action="store_true", default=None,
-                     help="discard the results already in --out and start again")
-    run.add_argument("--data-dir", type=Path, help="folder with the IDX files for mnist/fashion-mnist")
-    run.add_argument("--native-size", action="store_true", default=None,
-                     help="keep images that are not 28x28 at their own size instead of preparing them "
-                          "as MNIST's were (only models that take any size)")
-    run.add_argument("--test-on", metavar="SPEC[,SPEC]",
-                     help="also test every final model once on the test part of these datasets "
-                          "(never tuned on them); the report tabulates trained-on against tested-on")
-    run.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
-    add_model_path_flag(run)
-    run.add_argument("--latency-batch", type=int, help="large batch size for latency (default 1000)")
-    run.add_argument("--backend", help="Keras backend: tensorflow (default), torch or jax "
-                     "(pip install 'digitbench[torch]' / '[jax]'); see benchmarks/RESULTS.md")
-    run.add_argument("--steps-per-execution", type=int, metavar="N",
-                     help="Keras training steps per call into TensorFlow/JAX (default 16: the same "
-                          "steps as 1, less overhead; torch always 1)")
-    run.add_argument("--deterministic", action="store_true", default=None,
-                     help="switch on TensorFlow's op determinism: the same seed and threads give "
-                          "the same results (slower)")
-    run.add_argument("--target", type=float, metavar="ACC",
-                     help="time each final that trains in epochs until its validation accuracy first "
-                          "reaches ACC (e.g. 0.99); such finals train on the training part only")
-    run.add_argument("--stop-at-target", action="store_true", default=None,
-                     help="with --target: end each such final's training once it reaches the target "
-                          "(its test accuracy is then the model's at that point)")
-    run.add_argument("--target-checks", type=int, metavar="N",
-                     help="with --target: validation checks an epoch, the time to the target read to "
-                          "1/N of an epoch (default 4; 1: at the end of each epoch only)")
-    run.add_argument("--train-sizes", metavar="N1,N2,...|auto",
-                     help="learning curves: every final also trained on nested stratified subsets of "
-                          "these sizes (auto: 25 images a class, doubling up to the whole training part)")
-    run.add_argument("--corruptions", metavar="all|NAME[,NAME]",
-                     help="also test every final on its test images under these MNIST-C corruptions "
-                          "(all: the 15), and measure how calibrated its probabilities are")
-    run.add_argument("--no-onnx", dest="onnx", action="store_false", default=None,
-                     help="do not export final models to ONNX and time them in ONNX Runtime")
-    run.add_argument("--save-models", action="store_true", default=None,
-                     help="keep the final models in RUN_DIR/models/ (for `digitbench predict`)")
-    tune = run.add_argument_group("tuning (the same budget for every contender)")
-    tune.add_argument("--tuner", help="none, optuna, keras-tuner, random (random search, the baseline), "
-                      "or several comma-separated")
-    tune.add_argument("--trials", type=int, help="trials per dataset x model x tuner (default 20)")
-    tune.add_argument("--budget", type=float, metavar="CPU_SECONDS",
-                      help="CPU-seconds per dataset x model x tuner; stops at a trial boundary")
-    tune.add_argument("--study-seeds", type=int, metavar="N",
-                      help="repeat each study with seeds 0..N-1 (N at most 1,000) for the tuning "
-                           "curves' bands (finals refit study 0's choice; default 1)")
-    tune.add_argument("--no-refit-defaults", dest="refit_defaults", action="store_false", default=None,
-                      help="do not refit the defaults beside the tuned parameters (by default, where "
-                           "tuning chose other values, the finals refit the defaults too, on the same "
-                           "seeds, so the report can say what tuning bought on the test set)")
-    tune.add_argument("--sampler", help="Optuna sampler: tpe (default) or random")
-    tune.add_argument("--pruner", help="Optuna pruner: median (default), hyperband or none")
-    tune.add_argument("--oracle", help="keras-tuner oracle: bayesian (default), random, hyperband")
-    tune.add_argument("--tune-subsample", type=int, metavar="N",
-                      help="tuning trials train on a stratified N-image subsample")
-    tune.add_argument("--cv", type=int, metavar="K",
-                      help="folds scoring trials of models without epochs (default 5; 1: hold-out)")
-    tune.add_argument("--storage", help="where the Optuna studies are kept (default "
-                      "sqlite:///RUN_DIR/optuna.db; any URL optuna-dashboard reads)")
-    tune.add_argument("--params", help='fixed parameter values as JSON, e.g. \'{"epochs": 5}\'')
+    run.add_argument("--config", type=Path, help="TOML file whose keys are these options' names "
+                     "(--tune-subsample is tune_subsample); its settings override the preset's")
+    add_flags(run)
 
     report = commands.add_parser(
         "report", help="regenerate report.md of run folders; with several, also compare them side by side")
@@ -122,7 +50,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 
     listing = commands.add_parser("list", help="list models, datasets and presets")
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
-    add_model_path_flag(listing, default=[])
+    add_flag(listing, "model_paths")
 
     from digitbench.benchmark.commands import (  # light: their heavy imports are inside their commands
         predict,
@@ -137,11 +65,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from digitbench.benchmark.commands.api import execute, make_config
 
-    flags = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
-    flags["datasets"] = flags.pop("dataset")
-    flags["model_paths"] = flags.pop("model_path")
-    flags["tuners"] = flags.pop("tuner")
-    config = make_config(args.config, **{k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in vars(args).items() if k not in {"command", "config"} and v is not None}
+    config = make_config(args.config, **given)
     code = execute(config, shlex.join([PROG, *argv]))
     if code in (0, 1):
         print(f"results: {config.run_dir / 'results.csv'}\nreport:  {config.run_dir / 'report.md'}",
@@ -167,11 +92,11 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from digitbench.benchmark.config import PRESETS
+    from digitbench.benchmark import presets
     from digitbench.benchmark.data.datasets import DATASETS
     from digitbench.models import registry
 
-    for spec in args.model_path:
+    for spec in args.model_paths or ():
         registry.load_model_path(spec)
     console = Console()
     if args.what in (None, "models"):
@@ -191,15 +116,18 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
             table.add_row(spec, what)
         console.print(table)
     if args.what in (None, "presets"):
-        table = Table("preset", "settings", title="presets")
-        for name, settings in PRESETS.items():
-            table.add_row(name, ", ".join(f"{k}={_shown(v)}" for k, v in settings.items()))
+        table = Table("preset", "settings", "what it answers", title="presets (digitbench run --preset "
+                      "NAME; each a TOML file you can copy and run with --config)")
+        for name in presets.preset_names():
+            settings = presets.preset(name)
+            table.add_row(name, ", ".join(f"{k}={_shown(v)}" for k, v in settings.items()),
+                          presets.description(name))
         console.print(table)
     return 0
 
 
 def _shown(value: object) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def cmd_submit(args: argparse.Namespace, argv: list[str]) -> int:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from digitbench.benchmark.commands.flags import add_model_path_flag
+from digitbench.benchmark.settings import add_flag
 
 
 def add_parser(commands: Any) -> None:
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
                         help="a saved model (.keras, .skops)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     parser.add_argument("--threads", type=int, help="threads per process (default: all cores)")
-    add_model_path_flag(parser, default=[])
+    add_flag(parser, "model_paths")
 
 
 def command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -45,7 +45,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     from digitbench.models.base import probabilities
 
     images = np.stack([load_image(path) for path in args.images])
-    for spec in args.model_path:
+    for spec in args.model_paths or ():
         registry.load_model_path(spec)
     model, meta = persist.load_model(args.model_file)
     size = meta.get("trained_on", {}).get("image_size", [28, 28])

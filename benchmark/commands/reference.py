@@ -10,6 +10,7 @@ import argparse
 import functools
 
 from digitbench.benchmark.commands.main import PROG, build_parsers
+from digitbench.benchmark.settings import SETTINGS
 
 #: Help is wrapped at this width whatever the terminal's, so the page is the same everywhere.
 WIDTH = 100
@@ -26,7 +27,11 @@ def cli_reference() -> str:
              "keyword arguments (`digitbench.run(tune_subsample=5000)`).", ""]
     for name, command in [(PROG, parser), *((f"{PROG} {n}", c) for n, c in commands.items())]:
         lines += [f"## `{name}`", "", "```text", _help(command).rstrip(), "```", ""]
-    return "\n".join(lines)
+    lines += ["## Environment variables", "",
+              "Each gives a setting's default; a preset, a `--config` file and a flag override it.", "",
+              "| variable | setting | flag |", "| --- | --- | --- |"]
+    lines += [f"| `{s.env}` | `{s.name}` | `{s.option}` |" for s in SETTINGS if s.env]
+    return "\n".join(lines) + "\n"
 
 
 def _help(parser: argparse.ArgumentParser) -> str:

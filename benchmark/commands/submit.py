@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from digitbench.benchmark.commands.flags import add_execution_flags, add_model_path_flag
+from digitbench.benchmark.settings import add_flags
 from digitbench.common.errors import InputError
 
 LEAKAGE = ("every Kaggle test image is also in the public 70,000 MNIST digits, so training on MNIST "
@@ -39,23 +39,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--model", required=True, help="registry name, e.g. lenet-relu")
     parser.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
                         help="take the model's tuned parameters from RUN_DIR/results.csv")
-    parser.add_argument("--params", help='parameter values as JSON, e.g. \'{"epochs": 20}\'')
-    parser.add_argument("--epochs", type=int, help="epochs for models that train in epochs")
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="train N seeds and average their predict_proba (default 1)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="submission CSV")
     parser.add_argument("--save-model", type=Path, metavar="FILE",
                         help="also save the trained model (FILE-seedN.ext for each seed when N > 1)")
-    add_execution_flags(parser, "the seeds")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
                         help="the submission's run folder: a results row and the test-set probabilities "
                              "of each seed (default: OUT's name with -run, beside it)")
-    parser.add_argument("--resume", action="store_true", default=None,
-                        help="continue a stopped submission: the seeds already in --run-dir are kept")
-    parser.add_argument("--overwrite", action="store_true", default=None,
-                        help="discard the seeds already in --run-dir and train them again")
-    parser.add_argument("--cache-dir", type=Path, help="dataset cache (default ~/.cache/digitbench)")
-    add_model_path_flag(parser, default=[])
+    add_flags(parser, "submit")
     for flag, dest in _REFUSED.items():
         parser.add_argument(flag, dest=dest, action="append", help=argparse.SUPPRESS)
 
@@ -86,7 +76,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
     from digitbench.benchmark.execution.backends import configure_process
     from digitbench.models import persist, registry
 
-    for spec in args.model_path:
+    for spec in args.model_paths or ():
         registry.load_model_path(spec)
     entry = registry.get(args.model)
     params, notes = resolve_params(entry, args.from_run, args.params, args.epochs, f"kaggle:{folder}")
@@ -97,7 +87,7 @@ def command(args: argparse.Namespace, argv: list[str]) -> int:
         "params": {k: v for k, v in params.items() if k not in entry.fixed},
         "threads": args.threads, "workers": args.workers, "cluster": args.cluster,
         "out": args.run_dir or args.out.with_name(f"{args.out.stem}-run"), "resume": args.resume,
-        "overwrite": args.overwrite, "cache_dir": args.cache_dir, "model_paths": args.model_path or None,
+        "overwrite": args.overwrite, "cache_dir": args.cache_dir, "model_paths": args.model_paths,
         "save_models": args.save_model is not None, "onnx": False})
     configure_process(config)  # thread pools sized before TensorFlow or BLAS run anything
     plan = Plan(folder, entry, params, notes, args.out, args.save_model, config)

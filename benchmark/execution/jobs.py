@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from digitbench.benchmark.config import TARGET_CHECKS
+from digitbench.benchmark.settings import TARGET_CHECKS
 
 
 class Kind(enum.Enum):

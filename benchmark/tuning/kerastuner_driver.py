@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from digitbench.benchmark.config import KERAS_TUNER_ORACLES
+from digitbench.benchmark.settings import KERAS_TUNER_ORACLES
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
 from digitbench.benchmark.tuning.space import KerasTunerSpace, Space
 from digitbench.benchmark.tuning.trial import Recorded

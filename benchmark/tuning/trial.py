@@ -24,5 +24,5 @@ class TrialPruned(Exception):
 Outcome = tuple[str, float | None]
 Recorded = Callable[[int], Outcome | None]
 
-#: The tuners that are Optuna studies (the tuners a run may name are :data:`~.config.TUNERS`).
+#: The tuners that are Optuna studies (the tuners a run may name are :data:`~.settings.TUNERS`).
 OPTUNA_TUNERS = ("optuna", "random")

@@ -22,7 +22,7 @@ from digitbench.benchmark.config import build_config
 from digitbench.benchmark.execution import backends
 from digitbench.benchmark.execution.backends import configure_backend
 from digitbench.common.errors import InputError
-from digitbench.common.runtime import KerasRuntime, default_backend
+from digitbench.common.runtime import KerasRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LENET = {"epochs": 2, "filters1": 6, "filters2": 16, "dense_units": 64, "batch_size": 32}
@@ -40,12 +40,14 @@ def needs(backend: str):
 
 def test_default_is_tensorflow_unless_keras_backend_says_otherwise(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    assert default_backend() == "tensorflow"
     assert build_config({}).backend == "tensorflow"
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert build_config({}).backend == "jax"
+    assert build_config({"backend": "tensorflow"}).backend == "tensorflow", "the flag wins"
     monkeypatch.setenv("KERAS_BACKEND", "nonsense")
-    assert build_config({}).backend == "tensorflow"
+    with pytest.raises(InputError, match="^KERAS_BACKEND: expected one of tensorflow, torch, jax, "
+                                         "got 'nonsense'$"):
+        build_config({})
 
 
 def test_flag_and_toml_key(tmp_path, monkeypatch):

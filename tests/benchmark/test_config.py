@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digitbench.benchmark.config import BUILTIN_MODELS, build_config
+from digitbench.benchmark.config import build_config
+from digitbench.benchmark.settings import BUILTIN_MODELS
 from digitbench.common.errors import InputError
 
 
