@@ -7,10 +7,9 @@ done exactly when its row is in the store, and a trial's outcome is told to its 
 row is written (a kill in between is settled by the next run, from the row); so any stop loses at
 most the jobs that were running, and ``--resume`` does the rest.
 
-A final that would train exactly what another final of the run trained (the same split, model,
-parameters and seed: two tuners that both kept the defaults, or a defaults refit beside a tuner that
-kept them) is not trained again: it waits for that final and records its result as its own row,
-marked ``"final_copied_from": <tuner>`` in its ``tuning`` column.
+What the finals refit, whether a defaults refit runs and which finals are recorded from an
+identical one instead of trained again is :mod:`.policy`'s to decide; a contender's phases and their
+transitions are :mod:`.contender`'s.
 """
 
 from __future__ import annotations
@@ -18,16 +17,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 from concurrent.futures import Future
 from typing import Any
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
-from digitbench.benchmark.execution import cost_estimate, signals
+from digitbench.benchmark.execution import cost_estimate, policy, signals
+from digitbench.benchmark.execution.contender import Choice, Contender, FinalJob, Phase
 from digitbench.benchmark.execution.executors import Executor, Shared
 from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from digitbench.benchmark.execution.plan import Contender, FinalJob, same_params
 from digitbench.benchmark.execution.progress import RunProgress
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_trial
@@ -51,8 +49,7 @@ class Coordinator:
         self.cross_tests.update({self.corrupted[d][name]: digits for d, sets in (corrupted or {}).items()
                                  for name, digits in sets.items()})
         self.failures = 0
-        self.finals_running: set[tuple] = set()  # identities of the finals being trained
-        self.finals_done: dict[tuple, tuple[str, TaskResult]] = {}  # identity -> (tuner, result)
+        self.twins = policy.Twins(contenders)
         #: per study (its contender's id): the trials the progress counted and not yet finished;
         #: settled when the study completes, having run fewer (its budget) or more (failed trials)
         self.trials_counted = {id(c): max(0, config.trials - c.study.finished)
@@ -129,109 +126,58 @@ class Coordinator:
 
     def _next_job(self) -> tuple[Contender, Job] | None:
         """The first contender's next job: a trial while its study asks for one, then its finals
-        once the study is complete (every trial of it told)."""
+        once the study is complete (every trial of it told) and the policy has chosen for them."""
         for c in self.contenders:
-            if c.is_defaults_refit and not c.finals_started:
-                continue  # decided (below) once its tuned contenders have all chosen
-            if not c.finals_started:
+            if c.phase is Phase.CHOOSING:
                 if c.study is not None:
                     asked = c.study.ask()
                     if asked is not None:
-                        number, params = asked
-                        return c, self._job(c, Kind.TRIAL, number, c.study_seed, params)
+                        return c, self._job(c, asked[1], trial=asked[0])
                     if not c.study.complete:
                         continue
                     self.progress.recount(-self.trials_counted.pop(id(c)))  # trials it did not run
-                if c.study_seed:  # a repeated study, for the tuning curves only: no finals
-                    c.finals_started = True
-                    continue
-                self._choose(c)
+                self._settle(c, policy.choose(c))
                 for refit in self.contenders:  # decided now, so the progress counts right away
-                    if refit.is_defaults_refit and not refit.finals_started:
-                        self._decide_refit(refit)
-            if c.finals and c.params is None:  # nothing to refit: the finals fail with the reason
-                for final in c.finals:
-                    self._finish(c, self._job(c, Kind.FINAL, None, final.seed, {}, final.train_size),
-                                 TaskResult.failed(f"RuntimeError: {c.why}"))
-                c.finals = []
-            while c.finals and self._identity(c, c.finals[0]) in self.finals_done:
-                self._copy_final(c, c.finals.pop(0))
-            if c.finals and self._identity(c, c.finals[0]) not in self.finals_running:
-                final = c.finals.pop(0)
-                self.finals_running.add(self._identity(c, final))
-                return c, self._job(c, Kind.FINAL, None, final.seed, c.params, final.train_size)
+                    if refit.phase is Phase.WAITING:
+                        self._settle(refit, policy.decide_refit(refit, self.contenders))
+            while c.phase is Phase.FAILED:  # nothing to refit: the finals fail with the reason
+                self._finish(c, self._job(c, {}, c.next_final()), TaskResult.failed(f"RuntimeError: {c.why}"))
+            while (copied := self.twins.copy(c)) is not None:
+                final, tuner, result = copied
+                self._finish(c, self._job(c, c.params, final), result, copied_from=tuner)
+            final = self.twins.start(c)
+            if final is not None:
+                return c, self._job(c, c.params, final)
         return None
 
-    @staticmethod
-    def _identity(c: Contender, final: FinalJob, params: dict[str, Any] | None = None) -> tuple:
-        """What a final of ``c`` trains: two finals with one identity train the same model."""
-        return (c.share, c.entry.name, c.final_task, *final,
-                json.dumps(c.params if params is None else params, sort_keys=True))
+    def _settle(self, c: Contender, choice: Choice | None) -> None:
+        """``c`` takes the policy's ``choice`` (None: not decided yet), and the progress says so."""
+        if choice is not None:
+            dropped = c.settle(choice)
+            if choice.note is not None:
+                self.progress.log(choice.note)
+            if dropped:
+                self.progress.recount(-len(dropped))
 
-    def _may_share(self, c: Contender) -> bool:
-        """Whether another contender's finals may still train what ``c``'s do (then its results
-        are kept for them; else not, a saved model's bytes can be large)."""
-        return any(o is not c and o.share == c.share and o.entry is c.entry and not o.study_seed
-                   and (o.finals or not o.finals_started) for o in self.contenders)
-
-    def _copy_final(self, c: Contender, final: FinalJob) -> None:
-        """Record ``final`` of ``c`` from the identical final another tuner ran."""
-        tuner, result = self.finals_done[self._identity(c, final)]
-        self._finish(c, self._job(c, Kind.FINAL, None, final.seed, c.params, final.train_size), result,
-                     copied_from=tuner)
-
-    def _decide_refit(self, c: Contender) -> bool:
-        """Whether the defaults refit ``c`` is decided: once every tuned contender it stands for has
-        chosen, it refits the defaults if one of them chose other parameters, else it is dropped."""
-        tuned = [t for t in self.contenders if t.split is c.split and t.entry is c.entry
-                 and t.tuner in c.defaults_for and t.study_seed == 0]
-        if not all(t.finals_started for t in tuned):
-            return False
-        defaults = {**c.entry.defaults(), **c.pinned}
-        changed = [t.tuner for t in tuned if t.params is not None and not same_params(t.params, defaults)]
-        c.finals_started = True
-        c.params, c.why = defaults, None
-        c.tuning = {"tuner": "none", "defaults_refit_for": changed}
-        where = f"{c.entry.name} on {c.split.dataset}"
-        if changed and c.finals:
-            self.progress.log(f"    {where}: {', '.join(changed)} chose other parameters than the "
-                              f"defaults; {len(c.finals)} defaults refit(s) on the same seeds follow")
-        elif not changed:
-            if c.finals:
-                self.progress.log(f"    {where}: tuning kept the defaults, so no defaults refit")
-                self.progress.recount(-len(c.finals))
-            c.finals = []
-        return True
-
-    def _choose(self, c: Contender) -> None:
-        """What the finals of ``c`` refit: its defaults, or what its study chose."""
-        c.finals_started = True
-        if c.study is None:
-            c.params, c.tuning, c.why = {**c.entry.defaults(), **c.pinned}, {"tuner": "none"}, None
-            return
-        c.tuning = c.study.summary()
-        try:
-            c.params, c.why = c.study.best(), None
-        except RuntimeError as exc:
-            c.params, c.why = None, str(exc)
-            self.progress.log(f"    {c.entry.name} on {c.split.dataset}: {exc}")
-
-    def _job(self, c: Contender, kind: Kind, trial: int | None, seed: int, params: dict[str, Any],
-             train_size: int | None = None) -> Job:
-        final, epochs = kind is Kind.FINAL, c.entry.cls.trains_in_epochs
-        return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner, kind=kind, trial=trial,
-                   seed=seed, train_size=train_size, params=params,
-                   epochs=params.get("epochs") if epochs else None,
+    def _job(self, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
+             trial: int | None = None) -> Job:
+        """Trial ``trial`` of ``c``'s study, or its final ``final``, training ``params``."""
+        is_final, epochs = final is not None, c.entry.cls.trains_in_epochs
+        train_size = final.train_size if final is not None else None
+        return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner,
+                   kind=Kind.FINAL if is_final else Kind.TRIAL, trial=trial,
+                   seed=final.seed if final is not None else c.study_seed, train_size=train_size,
+                   params=params, epochs=params.get("epochs") if epochs else None,
                    model_paths=self.config.model_paths,
                    cv=c.study.cv if c.study is not None else 1, tune_subsample=self.config.tune_subsample,
                    latency_batch=self.config.latency_batch,
-                   save_model=self.config.save_models and final,
-                   onnx=self.config.onnx and final and train_size is None,  # subsets: not exported
-                   target=self.config.target if final and epochs else None,
-                   stop_at_target=self.config.stop_at_target and final and bool(epochs),
+                   save_model=self.config.save_models and is_final,
+                   onnx=self.config.onnx and is_final and train_size is None,  # subsets: not exported
+                   target=self.config.target if is_final and epochs else None,
+                   stop_at_target=self.config.stop_at_target and is_final and bool(epochs),
                    target_checks=self.config.target_checks,
-                   test_on=tuple(self.cross) if final else (),
-                   corruptions=tuple(self.corrupted.get(c.split.dataset, {})) if final else (),
+                   test_on=tuple(self.cross) if is_final else (),
+                   corruptions=tuple(self.corrupted.get(c.split.dataset, {})) if is_final else (),
                    extras={"run_id": self.recorder.run_id})
 
     def _on_report(self, c: Contender, job: Job, report: EpochReport) -> bool:
@@ -244,15 +190,12 @@ class Coordinator:
 
     def _finish(self, c: Contender, job: Job, result: TaskResult, copied_from: str | None = None) -> None:
         """A finished job: its row written by the recorder, then its trial told to the tuner.
-        ``copied_from``: the tuner whose identical final ``result`` is (see the module's note)."""
+        ``copied_from``: the tuner whose identical final ``result`` is (see :mod:`.policy`)."""
         tuning = c.tuning if job.is_final or c.study is None else c.study.settings
         if copied_from is not None:
             tuning = {**tuning, "final_copied_from": copied_from}
         elif job.is_final:
-            identity = self._identity(c, FinalJob(job.seed, job.train_size), job.params)
-            self.finals_running.discard(identity)
-            if result.status == "ok" and self._may_share(c):
-                self.finals_done[identity] = (job.tuner, result)
+            self.twins.finished(c, FinalJob(job.seed, job.train_size), job.params, job.tuner, result)
         row = self.recorder.record(c.split, c.entry, job, result, tuning)
         if job.trial is None:
             self.failures += row["status"] != "ok"
@@ -270,6 +213,7 @@ def _result(future: Future) -> TaskResult:
         return future.result()
     except Exception as exc:  # the worker was lost for good, or the task itself broke
         return TaskResult.failed(one_line(exc), str(exc))
+
 
 
 def _summary(job: Job, row: dict[str, Any], c: Contender) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from digitbench.benchmark.execution.plan import Contender
+from digitbench.benchmark.execution.contender import Contender
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ What tuning bought is measured on the test set: for every tuned model (without t
 run) the plan adds a *defaults refit*, a contender with tuner "none" whose finals refit the defaults
 on the same seeds, once the model's tuned contenders have chosen, and only if one of them chose other
 parameters than the defaults (where all kept them, the tuned finals are the defaults' already).
-``--no-refit-defaults`` leaves it out.
+``--no-refit-defaults`` leaves it out. Those rules are :mod:`.policy`'s; a contender's phases,
+:mod:`.contender`'s.
 
 With ``--train-sizes`` every final seed also has finals on nested stratified subsets of the training
 part (:mod:`benchmark.data.train_sizes`), with the same parameters: the learning curves. They follow
@@ -21,62 +22,19 @@ final, but a subset final per seed, since the seed draws the subset.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data import train_sizes
 from digitbench.benchmark.data.datasets import Split
-from digitbench.benchmark.execution.jobs import TaskResult
-from digitbench.benchmark.execution.tasks import run_final
-from digitbench.benchmark.store import JobKey, unique_slug
-from digitbench.benchmark.tuning.study import Study
+from digitbench.benchmark.execution.contender import Contender, FinalJob
+from digitbench.benchmark.execution.contender import study_name as study_name  # re-exported
+from digitbench.benchmark.execution.policy import defaults_refit_for
+from digitbench.benchmark.store import JobKey
 from digitbench.common.errors import InputError, message_line
 from digitbench.models.registry import Entry
-
-
-class FinalJob(NamedTuple):
-    """One final of a contender: its seed, and the size of its training subset (None: all of it)."""
-
-    seed: int
-    train_size: int | None = None
-
-
-@dataclass
-class Contender:
-    split: Split
-    share: str                      # the name the executor shares the split under
-    entry: Entry
-    tuner: str
-    pinned: dict[str, Any]          # parameters no tuner may change
-    finals: list[FinalJob]          # finals still to run
-    study: Study | None = None      # for tuner != "none"
-    finals_started: bool = False
-    params: dict[str, Any] | None = None  # what the finals refit, once known
-    tuning: dict[str, Any] = field(default_factory=dict)  # the final rows' ``tuning`` column
-    why: str | None = None          # why there is nothing to refit, when params is None
-    study_seed: int = 0             # the study's seed; its trial rows carry it in the seed column
-    final_task: Callable[..., TaskResult] = run_final  # what its finals run (submit: run_submission)
-    defaults_for: tuple[str, ...] = ()  # a defaults refit: the tuners whose choice decides if it runs
-
-    @property
-    def is_defaults_refit(self) -> bool:
-        return bool(self.defaults_for)
-
-    @property
-    def study_name(self) -> str:
-        return study_name(self.split.dataset, self.entry.name, self.tuner, self.study_seed)
-
-
-def study_name(dataset: str, model: str, tuner: str, seed: int) -> str:
-    """The Optuna study (or keras-tuner project) name of one study: ``<dataset>__<model>``, then
-    ``__random`` for the random-search baseline and ``__s<k>`` for study seed k > 0."""
-    name = f"{unique_slug(dataset)}__{model}"
-    return name + ("__random" if tuner == "random" else "") + (f"__s{seed}" if seed else "")
 
 
 def final_seeds(entry: Entry, config: RunConfig) -> range:
@@ -112,33 +70,26 @@ def pinned(entry: Entry, config: RunConfig) -> dict[str, Any]:
     return {**chosen, **entry.fixed}
 
 
-def plan(config: RunConfig, splits: list[Split], entries: list[Entry],
-         done: set[JobKey]) -> list[Contender]:
+def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set[JobKey]) -> list[Contender]:
     """Every contender, in the order they run, with the final seeds not yet done."""
     contenders = []
+    refit_for = defaults_refit_for(config.tuners, config.refit_defaults)
     for index, split in enumerate(splits):
         for entry in entries:
-            def todo(tuner: str, split: Split = split, entry: Entry = entry) -> list[FinalJob]:
-                return [f for f in final_jobs(entry, config, split)
-                        if (split.dataset, entry.name, tuner, None, *f) not in done]
+            def contender(tuner: str, study_seed: int = 0, defaults_for: tuple[str, ...] = (),
+                          split: Split = split, entry: Entry = entry, index: int = index) -> Contender:
+                finals = [] if study_seed else [f for f in final_jobs(entry, config, split)
+                                                if (split.dataset, entry.name, tuner, None, *f) not in done]
+                return Contender(split, f"split{index}", entry, tuner, pinned(entry, config), finals,
+                                 study_seed=study_seed, defaults_for=defaults_for)
 
             for tuner in config.tuners:
-                contenders.append(Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
-                                            todo(tuner)))
+                contenders.append(contender(tuner))
                 if tuner != "none":
-                    contenders += [Contender(split, f"split{index}", entry, tuner, pinned(entry, config),
-                                             [], study_seed=k) for k in range(1, config.study_seeds)]
-            tuned = tuple(t for t in config.tuners if t != "none")
-            if tuned and "none" not in config.tuners and config.refit_defaults:
-                contenders.append(Contender(split, f"split{index}", entry, "none", pinned(entry, config),
-                                            todo("none"), defaults_for=tuned))
+                    contenders += [contender(tuner, k) for k in range(1, config.study_seeds)]
+            if refit_for:
+                contenders.append(contender("none", defaults_for=refit_for))
     return contenders
-
-
-def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two parameter sets train the same model (as they read back from a row's JSON:
-    128 and 128.0 alike, a tuple and a list alike)."""
-    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 
 def check_params(config: RunConfig, entries: list[Entry]) -> None:

@@ -17,11 +17,12 @@ from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.corrupted import corrupted_tests
 from digitbench.benchmark.data.datasets import Split, default_cache_dir, load_split
 from digitbench.benchmark.execution import signals
+from digitbench.benchmark.execution.contender import Contender, study_name
 from digitbench.benchmark.execution.coordinator import Coordinator
 from digitbench.benchmark.execution.executors import Executor
 from digitbench.benchmark.execution.jobs import TaskResult
 from digitbench.benchmark.execution.locking import RunLock
-from digitbench.benchmark.execution.plan import Contender, check_params, plan, study_name, subset_sizes
+from digitbench.benchmark.execution.plan import check_params, plan, subset_sizes
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
