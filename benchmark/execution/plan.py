@@ -22,6 +22,7 @@ final, but a subset final per seed, since the seed draws the subset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,9 @@ from digitbench.benchmark.data import train_sizes
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution.contender import Contender, FinalJob
 from digitbench.benchmark.execution.contender import study_name as study_name  # re-exported
+from digitbench.benchmark.execution.jobs import TaskResult
 from digitbench.benchmark.execution.policy import defaults_refit_for
+from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import JobKey
 from digitbench.common.errors import InputError, message_line
 from digitbench.models.registry import Entry
@@ -70,8 +73,10 @@ def pinned(entry: Entry, config: RunConfig) -> dict[str, Any]:
     return {**chosen, **entry.fixed}
 
 
-def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set[JobKey]) -> list[Contender]:
-    """Every contender, in the order they run, with the final seeds not yet done."""
+def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set[JobKey],
+         final_task: Callable[..., TaskResult] = run_final) -> list[Contender]:
+    """Every contender, in the order they run, with the final seeds not yet done; ``final_task``
+    is what their finals run (``submit``: :func:`~.tasks.run_submission`)."""
     contenders = []
     refit_for = defaults_refit_for(config.tuners, config.refit_defaults)
     for index, split in enumerate(splits):
@@ -81,7 +86,7 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set
                 finals = [] if study_seed else [f for f in final_jobs(entry, config, split)
                                                 if (split.dataset, entry.name, tuner, None, *f) not in done]
                 return Contender(split, f"split{index}", entry, tuner, pinned(entry, config), finals,
-                                 study_seed=study_seed, defaults_for=defaults_for)
+                                 study_seed=study_seed, final_task=final_task, defaults_for=defaults_for)
 
             for tuner in config.tuners:
                 contenders.append(contender(tuner))

@@ -63,9 +63,7 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
                     if split.dataset in corrupted:
                         _save_gallery(store, split, corrupted[split.dataset])
                 recorder = Recorder(config, command, store, {s.dataset: s for s in cross})
-                contenders = open_contenders(config, store, splits, entries)
-                for c in contenders:
-                    c.final_task = final_task
+                contenders = open_contenders(config, store, splits, entries, final_task)
                 return Coordinator(config, contenders, executor, recorder,
                                    {s.dataset: s for s in cross}, corrupted).run()
         except signals.Interrupted as stop:
@@ -233,15 +231,16 @@ def _delete_studies(config: RunConfig, datasets: list[str]) -> None:
                         optuna.delete_study(study_name=name, storage=config.storage_url)
 
 
-def open_contenders(config: RunConfig, store: ResultsStore, splits: list[Split],
-                    entries: list[Entry]) -> list[Contender]:
-    """The plan, less what the store already holds, each tuned contender with its study."""
+def open_contenders(config: RunConfig, store: ResultsStore, splits: list[Split], entries: list[Entry],
+                    final_task: Callable[..., TaskResult] = run_final) -> list[Contender]:
+    """The plan, less what the store already holds, each tuned contender with its study; its finals
+    run ``final_task``."""
     frame = store.load() if store.exists() else None  # read and checked once
     done = store.done_jobs(frame) if frame is not None else set()
     if done:
         print(f"resuming {store.path}: {len(done)} rows already done", file=sys.stderr, flush=True)
     studies = store.trial_rows(frame) if frame is not None else {}
-    contenders = plan(config, splits, entries, done)
+    contenders = plan(config, splits, entries, done, final_task)
     for c in contenders:
         if c.tuner != "none":
             rows = studies.get((c.split.dataset, c.entry.name, c.tuner, c.study_seed), {})

@@ -79,6 +79,20 @@ def test_study_seeds_make_one_contender_per_study_with_finals_only_on_study_0(sp
     assert len(set(tuned)) == 6, "each study has its own name"
 
 
+def test_what_the_finals_run_is_part_of_the_plan(split: Split) -> None:
+    """``submit`` plans finals that write a submission; every contender, defaults refit included,
+    carries it from the start (nothing is patched on afterwards)."""
+    from digitbench.benchmark.execution.tasks import run_final, run_submission
+
+    config = config_of(split, models="linear-svm", tuners="optuna", study_seeds=2)
+    entries = [registry.get("linear-svm")]
+    assert {c.final_task for c in plan(config, [split], entries, set())} == {run_final}
+    contenders = plan(config, [split], entries, set(), final_task=run_submission)
+    assert [(c.tuner, c.study_seed, c.is_defaults_refit) for c in contenders] == [
+        ("optuna", 0, False), ("optuna", 1, False), ("none", 0, True)]
+    assert {c.final_task for c in contenders} == {run_submission}
+
+
 def test_a_variants_fixed_parameters_win_over_params_and_epochs_reach_only_epoch_models(
         split: Split) -> None:
     config = config_of(split, models="lenet-relu,linear-svm", epochs=3,
