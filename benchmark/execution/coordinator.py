@@ -25,8 +25,9 @@ from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution import cost_estimate, policy, signals
 from digitbench.benchmark.execution.contender import Choice, Contender, FinalJob, Phase
 from digitbench.benchmark.execution.executors import Executor, Shared
-from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
-from digitbench.benchmark.execution.progress import RunProgress
+from digitbench.benchmark.execution.jobs import EpochReport, Job, TaskResult
+from digitbench.benchmark.execution.plan import describe, make_job
+from digitbench.benchmark.execution.progress import RunProgress, summary
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_trial
 from digitbench.common.errors import one_line
@@ -56,14 +57,7 @@ class Coordinator:
                                for c in contenders if c.study is not None}
         left = sum(self.trials_counted.values())
         self.progress = RunProgress(left + sum(len(c.finals) for c in contenders))
-        refits = sum(len(c.finals) for c in contenders if c.is_defaults_refit)
-        finals = sum(len(c.finals) for c in contenders) - refits
-        subsets = sum(f.train_size is not None for c in contenders if not c.is_defaults_refit
-                      for f in c.finals)
-        self.progress.log(f"to do: at most {left} tuning trials, {finals} finals"
-                          + (f" ({subsets} of them on training subsets)" if subsets else "")
-                          + (f" and {refits} defaults refits (run only where tuning changes the "
-                             "defaults)" if refits else ""))
+        self.progress.log(describe(contenders, left))
         expected = cost_estimate.describe(contenders, config.target is not None, executor.slots)
         if expected is not None and any(f.train_size is not None for c in contenders for f in c.finals):
             self.progress.log(expected)
@@ -161,24 +155,9 @@ class Coordinator:
 
     def _job(self, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
              trial: int | None = None) -> Job:
-        """Trial ``trial`` of ``c``'s study, or its final ``final``, training ``params``."""
-        is_final, epochs = final is not None, c.entry.cls.trains_in_epochs
-        train_size = final.train_size if final is not None else None
-        return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner,
-                   kind=Kind.FINAL if is_final else Kind.TRIAL, trial=trial,
-                   seed=final.seed if final is not None else c.study_seed, train_size=train_size,
-                   params=params, epochs=params.get("epochs") if epochs else None,
-                   model_paths=self.config.model_paths,
-                   cv=c.study.cv if c.study is not None else 1, tune_subsample=self.config.tune_subsample,
-                   latency_batch=self.config.latency_batch,
-                   save_model=self.config.save_models and is_final,
-                   onnx=self.config.onnx and is_final and train_size is None,  # subsets: not exported
-                   target=self.config.target if is_final and epochs else None,
-                   stop_at_target=self.config.stop_at_target and is_final and bool(epochs),
-                   target_checks=self.config.target_checks,
-                   test_on=tuple(self.cross) if is_final else (),
-                   corruptions=tuple(self.corrupted.get(c.split.dataset, {})) if is_final else (),
-                   extras={"run_id": self.recorder.run_id})
+        return make_job(self.config, c, params, final, trial, test_on=tuple(self.cross),
+                        corruptions=tuple(self.corrupted.get(c.split.dataset, {})),
+                        run_id=self.recorder.run_id)
 
     def _on_report(self, c: Contender, job: Job, report: EpochReport) -> bool:
         """An epoch of a running job: shown, and for a trial passed to its tuner's pruner."""
@@ -204,7 +183,7 @@ class Coordinator:
         else:
             c.study.record(job.trial, row)
             self.trials_counted[id(c)] -= 1
-        self.progress.job_finished(_summary(job, row, c) + (
+        self.progress.job_finished(summary(job, row, c.study.cpu_used if c.study is not None else 0.0) + (
             f" (the same final as {copied_from}'s, recorded again, not retrained)" if copied_from else ""))
 
 
@@ -214,14 +193,3 @@ def _result(future: Future) -> TaskResult:
     except Exception as exc:  # the worker was lost for good, or the task itself broke
         return TaskResult.failed(one_line(exc), str(exc))
 
-
-
-def _summary(job: Job, row: dict[str, Any], c: Contender) -> str:
-    if row["status"] not in ("ok", "pruned"):
-        return f"{job.label}: FAILED {row.get('error')}"
-    if job.trial is not None:
-        value = row.get("val_accuracy")
-        shown = f"val {100 * value:.2f}%" if value is not None else row["status"]
-        return f"{job.label}: {row['status']}, {shown} ({c.study.cpu_used:.0f} CPU-s used)"
-    tested = f"test accuracy {100 * row['test_accuracy']:.2f}%, " if "test_accuracy" in row else ""
-    return f"{job.label}: {tested}fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)"

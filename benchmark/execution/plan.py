@@ -32,7 +32,7 @@ from digitbench.benchmark.data import train_sizes
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution.contender import Contender, FinalJob
 from digitbench.benchmark.execution.contender import study_name as study_name  # re-exported
-from digitbench.benchmark.execution.jobs import TaskResult
+from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult
 from digitbench.benchmark.execution.policy import defaults_refit_for
 from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import JobKey
@@ -95,6 +95,42 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set
             if refit_for:
                 contenders.append(contender("none", defaults_for=refit_for))
     return contenders
+
+
+def describe(contenders: list[Contender], trials: int) -> str:
+    """The plan's line about what it has to do: ``trials`` tuning trials at most, and its finals."""
+    refits = sum(len(c.finals) for c in contenders if c.is_defaults_refit)
+    finals = sum(len(c.finals) for c in contenders) - refits
+    subsets = sum(f.train_size is not None for c in contenders if not c.is_defaults_refit
+                  for f in c.finals)
+    return (f"to do: at most {trials} tuning trials, {finals} finals"
+            + (f" ({subsets} of them on training subsets)" if subsets else "")
+            + (f" and {refits} defaults refits (run only where tuning changes the defaults)"
+               if refits else ""))
+
+
+def make_job(config: RunConfig, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
+             trial: int | None = None, *, test_on: tuple[str, ...] = (), corruptions: tuple[str, ...] = (),
+             run_id: str | None = None) -> Job:
+    """Trial ``trial`` of ``c``'s study, or its final ``final``, training ``params`` with the run's
+    settings; a final is also tested on the ``test_on`` datasets and the ``corruptions`` (their
+    shared names), and a model file it saves records ``run_id``."""
+    is_final, epochs = final is not None, c.entry.cls.trains_in_epochs
+    train_size = final.train_size if final is not None else None
+    return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner,
+               kind=Kind.FINAL if is_final else Kind.TRIAL, trial=trial,
+               seed=final.seed if final is not None else c.study_seed, train_size=train_size,
+               params=params, epochs=params.get("epochs") if epochs else None,
+               model_paths=config.model_paths,
+               cv=c.study.cv if c.study is not None else 1, tune_subsample=config.tune_subsample,
+               latency_batch=config.latency_batch,
+               save_model=config.save_models and is_final,
+               onnx=config.onnx and is_final and train_size is None,  # subsets: not exported
+               target=config.target if is_final and epochs else None,
+               stop_at_target=config.stop_at_target and is_final and bool(epochs),
+               target_checks=config.target_checks,
+               test_on=test_on if is_final else (), corruptions=corruptions if is_final else (),
+               extras={"run_id": run_id})
 
 
 def check_params(config: RunConfig, entries: list[Entry]) -> None:

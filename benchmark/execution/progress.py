@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from digitbench.benchmark.execution.jobs import Job
+
 
 class RunProgress:
     """Shows jobs done out of the total, and the epochs of the jobs in progress."""
@@ -68,3 +70,15 @@ class RunProgress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def summary(job: Job, row: dict[str, Any], study_cpu_s: float) -> str:
+    """The progress line of a finished job, from its row; a trial's says the CPU-s its study used."""
+    if row["status"] not in ("ok", "pruned"):
+        return f"{job.label}: FAILED {row.get('error')}"
+    if job.trial is not None:
+        value = row.get("val_accuracy")
+        shown = f"val {100 * value:.2f}%" if value is not None else row["status"]
+        return f"{job.label}: {row['status']}, {shown} ({study_cpu_s:.0f} CPU-s used)"
+    tested = f"test accuracy {100 * row['test_accuracy']:.2f}%, " if "test_accuracy" in row else ""
+    return f"{job.label}: {tested}fit {row['fit_cpu_s']:.1f} CPU-s ({row['fit_wall_s']:.1f} s wall)"
