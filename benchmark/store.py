@@ -14,6 +14,7 @@ test digits), named by the row's ``predictions`` column (relative path).
 from __future__ import annotations
 
 import csv
+import enum
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,75 +35,118 @@ RESULTS_FILE = "results.csv"
 PREDICTIONS_DIR = "predictions"
 MODELS_DIR = "models"  # saved final models (run --save-models): models/<dataset slug>/<file>
 
-#: Column order of results.csv. JSON-valued columns: params, tuning, versions, machine.
-COLUMNS: tuple[str, ...] = (
-    "run_id",          # one id per `digitbench run` invocation
-    "utc",             # ISO-8601 UTC time the row was written
-    "dataset",         # dataset spec, e.g. "mnist-5k", "idx:/data/mnist"
-    "test_split",      # where the test set came from ("official test set", "stratified hold-out ...")
-    "data_source",     # where the images were read from (a folder, a file, "keras.datasets.mnist download")
-    "preparation",     # how the images reached the models ("28x28 as read", "prepared as MNIST ...")
-    "n_train", "n_val", "n_test",
-    "model",           # registry name, e.g. "lenet-relu"
-    "family",          # "baseline" | "cnn" | a plug-in's family
-    "model_class",     # the registry entry's class, "module:Class": entries of one class are variants
-    "fixed",           # JSON of the parameters the registry entry fixes (its variant), e.g. activation
-    "tuner",           # "none" | "optuna" | "keras-tuner"
-    "trial",           # trial number, or "final" (FINAL) for models evaluated on the test set
-    "seed",            # finals: the final's seed; trials: their study's seed (--study-seeds)
-    "train_size",      # finals on a --train-sizes subset: its size (n_train); empty: the whole part
-    "params",          # JSON of the full parameter set
-    "tuning",          # JSON: tuner settings and budget; on final rows also what tuning used
-    "val_accuracy",    # empty where the model saw no validation set
-    "test_accuracy",   # final rows only
-    "fit_cpu_s", "fit_wall_s",
-    "predict_cpu_s", "predict_wall_s",  # predicting the whole test set
-    "latency_ms_b1",   # wall ms per image, one image per call
-    "latency_ms_bN",   # wall ms per image at batch size batch_N
-    "batch_N",
-    "n_params",        # trainable parameters (networks), else empty
-    "macs",            # multiply-adds per predicted image, for models that say (macs_per_image)
-    "onnx_ms_b1_p50", "onnx_ms_b1_p99",  # final rows: ONNX Runtime, 1 thread, 1,000 single-image calls
-    "onnx_mismatches",  # test images whose ONNX label differs from the model's own (0: identical)
-    "cpu_s_to_target", "wall_s_to_target",  # --target: training time until validation first reached it
-    "epochs_to_target",  # --target: the epoch (to a quarter) at which it was reached
-    "init_cpu_s",      # --target: the model's initialisation before it touched the training data
-                       # (building, compiling, a traced step on zeros), left out of cpu_s_to_target
-    "cross_test",      # finals with --test-on: JSON {dataset: {"n_test": n, "correct": k}}
-    "corrupt_test",    # finals with --corruptions: JSON {corruption: {"n_test": n, "correct": k, "seed": s}}
-    "calibration",     # finals with --corruptions: JSON {"method", "clean"/corruption: ECE, NLL, Brier, bins}
-    "history",         # JSON {metric: [value per epoch]} of models that report epochs, else empty
-    "threads",         # thread count the job ran with (--threads: TensorFlow and OpenMP)
-    "thread_pools",    # JSON: the job's process's thread pools as threadpoolctl saw them, e.g. {"blas": 1}
-    "rss_mb",          # resident memory of the process when the row was written (MiB)
-    "process_cpu_s",   # CPU-seconds the invocation's process (and children) had used at that time
-    "status",          # one of STATUSES: "ok" | "pruned" | "error"
-    "error",           # one line, where status is "error"
-    "warnings",        # warnings the job raised (e.g. ConvergenceWarning), one line each, "; "-joined
-    "predictions",     # relative path of the .npz with y_true/y_pred, final rows only
-    "model_file",      # relative path of the saved final model (run --save-models), else empty
-    "onnx_file",       # relative path of its ONNX export (run --save-models), else empty
-    "versions",        # JSON: python and package versions
-    "machine",         # JSON: cpu model, cores, memory, platform
-    "git_rev",         # digitbench's git revision ("+dirty" when modified), or "unknown"
-    "command",         # the command line of the invocation
-    "settings",        # JSON: the invocation's resolved settings (preset, budgets, ...) and start time
+class Status(enum.StrEnum):
+    """A row's status, one spelling everywhere: the job finished, its tuner pruned it, or it failed."""
+
+    OK = "ok"
+    PRUNED = "pruned"
+    ERROR = "error"
+
+
+class RowKind(enum.StrEnum):
+    """What a row is: a tuning trial, a final (tested once), or a final trained on a --train-sizes
+    subset (a learning curve's point). On disk the ``trial`` column holds a trial's number or
+    ``final``, and ``train_size`` a subset's size; the typed table has a ``kind`` column of these."""
+
+    TRIAL = "trial"
+    FINAL = "final"
+    SUBSET = "subset"
+
+
+#: The types of column: what their cells hold, as :func:`check_rows` checks them.
+TEXT, NUMBER, JSON, TRIAL, SEED, STATUS, TIME = "text", "number", "json", "trial", "seed", "status", "time"
+
+
+class Column(NamedTuple):
+    """One column of results.csv: its name, the type of its cells (any may be empty but ``trial``,
+    ``seed`` and ``status``) and what it holds."""
+
+    name: str
+    type: str
+    doc: str
+
+
+#: The columns of results.csv, in order, each declared once.
+SCHEMA: tuple[Column, ...] = (
+    Column("run_id", TEXT, "one id per `digitbench run` invocation"),
+    Column("utc", TIME, "ISO-8601 UTC time the row was written"),
+    Column("dataset", TEXT, "dataset spec, e.g. `mnist-5k`, `idx:/data/mnist`"),
+    Column("test_split", TEXT, "where the test set came from (`official test set`, `stratified hold-out "
+                               "...`)"),
+    Column("data_source", TEXT, "where the images were read from (a folder, a file, `keras.datasets.mnist "
+                                "download`)"),
+    Column("preparation", TEXT, "how the images reached the models (`28x28 as read`, `prepared as MNIST "
+                                "...`)"),
+    Column("n_train", NUMBER, "images in the training part the job trained on"),
+    Column("n_val", NUMBER, "images in the validation part"),
+    Column("n_test", NUMBER, "images in the test set"),
+    Column("model", TEXT, "registry name, e.g. `lenet-relu`"),
+    Column("family", TEXT, "`baseline` | `cnn` | a plug-in's family"),
+    Column("model_class", TEXT, "the registry entry's class, `module:Class`: entries of one class are "
+                                "variants"),
+    Column("fixed", JSON, "JSON of the parameters the registry entry fixes (its variant), e.g. activation"),
+    Column("tuner", TEXT, "`none` | `optuna` | `keras-tuner`"),
+    Column("trial", TRIAL, "trial number, or `final` (FINAL) for models evaluated on the test set"),
+    Column("seed", SEED, "finals: the final's seed; trials: their study's seed (--study-seeds)"),
+    Column("train_size", NUMBER, "finals on a --train-sizes subset: its size (n_train); empty: the whole "
+                                 "part"),
+    Column("params", JSON, "JSON of the full parameter set"),
+    Column("tuning", JSON, "JSON: tuner settings and budget; on final rows also what tuning used"),
+    Column("val_accuracy", NUMBER, "empty where the model saw no validation set"),
+    Column("test_accuracy", NUMBER, "final rows only"),
+    Column("fit_cpu_s", NUMBER, "CPU-seconds of the fit"),
+    Column("fit_wall_s", NUMBER, "wall-seconds of the fit"),
+    Column("predict_cpu_s", NUMBER, "CPU-seconds predicting the whole test set"),
+    Column("predict_wall_s", NUMBER, "wall-seconds predicting the whole test set"),
+    Column("latency_ms_b1", NUMBER, "wall ms per image, one image per call"),
+    Column("latency_ms_bN", NUMBER, "wall ms per image at batch size batch_N"),
+    Column("batch_N", NUMBER, "the large batch latency_ms_bN was timed at (--latency-batch)"),
+    Column("n_params", NUMBER, "trainable parameters (networks), else empty"),
+    Column("macs", NUMBER, "multiply-adds per predicted image, for models that say (macs_per_image)"),
+    Column("onnx_ms_b1_p50", NUMBER, "final rows: ONNX Runtime, 1 thread, 1,000 single-image calls: the "
+                                     "median ms"),
+    Column("onnx_ms_b1_p99", NUMBER, "... and the 99th percentile"),
+    Column("onnx_mismatches", NUMBER, "test images whose ONNX label differs from the model's own (0: "
+                                      "identical)"),
+    Column("cpu_s_to_target", NUMBER, "--target: CPU-seconds of training until validation first reached it"),
+    Column("wall_s_to_target", NUMBER, "--target: the same in wall-seconds"),
+    Column("epochs_to_target", NUMBER, "--target: the epoch (to a quarter) at which it was reached"),
+    Column("init_cpu_s", NUMBER, "--target: the model's initialisation before it touched the training "
+                                 "data (building, compiling, a traced step on zeros), left out of "
+                                 "cpu_s_to_target"),
+    Column("cross_test", JSON, "finals with --test-on: JSON {dataset: {`n_test`: n, `correct`: k}}"),
+    Column("corrupt_test", JSON, "finals with --corruptions: JSON {corruption: {`n_test`: n, `correct`: k, "
+                                 "`seed`: s}}"),
+    Column("calibration", JSON, "finals with --corruptions: JSON {`method`, `clean`/corruption: ECE, NLL, "
+                                "Brier, bins}"),
+    Column("history", JSON, "JSON {metric: [value per epoch]} of models that report epochs, else empty"),
+    Column("threads", NUMBER, "thread count the job ran with (--threads: TensorFlow and OpenMP)"),
+    Column("thread_pools", TEXT, "JSON: the job's process's thread pools as threadpoolctl saw them, e.g. "
+                                 "{`blas`: 1}"),
+    Column("rss_mb", NUMBER, "resident memory of the process when the row was written (MiB)"),
+    Column("process_cpu_s", NUMBER, "CPU-seconds the invocation's process (and children) had used at that "
+                                    "time"),
+    Column("status", STATUS, "one of STATUSES: `ok` | `pruned` | `error`"),
+    Column("error", TEXT, "one line, where status is `error`"),
+    Column("warnings", TEXT, "warnings the job raised (e.g. ConvergenceWarning), one line each, `; `-joined"),
+    Column("predictions", TEXT, "relative path of the .npz with y_true/y_pred, final rows only"),
+    Column("model_file", TEXT, "relative path of the saved final model (run --save-models), else empty"),
+    Column("onnx_file", TEXT, "relative path of its ONNX export (run --save-models), else empty"),
+    Column("versions", JSON, "JSON: python and package versions"),
+    Column("machine", JSON, "JSON: cpu model, cores, memory, platform"),
+    Column("git_rev", TEXT, "digitbench's git revision (`+dirty` when modified), or `unknown`"),
+    Column("command", TEXT, "the command line of the invocation"),
+    Column("settings", JSON, "JSON: the invocation's resolved settings (preset, budgets, ...) and its "
+                             "start time"),
 )
-
-#: The statuses a row has (benchmark.execution writes them): finished, pruned by the tuner, failed.
-STATUSES: tuple[str, ...] = ("ok", "pruned", "error")
-
+COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA)
+TYPES: dict[str, str] = {c.name: c.type for c in SCHEMA}
 #: Columns holding a number or nothing.
-NUMERIC: tuple[str, ...] = (
-    "n_train", "n_val", "n_test", "train_size", "val_accuracy", "test_accuracy", "fit_cpu_s", "fit_wall_s",
-    "predict_cpu_s", "predict_wall_s", "latency_ms_b1", "latency_ms_bN", "batch_N", "n_params", "macs",
-    "onnx_ms_b1_p50", "onnx_ms_b1_p99", "onnx_mismatches", "cpu_s_to_target", "wall_s_to_target",
-    "epochs_to_target", "init_cpu_s", "threads", "rss_mb", "process_cpu_s",
-)
-
+NUMERIC: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.type == NUMBER)
 #: Columns holding JSON or nothing.
-JSON_COLUMNS: tuple[str, ...] = ("fixed", "params", "tuning", "cross_test", "corrupt_test", "calibration",
-                                 "history", "versions", "machine", "settings")
+JSON_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.type == JSON)
+#: The statuses a row has (benchmark.execution writes them).
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
 JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed", "train_size")
@@ -126,7 +170,7 @@ def unique_slug(spec: str) -> str:
 
 
 #: The ``trial`` cell of a final row; trial rows hold their number.
-FINAL = "final"
+FINAL = RowKind.FINAL
 
 #: A job's key as the code uses it: (dataset, model, tuner, trial number or None for a final, seed,
 #: training subset size or None for the whole training part).
@@ -381,20 +425,21 @@ def _split_rows(path: Path, text: str) -> tuple[list[str], list[list[str]], list
 
 def _fits(name: str, cells: pd.Series) -> tuple[pd.Series, str] | None:
     """Which of column ``name``'s ``cells`` (text, ``""`` where empty) fit its type, and the type
-    in words; None for columns of free text."""
+    in words; None for columns of free text (and columns this version does not know)."""
     empty = cells == ""
-    if name in NUMERIC:
+    kind = TYPES.get(name, TEXT)
+    if kind == NUMBER:
         nan = cells.str.lower().isin(("nan", "+nan", "-nan"))  # numbers too, as float() reads them
         return empty | nan | pd.to_numeric(cells, errors="coerce").notna(), "a number"
-    if name == "trial":
-        return cells.str.fullmatch(r"\d+") | (cells == "final"), "a trial number or 'final'"
-    if name == "seed":
+    if kind == TRIAL:
+        return cells.str.fullmatch(r"\d+") | (cells == FINAL), f"a trial number or '{FINAL}'"
+    if kind == SEED:
         return cells.str.fullmatch(r"-?\d+"), "a whole number"
-    if name == "status":
+    if kind == STATUS:
         return cells.isin(STATUSES), f"one of {', '.join(STATUSES)}"
-    if name == "utc":
+    if kind == TIME:
         return empty | cells.map(_is_time), "an ISO 8601 time with its UTC offset"
-    if name in JSON_COLUMNS:
+    if kind == JSON:
         return empty | cells.map(_is_json), "JSON"
     return None
 

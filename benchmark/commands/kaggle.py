@@ -16,7 +16,14 @@ import pandas as pd
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
-from digitbench.benchmark.store import FINAL, RESULTS_FILE, ResultsStore, load_probabilities, load_results
+from digitbench.benchmark.store import (
+    FINAL,
+    RESULTS_FILE,
+    ResultsStore,
+    Status,
+    load_probabilities,
+    load_results,
+)
 from digitbench.common.atomic import write_bytes, write_text
 from digitbench.common.errors import InputError
 from digitbench.models.base import Digits
@@ -79,7 +86,7 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     """
     path = Path(run_dir) / RESULTS_FILE
     frame = load_results(path)
-    final = frame[(frame["trial"] == FINAL) & (frame["status"] == "ok")]
+    final = frame[(frame["trial"] == FINAL) & (frame["status"] == Status.OK)]
     mine = final[final["model"] == model]
     if mine.empty:
         others = ", ".join(sorted(final["model"].unique())) or "none"
@@ -155,7 +162,7 @@ def train_and_submit(plan: Plan, command: str) -> int:
         return code
     rows = load_results(plan.config.run_dir / RESULTS_FILE)
     seeds = rows["seed"].astype(int)
-    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == "ok") & (rows["model"] == plan.entry.name)
+    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == Status.OK) & (rows["model"] == plan.entry.name)
                 & (seeds < plan.config.seeds)]  # a resumed folder may hold more seeds than asked now
     rows = rows.sort_values("seed", key=lambda seeds: seeds.astype(int))
     scores = [load_probabilities(plan.config.run_dir, rel) for rel in rows["predictions"]]

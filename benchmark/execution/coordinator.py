@@ -30,6 +30,7 @@ from digitbench.benchmark.execution.plan import describe, make_job
 from digitbench.benchmark.execution.progress import RunProgress, summary
 from digitbench.benchmark.execution.recorder import Recorder
 from digitbench.benchmark.execution.tasks import run_trial
+from digitbench.benchmark.store import Status
 from digitbench.common.errors import one_line
 from digitbench.models.base import Digits
 
@@ -177,7 +178,7 @@ class Coordinator:
             self.twins.finished(c, FinalJob(job.seed, job.train_size), job.params, job.tuner, result)
         row = self.recorder.record(c.split, c.entry, job, result, tuning)
         if job.trial is None:
-            self.failures += row["status"] != "ok"
+            self.failures += row["status"] != Status.OK
             if row.get("warnings"):
                 self.progress.log(f"    warning: {row['warnings']}")
         else:

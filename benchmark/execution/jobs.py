@@ -7,20 +7,17 @@ is a :class:`Kind` and its trial number an ``int``.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from digitbench.benchmark.settings import TARGET_CHECKS
+from digitbench.benchmark.store import RowKind, Status
 
-
-class Kind(enum.Enum):
-    """What a job is: a tuning trial (scored on validation) or a final (evaluated on test)."""
-
-    TRIAL = enum.auto()
-    FINAL = enum.auto()
+#: What a job is: a tuning trial (scored on validation) or a final (evaluated on test); the row
+#: of a final that trained on a --train-sizes subset reads SUBSET. One spelling with the rows'.
+Kind = RowKind
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class TaskResult:
     """What a task returns: the measured fields of its row (``fields``: column -> value), the files
     a final produces (as values, written by the recorder), and who ran it."""
 
-    status: str                            # "ok", "pruned" or "error"
+    status: Status                         # OK, PRUNED or ERROR
     fields: dict[str, Any] = field(default_factory=dict)
     error: str | None = None               # one line, where status is "error"
     traceback: str | None = None           # for RUN_DIR/errors.log
@@ -95,7 +92,7 @@ class TaskResult:
 
     @classmethod
     def failed(cls, error: str, traceback: str | None = None) -> TaskResult:
-        return cls(status="error", error=error, traceback=traceback)
+        return cls(status=Status.ERROR, error=error, traceback=traceback)
 
     def row_fields(self) -> dict[str, Any]:
         """The columns this result fills: its measured fields, status and error."""

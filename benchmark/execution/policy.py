@@ -29,6 +29,7 @@ from typing import Any
 
 from digitbench.benchmark.execution.contender import Choice, Contender, FinalJob, Phase
 from digitbench.benchmark.execution.jobs import TaskResult
+from digitbench.benchmark.store import Status
 
 
 def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -121,7 +122,7 @@ class Twins:
         finals may still train the same (the same split and model, finals not all started)."""
         key = identity(c, final, params)
         self.running.discard(key)
-        if result.status == "ok" and any(
+        if result.status == Status.OK and any(
                 o is not c and o.share == c.share and o.entry is c.entry and not o.study_seed
                 and o.may_start_finals for o in self.contenders):
             self.done[key] = (tuner, result)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digitbench.benchmark.execution.jobs import Job
+from digitbench.benchmark.store import Status
 
 
 class RunProgress:
@@ -74,7 +75,7 @@ class RunProgress:
 
 def summary(job: Job, row: dict[str, Any], study_cpu_s: float) -> str:
     """The progress line of a finished job, from its row; a trial's says the CPU-s its study used."""
-    if row["status"] not in ("ok", "pruned"):
+    if row["status"] not in (Status.OK, Status.PRUNED):
         return f"{job.label}: FAILED {row.get('error')}"
     if job.trial is not None:
         value = row.get("val_accuracy")

@@ -38,6 +38,7 @@ from digitbench.benchmark.execution.calibration import calibration_scores
 from digitbench.benchmark.execution.deployment import onnx_latency
 from digitbench.benchmark.execution.jobs import EpochReport, Job, TaskResult
 from digitbench.benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
+from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.folds import scoring_folds
 from digitbench.benchmark.tuning.trial import TrialPruned
 from digitbench.common.errors import one_line, one_line_each
@@ -63,7 +64,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> TaskResult:
     with _ONE_AT_A_TIME:
         entry = _entry(job)
         folds = scoring_folds(split, job.cv, job.tune_subsample, seed=job.seed)
-        result = TaskResult("ok", {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
+        result = TaskResult(Status.OK, {"n_train": len(folds[0][0]), "n_val": len(folds[0][1]),
                                    "n_test": len(split.test)})
         reporter = EpochReporter(channel, job)
         fit_cpu = fit_wall = predict_cpu = 0.0
@@ -84,7 +85,7 @@ def run_trial(channel: Channel, job: Job, split: Split) -> TaskResult:
                     del model
                 result.fields["val_accuracy"] = correct / scored
             except TrialPruned as pruned:
-                result.status, result.fields["val_accuracy"] = "pruned", pruned.value
+                result.status, result.fields["val_accuracy"] = Status.PRUNED, pruned.value
         result.fields.update(fit_cpu_s=round(fit_cpu, 3), fit_wall_s=round(fit_wall, 3),
                              predict_cpu_s=round(predict_cpu, 4), history=reporter.recorded_history(),
                              warnings=one_line_each(caught))
@@ -107,7 +108,7 @@ def run_final(channel: Channel, job: Job, split: Split, *others: Digits) -> Task
             train, val = split.train, split.val
         train = nested_subset(train, job.train_size, job.seed)  # --train-sizes: the learning curve
         test = split.test
-        result = TaskResult("ok", {"n_train": len(train), "n_val": len(val) if val else 0,
+        result = TaskResult(Status.OK, {"n_train": len(train), "n_val": len(val) if val else 0,
                                    "n_test": len(test)})
         reporter = EpochReporter(channel, job)
         crossed, corrupted = others[:len(job.test_on)], others[len(job.test_on):]
@@ -131,7 +132,7 @@ def run_submission(channel: Channel, job: Job, split: Split) -> TaskResult:
     with _ONE_AT_A_TIME:
         entry = _entry(job)
         train = _whole_training_part(split)
-        result = TaskResult("ok", {"n_train": len(train), "n_val": 0, "n_test": len(split.test)})
+        result = TaskResult(Status.OK, {"n_train": len(train), "n_val": 0, "n_test": len(split.test)})
         reporter = EpochReporter(channel, job)
         with _guarded(result) as caught:
             model = entry.create(**job.params)
@@ -301,7 +302,8 @@ def _guarded(result: TaskResult) -> Iterator[list]:
         try:
             yield caught
         except Exception as exc:
-            result.status, result.error, result.traceback = "error", one_line(exc), traceback.format_exc()
+            result.status, result.error = Status.ERROR, one_line(exc)
+            result.traceback = traceback.format_exc()
         finally:
             gc.collect()
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from digitbench.benchmark.settings import KERAS_TUNER_ORACLES
+from digitbench.benchmark.store import STATUSES, Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
 from digitbench.benchmark.tuning.space import KerasTunerSpace, Space
 from digitbench.benchmark.tuning.trial import Recorded
@@ -122,7 +123,7 @@ class KerasTunerDriver(TunerDriver):
             number = int(trial.trial_id)
             self._running[number] = trial.trial_id
             outcome = recorded(number)
-            self._end(number, *(outcome or ("error", None)), message=None if outcome else LEFT_RUNNING)
+            self._end(number, *(outcome or (Status.ERROR, None)), message=None if outcome else LEFT_RUNNING)
 
     def ask(self) -> tuple[int, dict[str, Any]] | None:
         """A new trial's number and params, or None when the oracle has nothing to start now."""
@@ -135,7 +136,7 @@ class KerasTunerDriver(TunerDriver):
         try:
             params = self.search_space(KerasTunerSpace(hp))
         except Exception:
-            self.tell(number, "error", None)
+            self.tell(number, Status.ERROR, None)
             raise
         self.oracle.update_space(hp)  # dimensions these values declared first (define-by-run)
         if self.with_epochs:
@@ -165,18 +166,18 @@ class KerasTunerDriver(TunerDriver):
         return self._running[number]
 
     def _end(self, number: int, status: str, value: float | None, message: str | None = None) -> None:
-        if status not in ("ok", "pruned", "error") or (status == "ok" and value is None):
+        if status not in STATUSES or (status == Status.OK and value is None):
             raise ValueError(f"trial {number}: bad outcome {status!r} with value {value!r}")
         trial = self.oracle.get_trial(self._kt_id(number))
-        if value is not None and status != "error":
+        if value is not None and status != Status.ERROR:
             # At a step after every reported epoch: the score is the last value (see _make_oracle).
             history = trial.metrics.get_history(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else []
             step = max((o.step for o in history), default=-1) + 1
             self.oracle.update_trial(trial.trial_id, {OBJECTIVE: float(value)}, step=step)
-            trial.status, trial.message = "COMPLETED", (PRUNED_OK if status == "pruned" else None)
+            trial.status, trial.message = "COMPLETED", (PRUNED_OK if status == Status.PRUNED else None)
         else:
             trial.status = "FAILED"
-            trial.message = PRUNED_MARK if status == "pruned" else message or FAILED_MARK
+            trial.message = PRUNED_MARK if status == Status.PRUNED else message or FAILED_MARK
         self.oracle.end_trial(trial)
         self.oracle.save()  # end_trial saved the oracle while the trial was still ongoing
         del self._running[number]

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
 from digitbench.benchmark.tuning.space import OptunaSpace, Space
 from digitbench.benchmark.tuning.trial import Outcome, Recorded
@@ -89,7 +90,7 @@ class OptunaDriver(TunerDriver):
         from optuna.trial import TrialState
 
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self._tell(trial.number, recorded(trial.number) or ("error", None))
+            self._tell(trial.number, recorded(trial.number) or (Status.ERROR, None))
 
     def ask(self) -> tuple[int, dict[str, Any]]:
         trial = self.study.ask()
@@ -112,10 +113,10 @@ class OptunaDriver(TunerDriver):
         from optuna.trial import TrialState
 
         status, value = outcome
-        if status == "ok" and value is not None:
+        if status == Status.OK and value is not None:
             self.study.tell(number, value, skip_if_finished=True)
         else:
-            state = TrialState.PRUNED if status == "pruned" else TrialState.FAIL
+            state = TrialState.PRUNED if status == Status.PRUNED else TrialState.FAIL
             self.study.tell(number, state=state, skip_if_finished=True)
 
     def finished(self) -> int:

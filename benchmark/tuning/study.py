@@ -17,6 +17,7 @@ from typing import Any
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from digitbench.benchmark.tuning.folds import fold_sizes
 from digitbench.benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
@@ -107,14 +108,14 @@ class Study:
         """A stop signal: running trials are failed in the tuner (no row; they do not count)."""
         if self.driver is not None:
             for number in self.driver.running():
-                self.driver.tell(number, "error", None)
+                self.driver.tell(number, Status.ERROR, None)
 
     # -- budget and choice --------------------------------------------------------------------
 
     @property
     def finished(self) -> int:
         """Trials with a row that completed or were pruned (failed ones do not count)."""
-        return sum(r["status"] in ("ok", "pruned") for r in self.records.values())
+        return sum(r["status"] in (Status.OK, Status.PRUNED) for r in self.records.values())
 
     def _stopped(self, running: int) -> bool:
         return (self.finished + running >= self.config.trials or self.out_of_budget(running)
@@ -134,7 +135,7 @@ class Study:
     def _failures_in_a_row(self) -> int:
         count = 0
         for number in sorted(self.records, reverse=True):
-            if self.records[number]["status"] != "error":
+            if self.records[number]["status"] != Status.ERROR:
                 break
             count += 1
         return count
@@ -164,7 +165,8 @@ class Study:
         one standard error of the validation estimate, sqrt(p(1-p)/n) over the n scored images:
         smaller gains are noise, and refitting them loses as often as it wins on the test set.
         """
-        ok = {n: r for n, r in self.records.items() if r["status"] == "ok" and r["val_accuracy"] is not None}
+        ok = {n: r for n, r in self.records.items()
+              if r["status"] == Status.OK and r["val_accuracy"] is not None}
         if not ok:
             raise RuntimeError(f"tuning with {self.tuner} finished no trial, so there is nothing to refit")
         best = min(ok, key=lambda n: (-ok[n]["val_accuracy"], n))
@@ -181,15 +183,15 @@ class Study:
     def summary(self) -> dict[str, Any]:
         """Settings plus what was used: the ``tuning`` column of the final rows."""
         statuses = [r["status"] for r in self.records.values()]
-        used = {"trials_run": len(statuses), "pruned": statuses.count("pruned"),
-                "failed": statuses.count("error"), "cpu_s_used": round(self.cpu_used, 2),
+        used = {"trials_run": len(statuses), "pruned": statuses.count(Status.PRUNED),
+                "failed": statuses.count(Status.ERROR), "cpu_s_used": round(self.cpu_used, 2),
                 "stopped_by": self._stopped_by()}
         try:
             number, why = self.choice()
             used.update(chosen_trial=number, chosen_because=why,
                         chosen_val_accuracy=self.records[number]["val_accuracy"],
                         best_val_accuracy=max(r["val_accuracy"] for r in self.records.values()
-                                              if r["status"] == "ok" and r["val_accuracy"] is not None))
+                                              if r["status"] == Status.OK and r["val_accuracy"] is not None))
         except RuntimeError:
             pass
         return {**self.settings, **used}

@@ -20,7 +20,7 @@ class TrialPruned(Exception):
         self.value = value
 
 
-#: ``(status, validation accuracy)``; status ``"ok"``, ``"pruned"`` or ``"error"``.
+#: ``(status, validation accuracy)``; status a :class:`~digitbench.benchmark.store.Status`.
 Outcome = tuple[str, float | None]
 Recorded = Callable[[int], Outcome | None]
 
