@@ -273,18 +273,20 @@ class ResultsStore:
         if frame is None and not self.exists():
             return set()
         frame = self.load() if frame is None else frame
-        ok = frame[frame["status"] == "ok"]
+        ok = frame[frame["status"] == Status.OK]
         return {job_key(r) for r in ok[list(JOB_KEY)].to_dict("records")}
 
     def trial_rows(self, frame: pd.DataFrame | None = None
                    ) -> dict[tuple[str, str, str, int], dict[int, dict[str, Any]]]:
         """The trial rows of every study, (dataset, model, tuner, study seed) -> trial number ->
-        row (the last row of each number); of ``frame`` as for :meth:`done_jobs`."""
+        row (the last row of each number, its ``params`` a dict as the recorder's rows have it); of
+        ``frame`` as for :meth:`done_jobs`."""
         studies: dict[tuple[str, str, str, int], dict[int, dict[str, Any]]] = {}
         if frame is not None or self.exists():
             frame = self.load() if frame is None else frame
             for row in frame[frame["trial"] != FINAL].to_dict("records"):
                 dataset, model, tuner, number, seed, _ = job_key(row)
+                row["params"] = json.loads(row["params"]) if isinstance(row["params"], str) else {}
                 studies.setdefault((dataset, model, tuner, seed), {})[number] = row
         return studies
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
+from digitbench.benchmark.execution.policy import same_params
 from digitbench.benchmark.store import (
     FINAL,
     RESULTS_FILE,
@@ -137,7 +138,8 @@ def check_resume(plan: Plan) -> None:
     frame = store.load()
     mine = frame[(frame["model"] == plan.entry.name) & (frame["trial"] == FINAL)]
     wanted = json.dumps(plan.params, sort_keys=True, default=str)
-    other = [text for text in mine["params"].dropna().unique() if text != wanted]
+    other = [text for text in mine["params"].dropna().unique()
+             if not same_params(json.loads(text), plan.params)]
     if other or (frame["model"] != plan.entry.name).any():
         raise InputError(f"{store.path}: holds seeds of other parameters or models than this submission "
                          f"({plan.entry.name} {wanted}); use --overwrite to train again")

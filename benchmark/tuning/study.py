@@ -11,7 +11,6 @@ k-fold cross-validation (:mod:`benchmark.tuning.folds`); the test set is never t
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -220,10 +219,9 @@ class Study:
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
     """What a study keeps of a trial row: status, validation accuracy, CPU spent, parameters."""
-    params = row["params"]
     return {"status": row["status"], "val_accuracy": _number(row.get("val_accuracy")),
             "cpu_s": (_number(row.get("fit_cpu_s")) or 0) + (_number(row.get("predict_cpu_s")) or 0),
-            "params": json.loads(params) if isinstance(params, str) else params}
+            "params": row["params"]}
 
 
 def _number(value: Any) -> float | None:

@@ -102,9 +102,10 @@ def make_study(tmp_path: Path, split: Split, *, model: str = "nearest-centroid",
 
 
 def row(status: str = "ok", val: float | None = 0.8, cpu: float = 1.0) -> dict[str, Any]:
-    """A trial's row as the store gives it back: text cells, CPU split between fit and predict."""
+    """A trial's row as the store gives it back: text cells but params (parsed), CPU split between fit
+    and predict."""
     return {"status": status, "val_accuracy": "" if val is None else str(val),
-            "fit_cpu_s": str(cpu * 0.75), "predict_cpu_s": str(cpu * 0.25), "params": '{"shrink": 0.5}'}
+            "fit_cpu_s": str(cpu * 0.75), "predict_cpu_s": str(cpu * 0.25), "params": {"shrink": 0.5}}
 
 
 def recorded(*rows: dict[str, Any]) -> dict[int, dict[str, Any]]:
