@@ -14,22 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from digitbench.benchmark.store import load_predictions
-from digitbench.reports.format import code, count, natural_key, p_text, points
-from digitbench.reports.stats import PairedComparison, mean_interval, paired_comparison
+from digitbench.reports.format import code, p_text, points
+from digitbench.reports.paired import Contender, Skip
+from digitbench.reports.section import DatasetScope, Section, has_finals
+from digitbench.reports.stats import ALPHA, PairedComparison, mean_interval
 from digitbench.reports.table import as_dict
-
-ALPHA = 0.05
-
-
-class Skip(Exception):
-    """A comparison that cannot be made; the message says why, in words for the report."""
 
 
 @dataclass(frozen=True)
@@ -87,17 +80,87 @@ def _value(fixed: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def comparisons_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
-                        run_dir: Path) -> list[str]:
-    """Markdown lines of one dataset's paired comparisons.
+@dataclass(frozen=True)
+class Compared:
+    """``a`` against ``b`` (model, tuner) on the same test images, per seed both have (in order);
+    ``why`` says why not where they could not be compared."""
 
-    ``rows`` are the dataset's typed rows, ``final`` its final ok rows (one per model x tuner x
-    seed) and ``board`` its leaderboard (one row per model x tuner with ``family``, mean
-    ``accuracy`` and ``fit_cpu_s``, best first).
-    """
+    a: Contender
+    b: Contender
+    results: list[tuple[str, PairedComparison]]
+    why: str | None = None
+
+
+def compared(scope: DatasetScope, a: Contender, b: Contender) -> Compared:
+    """``a`` against ``b`` on the dataset's finals (each pair read and tested once by the scope)."""
+    try:
+        return Compared(a, b, scope.paired(a, b))
+    except Skip as why:
+        return Compared(a, b, [], str(why))
+
+
+@dataclass(frozen=True)
+class VariantComparison:
+    """Two variants compared under each tuner both ran with (in the finals' order); ``missing``
+    names those of the two without a finished final."""
+
+    pair: Variants
+    by_tuner: dict[str, Compared]
+    missing: list[str]
+
+
+@dataclass(frozen=True)
+class FamilyComparison:
+    """The best of one family against the best of another, the costlier fit first."""
+
+    family_a: str
+    family_b: str
+    compared: Compared
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    variants: list[VariantComparison]
+    families: list[FamilyComparison]
+    families_why: str | None  # why the families were not compared
+    several_tuners: bool      # the finals ran with more than one tuner (titles name them)
+
+
+def best_of_families(board: pd.DataFrame) -> dict[str, pd.Series]:
+    """Family -> its best leaderboard row, families in the leaderboard's order."""
+    return {family: group.iloc[0] for family, group in board.groupby("family", sort=False)}
+
+
+def _comparisons(scope: DatasetScope) -> Comparisons:
+    final = scope.final
+    variants = []
+    for pair in variant_pairs(scope.rows, final):
+        tuners = [t for t in dict.fromkeys(final["tuner"])
+                  if {pair.first, pair.second} <= set(final.loc[final["tuner"] == t, "model"])]
+        variants.append(VariantComparison(
+            pair, {t: compared(scope, (pair.first, t), (pair.second, t)) for t in tuners},
+            [m for m in (pair.first, pair.second) if m not in set(final["model"])]))
+    best = best_of_families(scope.board)
+    families, why = [], None
+    if len(best) < 2:
+        missing = [f for f in dict.fromkeys(scope.rows["family"]) if f not in best]
+        why = (f"no finished final model of family {' or '.join(code(f) for f in missing)} here"
+               if missing else f"every model here is of family {code(next(iter(best)))}")
+    for a, b in combinations(best.values(), 2):
+        if b["fit_cpu_s"] > a["fit_cpu_s"]:
+            a, b = b, a
+        families.append(FamilyComparison(a["family"], b["family"], compared(
+            scope, (a["model"], a["tuner"]), (b["model"], b["tuner"]))))
+    return Comparisons(variants, families, why, final["tuner"].nunique() > 1)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+def _comparisons_lines(found: Comparisons, scope: DatasetScope) -> list[str]:
+    """The paired comparisons of one dataset, then how to read them."""
     lines = ["### Paired comparisons", ""]
-    lines += _variant_lines(variant_pairs(rows, final), final, run_dir)
-    lines += _family_lines(rows, final, board, run_dir)
+    lines += _variant_lines(found.variants)
+    lines += _family_lines(found)
     lines += [
         "",
         "Variants are models of one class that differ in the parameters their entries fix; "
@@ -118,57 +181,45 @@ def comparisons_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataF
     return lines
 
 
-def _variant_lines(pairs: list[Variants], final: pd.DataFrame, run_dir: Path) -> list[str]:
+def _variant_lines(variants: list[VariantComparison]) -> list[str]:
     """Each pair of variants compared per tuner both ran with, or a line saying why not."""
-    if not pairs:
+    if not variants:
         return ["- Variants: no two models of one class with different fixed parameters ran here."]
     lines = []
-    for pair in pairs:
+    for v in variants:
+        pair = v.pair
         title = f"Variants {pair.first} vs {pair.second} ({pair.differs}"
-        tuners = [t for t in dict.fromkeys(final["tuner"])
-                  if {pair.first, pair.second} <= set(final.loc[final["tuner"] == t, "model"])]
-        for tuner in tuners:
-            lines += _line(f"{title}, tuner {tuner})", final, run_dir, (pair.first, tuner),
-                           (pair.second, tuner))
-        if not tuners:
-            missing = [m for m in (pair.first, pair.second) if m not in set(final["model"])]
-            why = (f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no finished "
-                   "final model here" if missing else "they never ran with the same tuner")
+        for tuner, found in v.by_tuner.items():
+            lines += _line(f"{title}, tuner {tuner})", found)
+        if not v.by_tuner:
+            why = (f"{' and '.join(v.missing)} {'has' if len(v.missing) == 1 else 'have'} no finished "
+                   "final model here" if v.missing else "they never ran with the same tuner")
             lines.append(f"- {title}): not compared, {why}.")
     return lines
 
 
-def _family_lines(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
-                  run_dir: Path) -> list[str]:
+def _family_lines(found: Comparisons) -> list[str]:
     """The best of each family against the best of each other family, costlier fit first."""
-    best = {family: group.iloc[0] for family, group in board.groupby("family", sort=False)}
-    if len(best) < 2:
-        missing = [f for f in dict.fromkeys(rows["family"]) if f not in best]
-        why = (f"no finished final model of family {' or '.join(code(f) for f in missing)} here"
-               if missing else f"every model here is of family {code(next(iter(best)))}")
-        return [f"- Best of each family: not compared, {why}."]
+    if found.families_why is not None:
+        return [f"- Best of each family: not compared, {found.families_why}."]
     lines = []
-    for a, b in combinations(best.values(), 2):
-        if b["fit_cpu_s"] > a["fit_cpu_s"]:
-            a, b = b, a
-        title = f"Best {code(a['family'])} vs best {code(b['family'])}"
-        if final["tuner"].nunique() > 1:
-            title += f" (tuners {a['tuner']} and {b['tuner']})"
-        lines += _line(f"{title}: {a['model']} vs {b['model']}", final, run_dir,
-                       (a["model"], a["tuner"]), (b["model"], b["tuner"]))
+    for f in found.families:
+        (model_a, tuner_a), (model_b, tuner_b) = f.compared.a, f.compared.b
+        title = f"Best {code(f.family_a)} vs best {code(f.family_b)}"
+        if found.several_tuners:
+            title += f" (tuners {tuner_a} and {tuner_b})"
+        lines += _line(f"{title}: {model_a} vs {model_b}", f.compared)
     return lines
 
 
-def _line(title: str, final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
-          b: tuple[str, str]) -> list[str]:
+def _line(title: str, found: Compared) -> list[str]:
     """One comparison, headed ``title``, as a list item (plus the over-seeds line), or a line
     saying why not."""
-    name_a, name_b = a[0], b[0]
+    name_a, name_b = found.a[0], found.b[0]
     heading = f"- {title}"
-    try:
-        results = compare_seeds(final, run_dir, a, b)
-    except Skip as why:
-        return [f"{heading}: not compared, {why}."]
+    if found.why is not None:
+        return [f"{heading}: not compared, {found.why}."]
+    results = found.results
     seed, first = results[0]
     verdict = ("significant at 5%" if first.p_value < ALPHA
                else "**not significant** at 5%: the data do not show a difference")
@@ -187,38 +238,5 @@ def _line(title: str, final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
     return lines
 
 
-def compare_seeds(final: pd.DataFrame, run_dir: Path, a: tuple[str, str],
-                   b: tuple[str, str]) -> list[tuple[str, PairedComparison]]:
-    """Paired comparisons of ``a`` and ``b`` (model, tuner) for every seed both have, in order."""
-    rows = [{r["seed"]: r for r in final[(final["model"] == m) & (final["tuner"] == t)]
-             .to_dict("records")} for m, t in (a, b)]
-    seeds = sorted(set(rows[0]) & set(rows[1]), key=natural_key)
-    if not seeds:
-        raise Skip("they share no seed")
-    results = []
-    for seed in seeds:
-        (y_true, pred_a), (y_b, pred_b) = (_load(run_dir, r[seed], m)
-                                           for r, m in zip(rows, (a[0], b[0]), strict=True))
-        if y_true.size != y_b.size:
-            raise Skip(f"their test sets differ in size ({count(y_true.size)} vs "
-                       f"{count(y_b.size)} images, seed {seed})")
-        if not np.array_equal(y_true, y_b):
-            raise Skip(f"their test labels differ (seed {seed}), so these are not the same images")
-        results.append((seed, paired_comparison(y_true, pred_a, pred_b)))
-    return results
-
-
-def _load(run_dir: Path, row: dict, model: str) -> tuple[np.ndarray, np.ndarray]:
-    rel = row.get("predictions")
-    if not isinstance(rel, str) or not rel:
-        raise Skip(f"no predictions file was recorded for {model} seed {row['seed']}")
-    try:
-        y_true, y_pred = load_predictions(run_dir, rel)
-    except (OSError, KeyError, ValueError, EOFError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise Skip(f"{code(rel)} could not be read ({why})") from None
-    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
-    if y_true.size == 0 or y_true.size != y_pred.size:
-        raise Skip(f"{code(rel)} holds {count(y_true.size)} labels and {count(y_pred.size)} "
-                   "predictions")
-    return y_true, y_pred
+COMPARISONS = Section("comparisons", _comparisons, _comparisons_lines, anchor="comparisons",
+                      applies=has_finals)

@@ -4,20 +4,44 @@ the accuracy on each other one, with intervals, so the drop is what a reader see
 
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass
 
 from digitbench.reports.format import code, md_table, natural_key, pct
+from digitbench.reports.section import DatasetScope, Section
 from digitbench.reports.stats import accuracy_interval, mean_interval
 from digitbench.reports.table import as_dict
 
+Interval = tuple[float, float, float]  # mean, low, high
 
-def cross_dataset_section(final: pd.DataFrame, dataset: str) -> list[str]:
-    """The section of one training dataset (its final rows, typed), or nothing when no final was
-    tested elsewhere."""
-    tested = final[final["cross_test"].notna()]
-    if tested.empty:
-        return []
-    rows, prepared = [], {}
+
+@dataclass(frozen=True)
+class CrossTest:
+    """One contender trained here and tested on ``other``'s test part: its accuracy on each test
+    set (the mean over seeds with the wider of the seed and the test-set interval) and the drop."""
+
+    model: str
+    tuner: str
+    other: str
+    seeds: int
+    own: Interval
+    elsewhere: Interval
+    drop: float  # own minus other, a fraction
+
+
+@dataclass(frozen=True)
+class CrossDataset:
+    tests: list[CrossTest]
+    prepared: dict[str, str]  # other dataset -> how its pictures were prepared
+
+
+def tested_elsewhere(scope: DatasetScope) -> bool:
+    """The ``applies`` of the section: a final was tested on another dataset (``--test-on``)."""
+    return scope.has_finals and bool(scope.final["cross_test"].notna().any())
+
+
+def _cross_dataset(scope: DatasetScope) -> CrossDataset:
+    tested = scope.final[scope.final["cross_test"].notna()]
+    found, prepared = [], {}
     for (model, tuner), group in sorted(tested.groupby(["model", "tuner"], sort=False),
                                         key=lambda item: natural_key(item[0][0])):
         cells = [as_dict(c) for c in group["cross_test"]]
@@ -29,15 +53,38 @@ def cross_dataset_section(final: pd.DataFrame, dataset: str) -> list[str]:
             own = list(group["test_accuracy"])
             other_acc = [k / n for k, n in scores]
             drop = sum(own) / len(own) - sum(other_acc) / len(other_acc)
-            rows.append([model, tuner, code(other), len(scores),
-                         _shown(own, int(group["n_test"].iloc[0])),
-                         _shown(other_acc, scores[0][1]), f"{100 * drop:+.2f}"])
+            found.append(CrossTest(model, tuner, other, len(scores),
+                                   _interval(own, int(group["n_test"].iloc[0])),
+                                   _interval(other_acc, scores[0][1]), drop))
+    return CrossDataset(found, prepared)
+
+
+def _interval(accuracies: list[float], n: int) -> Interval:
+    """The mean over seeds with the wider of the seed interval and the test-set interval over
+    ``n`` images."""
+    mean = mean_interval(accuracies)
+    low, high = accuracy_interval(round(mean.mean * n), n)
+    if mean.half_width is not None and mean.half_width > (high - low) / 2:
+        low, high = mean.low, mean.high
+    return mean.mean, low, high
+
+
+def _shown(interval: Interval) -> str:
+    """``97.50% (97.10–97.90)``."""
+    mean, low, high = interval
+    return f"{pct(mean)} ({100 * low:.2f}–{100 * high:.2f})"
+
+
+def _cross_dataset_lines(found: CrossDataset, scope: DatasetScope) -> list[str]:
+    dataset = scope.dataset
+    rows = [[t.model, t.tuner, code(t.other), t.seeds, _shown(t.own), _shown(t.elsewhere),
+             f"{100 * t.drop:+.2f}"] for t in found.tests]
     headers = ["model", "tuner", "tested on", "seeds", f"on {dataset}'s own test set",
                "on the other test set", "drop, points"]
     return [f"### Trained on {code(dataset)}, tested on other datasets", "",
             *md_table(headers, rows, "lllrrrr"), "",
-            *(f"- {code(spec)}: pictures {text}" for spec, text in sorted(prepared.items())),
-            *([""] if prepared else []),
+            *(f"- {code(spec)}: pictures {text}" for spec, text in sorted(found.prepared.items())),
+            *([""] if found.prepared else []),
             "Each final model was trained on this dataset (never tuned on the others) and tested once "
             "on the test part of each `--test-on` dataset. Accuracy is the mean over seeds with the "
             "95% Student-t interval; with one seed, or seeds that agree more closely than the test "
@@ -45,11 +92,4 @@ def cross_dataset_section(final: pd.DataFrame, dataset: str) -> list[str]:
             "other, in points.", ""]
 
 
-def _shown(accuracies: list[float], n: int) -> str:
-    """``97.50% (97.10–97.90)``: the mean over seeds with the wider of the seed interval and the
-    test-set interval over ``n`` images."""
-    mean = mean_interval(accuracies)
-    low, high = accuracy_interval(round(mean.mean * n), n)
-    if mean.half_width is not None and mean.half_width > (high - low) / 2:
-        low, high = mean.low, mean.high
-    return f"{pct(mean.mean)} ({100 * low:.2f}–{100 * high:.2f})"
+CROSS_DATASET = Section("cross-dataset", _cross_dataset, _cross_dataset_lines, applies=tested_elsewhere)

@@ -12,13 +12,14 @@ the built-ins) overtakes each model of the other families, with McNemar's test t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from digitbench.reports import plots
-from digitbench.reports.comparisons import Skip, compare_seeds
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
+from digitbench.reports.paired import Skip, compare_seeds
 from digitbench.reports.scaling_fits import (
     CostLaw,
     Crossover,
@@ -30,8 +31,9 @@ from digitbench.reports.scaling_fits import (
     fit_cost,
     fit_power_law,
 )
-from digitbench.reports.stats import mean_interval
-from digitbench.reports.table import FINAL, SUBSET, as_dict
+from digitbench.reports.section import DatasetScope, Section
+from digitbench.reports.stats import ALPHA, PairedComparison, mean_interval
+from digitbench.reports.table import DEFAULTS, FINAL, SUBSET, as_dict
 
 #: The costs fitted against n: column -> what the table and the figure call it.
 COSTS = {"fit_cpu_s": "fit CPU-s", "predict_cpu_per_image": "predict CPU-s per image",
@@ -77,7 +79,7 @@ class Curve:
 
     def parameters_note(self) -> str:
         tuning = as_dict(self.points["tuning"].iloc[-1])
-        if self.tuner == "none":
+        if self.tuner == DEFAULTS:
             return "its defaults"
         return f"what {self.tuner} chose on the whole training part (trial {tuning.get('chosen_trial', '?')})"
 
@@ -89,23 +91,82 @@ def curves_of(rows: pd.DataFrame) -> list[Curve]:
             for ((m, t), group), label in zip(groups.items(), contender_labels(groups), strict=True)]
 
 
-def data_scaling_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """The learning-curves section of one dataset; nothing where the run had no ``--train-sizes``."""
-    if not (rows["kind"] == SUBSET).any():
-        return []
+@dataclass(frozen=True, eq=False)
+class Crossing:
+    """Where the best model of the winning family overtakes ``other`` (a model of another family),
+    and McNemar's test there on every seed (``why``: why there is none; both None where it never
+    overtakes it)."""
+
+    other: Curve
+    found: Crossover
+    compared: list[tuple[str, PairedComparison]] | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """The learning curves of one dataset's contenders that have subset finals, with the seeds and
+    test images behind them, and the crossovers (:func:`_crossings`)."""
+
+    curves: list[Curve]
+    seeds: int
+    n_test: int
+    winner: Curve
+    crossings: list[Crossing]
+
+
+def has_subsets(scope: DatasetScope) -> bool:
+    """The ``applies`` of the section: a model finished and finals ran on ``--train-sizes``."""
+    return scope.has_finals and scope.has_subsets
+
+
+def _scaling(scope: DatasetScope) -> Scaling:
+    rows = scope.rows
     curves = curves_of(rows)
+    subsets = rows[rows["kind"] == SUBSET]
+    winner = max(curves, key=lambda c: (c.largest, c.means.iloc[-1]))
+    return Scaling(curves, int(subsets["seed"].nunique()), int(subsets["n_test"].max()), winner,
+                   _crossings(winner, curves, scope))
+
+
+def _crossings(winner: Curve, curves: list[Curve], scope: DatasetScope) -> list[Crossing]:
+    """For the best model of the winning family (that of the most accurate model at the largest size)
+    against each model of the other families: the size from which it is more accurate, and
+    McNemar's test there on every seed. No family is named here: they come from the rows."""
+    found = []
+    for other in (c for c in curves if c.family != winner.family):
+        common = sorted(set(winner.sizes) & set(other.sizes))
+        if not common:
+            continue
+        at = crossover(common, [winner.means[n] for n in common], [other.means[n] for n in common])
+        if at.at is None:
+            found.append(Crossing(other, at))
+            continue
+        points = pd.concat([winner.points[winner.points["n"] == at.at],
+                            other.points[other.points["n"] == at.at]])
+        try:
+            compared = compare_seeds(points, scope.run_dir, (winner.model, winner.tuner),
+                                     (other.model, other.tuner))
+        except Skip as why:
+            found.append(Crossing(other, at, why=str(why)))
+            continue
+        found.append(Crossing(other, at, compared))
+    return found
+
+
+def _scaling_lines(found: Scaling, scope: DatasetScope) -> list[str]:
+    """The learning-curves section of one dataset."""
+    curves = found.curves
     lines = ["### How accuracy and cost grow with the training set", ""]
     sizes = sorted({n for c in curves for n in c.sizes})
-    seeds = int(rows.loc[rows["kind"] == SUBSET, "seed"].nunique())
-    n_test = int(rows.loc[rows["kind"] == SUBSET, "n_test"].max())
     lines += [f"Every final was also trained on nested stratified subsets of the training part "
               f"({', '.join(count(n) for n in sizes)} images; the smaller inside the larger, drawn by "
-              f"each of {seeds} seed(s)) and tested on the same {count(n_test)} test images. The "
-              "parameters are the same at every size: "
+              f"each of {found.seeds} seed(s)) and tested on the same {count(found.n_test)} test "
+              "images. The parameters are the same at every size: "
               + "; ".join(f"{code(c.label)}: {c.parameters_note()}" for c in curves) + ".", ""]
-    lines += _figures(curves, dataset, run_dir, slug)
+    lines += _figures(curves, scope.dataset, scope.run_dir, scope.slug)
     lines += _table(curves) + [""] + _notes()
-    lines += _crossover_lines(curves, rows, run_dir)
+    lines += _crossover_lines(found)
     flagged = [c for c in curves if not c.monotone.monotone]
     for c in flagged:
         where = ", ".join(f"{count(a)} → {count(b)}" for a, b in c.monotone.rises)
@@ -181,34 +242,25 @@ def _notes() -> list[str]:
             "extends both fits to ten times the largest size: a forecast, not a measurement.", ""]
 
 
-def _crossover_lines(curves: list[Curve], rows: pd.DataFrame, run_dir: Path) -> list[str]:
-    """For the best model of the winning family (that of the most accurate model at the largest size)
-    against each model of the other families: the size from which it is more accurate, and
-    McNemar's test there on every seed. No family is named here: they come from the rows."""
-    winner = max(curves, key=lambda c: (c.largest, c.means.iloc[-1]))
-    others = [c for c in curves if c.family != winner.family]
-    lines = []
-    for other in others:
-        common = sorted(set(winner.sizes) & set(other.sizes))
-        if not common:
-            continue
-        found = crossover(common, [winner.means[n] for n in common], [other.means[n] for n in common])
-        lines.append(f"- {code(winner.label)} overtakes {code(other.label)} {found.describe()}"
-                     + _significance(found, winner, other, run_dir) + ".")
+def _crossover_lines(found: Scaling) -> list[str]:
+    winner = found.winner
+    lines = [f"- {code(winner.label)} overtakes {code(c.other.label)} {c.found.describe()}"
+             + _significance(c) + "." for c in found.crossings]
     return ([f"**Crossovers** (the best {code(winner.family)} model, the most accurate on the most "
              "images, against each model of the other families)", ""] + lines + [""]) if lines else []
 
 
-def _significance(found: Crossover, best: Curve, base: Curve, run_dir: Path) -> str:
-    if found.at is None:
+def _significance(crossing: Crossing) -> str:
+    if crossing.why is not None:
+        return f" (no paired test: {crossing.why})"
+    if crossing.compared is None:
         return ""
-    at = pd.concat([best.points[best.points["n"] == found.at], base.points[base.points["n"] == found.at]])
-    try:
-        compared = compare_seeds(at, run_dir, (best.model, best.tuner), (base.model, base.tuner))
-    except Skip as why:
-        return f" (no paired test: {why})"
-    significant = sum(r.p_value < 0.05 and r.difference > 0 for _, r in compared)
+    compared = crossing.compared
+    significant = sum(r.p_value < ALPHA and r.difference > 0 for _, r in compared)
     per_seed = ", ".join(f"seed {s}: {100 * r.difference:+.2f} points, p {p_text(r.p_value)}"
                          for s, r in compared)
-    return (f"; at {count(found.at)} images it is significantly more accurate (McNemar's exact test, "
-            f"p < 0.05) on {significant} of {len(compared)} seed(s) ({per_seed})")
+    return (f"; at {count(crossing.found.at)} images it is significantly more accurate (McNemar's "
+            f"exact test, p < {ALPHA:g}) on {significant} of {len(compared)} seed(s) ({per_seed})")
+
+
+SCALING = Section("scaling", _scaling, _scaling_lines, anchor="scaling", applies=has_subsets)

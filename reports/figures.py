@@ -1,73 +1,85 @@
 """Figure sections of one dataset in ``report.md``: accuracy against CPU time with the Pareto front,
-tuning curves, learning curves and galleries of misclassified digits.
+tuning curves, and training curves by epoch.
 
-Each function returns the section's markdown lines and writes its PNG beside the report (named
-from the dataset slug); where the data for a figure are missing it returns a sentence saying so.
+Each section's analysis gathers the figure's data; its rendering writes the PNG beside the report
+(named from the dataset slug) and returns its markdown; where the data for a figure are missing it
+returns a sentence saying so.
 """
 
 from __future__ import annotations
 
-from functools import reduce
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from digitbench.benchmark.store import load_misclassified, load_predictions
 from digitbench.reports import plots
-from digitbench.reports.format import code, contender_labels, count, md_table, natural_key, num, pct
+from digitbench.reports.format import contender_labels, md_table, natural_key, num, pct
+from digitbench.reports.section import DatasetScope, Section, has_finals
 from digitbench.reports.stats import best_at, pareto_optimal
-from digitbench.reports.table import as_dict, trial_rows
+from digitbench.reports.table import DEFAULTS, as_dict
 from digitbench.reports.tuner_stats import FRACTIONS, common_span
 
-GALLERY_MAX = 40
-_READ_ERRORS = (OSError, KeyError, ValueError)
-
-
-def _labels(board: pd.DataFrame) -> list[str]:
-    return contender_labels(zip(board["model"], board["tuner"], strict=True))
-
-
-def _why(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
+Curves = dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]  # model -> tuner -> studies
 
 # -- accuracy against CPU time ---------------------------------------------------------------
 
-def pareto_section(board: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Mean test accuracy against mean fit CPU-seconds per contender, with the Pareto front."""
-    lines = ["### Accuracy against CPU time", ""]
-    timed = board[board["fit_cpu_s"].notna()].reset_index(drop=True)
-    if timed.empty:
-        return lines + ["No fit CPU times were recorded, so there is no accuracy–cost figure.", ""]
+
+@dataclass(frozen=True)
+class Pareto:
+    """Each contender with a fit time: its label, mean fit CPU-s and accuracy, and whether it is
+    Pareto-optimal (no other is at most as costly and at least as accurate)."""
+
+    labels: list[str]
+    cpu_s: list[float]
+    accuracy: list[float]
+    optimal: list[bool]
+
+
+def _pareto(scope: DatasetScope) -> Pareto:
+    timed = scope.board[scope.board["fit_cpu_s"].notna()].reset_index(drop=True)
     cpu_s, acc = list(timed["fit_cpu_s"]), list(timed["accuracy"])
-    optimal = pareto_optimal(cpu_s, acc)
-    labels = _labels(timed)
-    name = f"pareto-{slug}.png"
-    plots.pareto_front(labels, cpu_s, acc, optimal, f"Accuracy against fit CPU time on {dataset}",
-                       run_dir / name)
-    front = sorted((c, lab, a) for c, lab, a, on in zip(cpu_s, labels, acc, optimal, strict=True) if on)
+    labels = contender_labels(zip(timed["model"], timed["tuner"], strict=True))
+    return Pareto(labels, cpu_s, acc, pareto_optimal(cpu_s, acc))
+
+
+def _pareto_lines(found: Pareto, scope: DatasetScope) -> list[str]:
+    lines = ["### Accuracy against CPU time", ""]
+    if not found.labels:
+        return lines + ["No fit CPU times were recorded, so there is no accuracy–cost figure.", ""]
+    name, dataset = f"pareto-{scope.slug}.png", scope.dataset
+    plots.pareto_front(found.labels, found.cpu_s, found.accuracy, found.optimal,
+                       f"Accuracy against fit CPU time on {dataset}", scope.run_dir / name)
+    front = sorted((c, lab, a) for c, lab, a, on in zip(found.cpu_s, found.labels, found.accuracy,
+                                                        found.optimal, strict=True) if on)
     listed = ", ".join(f"{lab} ({pct(a)} for {num(c)} CPU-s)" for c, lab, a in front)
-    lines += [f"![Accuracy against fit CPU time on {dataset}]({name})", "",
-              "Mean test accuracy against mean fit CPU-seconds (log scale), one point per model and "
-              "tuner; the red step line joins the Pareto-optimal ones, which no other model beats on "
-              f"both cost and accuracy. Pareto-optimal: {listed}.", ""]
-    return lines
+    return lines + [f"![Accuracy against fit CPU time on {dataset}]({name})", "",
+                    "Mean test accuracy against mean fit CPU-seconds (log scale), one point per model "
+                    "and tuner; the red step line joins the Pareto-optimal ones, which no other model "
+                    f"beats on both cost and accuracy. Pareto-optimal: {listed}.", ""]
+
+
+PARETO = Section("pareto", _pareto, _pareto_lines, applies=has_finals)
 
 
 # -- tuning curves ---------------------------------------------------------------------------
 
-def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Anytime curves: best-so-far validation accuracy against cumulative tuning CPU-s, per model
-    and tuner, over the repeated studies (``--study-seeds``) with a band, and a table of what each
-    tuner had found at equal CPU."""
-    lines = ["### Tuning curves", ""]
-    trials = trial_rows(rows)
-    if trials.empty:
-        return lines + ["No tuning trials were recorded for this dataset, so there are no tuning "
-                        "curves.", ""]
-    curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
+@dataclass(frozen=True)
+class TuningCurves:
+    """Per model and tuner (``tuner (method)``), each study's anytime curve: cumulative tuning
+    CPU-s against the best validation accuracy so far; and, per model with two or more tuners,
+    what each tuner had found at :data:`reports.tuner_stats.FRACTIONS` of the span every tuner's
+    median study reached (``(model, tuner, studies, found at each fraction)``)."""
+
+    had_trials: bool
+    curves: Curves
+    anytime: list[tuple[str, str, int, list[np.ndarray]]]
+
+
+def _tuning_curves(scope: DatasetScope) -> TuningCurves:
+    trials = scope.trials
+    curves: Curves = {}
     for model in sorted(trials["model"].unique(), key=natural_key):
         for tuner in sorted(trials.loc[trials["model"] == model, "tuner"].unique()):
             group = trials[(trials["model"] == model) & (trials["tuner"] == tuner)]
@@ -80,12 +92,40 @@ def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug:
             if studies:
                 method = _method(group["tuning"].iloc[0])
                 curves.setdefault(model, {})[f"{tuner} ({method})" if method else tuner] = studies
+    anytime = []
+    for model, by_tuner in curves.items():
+        if len(by_tuner) < 2:
+            continue
+        span = common_span(by_tuner)
+        for tuner, studies in by_tuner.items():
+            found = [best_at(studies, np.array([fraction * span]))[:, 0] for fraction in FRACTIONS]
+            anytime.append((model, tuner, len(studies), [f[~np.isnan(f)] for f in found]))
+    return TuningCurves(not trials.empty, curves, anytime)
+
+
+def _method(cell: Any) -> str:
+    """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
+    tuning = as_dict(cell)
+    if tuning.get("sampler"):
+        pruner = tuning.get("pruner")
+        return tuning["sampler"] + (f", {pruner} pruner" if pruner and pruner != "none" else "")
+    return str(tuning.get("oracle") or "")
+
+
+def _tuning_curves_lines(found: TuningCurves, scope: DatasetScope) -> list[str]:
+    """Anytime curves per model and tuner, over the repeated studies (``--study-seeds``) with a band,
+    and a table of what each tuner had found at equal CPU."""
+    lines = ["### Tuning curves", ""]
+    if not found.had_trials:
+        return lines + ["No tuning trials were recorded for this dataset, so there are no tuning "
+                        "curves.", ""]
+    curves = found.curves
     if not curves:
         return lines + ["No tuning trial finished with a validation accuracy, so there are no "
                         "tuning curves.", ""]
-    name = f"tuning-curves-{slug}.png"
+    name = f"tuning-curves-{scope.slug}.png"
     tuners = sorted({t for by_tuner in curves.values() for t in by_tuner})  # with sampler or oracle
-    plots.tuning_curves(curves, f"Tuning curves on {dataset}", run_dir / name)
+    plots.tuning_curves(curves, f"Tuning curves on {scope.dataset}", scope.run_dir / name)
     most = max(len(s) for by_tuner in curves.values() for s in by_tuner.values())
     caption = ("Best validation accuracy so far against the CPU-seconds tuning had spent (fit and "
                "predict of every trial in trial order, pruned and failed trials included), one "
@@ -103,31 +143,26 @@ def tuning_curves_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug:
     if not any(t.startswith("random") for t in tuners):
         caption += (" No random-search baseline was run: add `random` to `--tuner` for the line "
                     "that says what a tuner buys over random search at equal CPU.")
-    return lines + [f"![Tuning curves on {dataset}]({name})", "", caption, ""] + _anytime_table(curves)
+    return lines + [f"![Tuning curves on {scope.dataset}]({name})", "", caption, ""] + \
+        _anytime_table(found.anytime)
 
 
-def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]]) -> list[str]:
-    """Per model with two or more tuners: each tuner's best validation accuracy at the same
-    CPU-seconds (a quarter, half and all of the span every tuner's median study reached)."""
-    rows = []
-    for model, by_tuner in curves.items():
-        if len(by_tuner) < 2:
-            continue
-        span = common_span(by_tuner)
-        for tuner, studies in by_tuner.items():
-            cells = []
-            for fraction in FRACTIONS:
-                found = best_at(studies, np.array([fraction * span]))[:, 0]
-                found = found[~np.isnan(found)]
-                if not len(found):
-                    cells.append("-")
-                elif len(found) == 1:
-                    cells.append(pct(found[0]))
-                else:
-                    cells.append(f"{pct(np.median(found))} ({pct(found.min())}–{pct(found.max())})")
-            rows.append([model, tuner, str(len(studies)), *cells])
-    if not rows:
+def _anytime_table(anytime: list[tuple[str, str, int, list[np.ndarray]]]) -> list[str]:
+    """Each tuner's best validation accuracy at the same CPU-seconds, median over the studies with
+    the lowest and highest."""
+    if not anytime:
         return []
+    rows = []
+    for model, tuner, studies, at in anytime:
+        cells = []
+        for found in at:
+            if not len(found):
+                cells.append("-")
+            elif len(found) == 1:
+                cells.append(pct(found[0]))
+            else:
+                cells.append(f"{pct(np.median(found))} ({pct(found.min())}–{pct(found.max())})")
+        rows.append([model, tuner, str(studies), *cells])
     headers = ["model", "tuner", "studies", *(f"at {int(100 * f)}% of the span" for f in FRACTIONS)]
     return (["Best validation accuracy each tuner had found at equal tuning CPU-seconds (the span: "
              "the CPU-seconds every tuner's median study reached), median over the studies with "
@@ -137,16 +172,10 @@ def _anytime_table(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
             + md_table(headers, rows, "llrrrr") + [""])
 
 
-def _method(cell: Any) -> str:
-    """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
-    tuning = as_dict(cell)
-    if tuning.get("sampler"):
-        pruner = tuning.get("pruner")
-        return tuning["sampler"] + (f", {pruner} pruner" if pruner and pruner != "none" else "")
-    return str(tuning.get("oracle") or "")
+TUNING_CURVES = Section("tuning-curves", _tuning_curves, _tuning_curves_lines, applies=has_finals)
 
 
-# -- learning curves -------------------------------------------------------------------------
+# -- training curves by epoch ----------------------------------------------------------------
 
 def _history(cell: Any, metric: str) -> list[float]:
     values = as_dict(cell).get(metric)
@@ -161,21 +190,24 @@ def networks(rows: pd.DataFrame) -> set[str]:
     return set(rows.loc[recorded, "model"])
 
 
-def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.DataFrame,
-                            dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """Validation accuracy by epoch of the trial each network's final refit; without trials
-    (tuner none), the finals' training accuracy by epoch.
+@dataclass(frozen=True)
+class TrainingCurves:
+    """Per network contender (label): the validation accuracy by epoch of the trial its final
+    refit, or, without one (tuner none), its first final's training accuracy by epoch.
 
     Networks are the models whose rows record what only networks record: a count of trainable
     parameters (``n_params``) or an epoch ``history``.
     """
-    lines = ["### Training curves by epoch", ""]
-    shown = board[board["model"].isin(networks(rows))]
-    if shown.empty:
-        return lines + ["No network (a model recording trainable parameters or epochs) finished on "
-                        "this dataset, so there are no learning curves.", ""]
-    trials = trial_rows(rows)
-    labels = _labels(board)
+
+    networks: bool  # whether any contender is a network
+    val: dict[str, list[float]]
+    train: dict[str, list[float]]
+
+
+def _training_curves(scope: DatasetScope) -> TrainingCurves:
+    board, final, trials = scope.board, scope.final, scope.trials
+    shown = board[board["model"].isin(networks(scope.rows))]
+    labels = contender_labels(zip(board["model"], board["tuner"], strict=True))
     val: dict[str, list[float]] = {}
     train: dict[str, list[float]] = {}
     for idx, r in shown.iterrows():
@@ -183,7 +215,7 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
         first = min(group.to_dict("records"), key=lambda g: natural_key(g["seed"]))
         tuning = as_dict(first["tuning"])
         chosen = tuning.get("chosen_trial", tuning.get("best_trial"))
-        if r["tuner"] != "none" and chosen is not None:
+        if r["tuner"] != DEFAULTS and chosen is not None:
             match = trials[(trials["model"] == r["model"]) & (trials["tuner"] == r["tuner"])
                            & (trials["number"] == int(chosen))]
             same_seed = match[match["seed"] == first["seed"]]
@@ -195,17 +227,26 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
         curve = _history(first["history"], "accuracy")
         if curve:
             train[labels[idx]] = curve
-    name = f"learning-curves-{slug}.png"
+    return TrainingCurves(not shown.empty, val, train)
+
+
+def _training_curves_lines(found: TrainingCurves, scope: DatasetScope) -> list[str]:
+    lines = ["### Training curves by epoch", ""]
+    if not found.networks:
+        return lines + ["No network (a model recording trainable parameters or epochs) finished on "
+                        "this dataset, so there are no learning curves.", ""]
+    val, train, dataset = found.val, found.train, scope.dataset
+    name = f"learning-curves-{scope.slug}.png"
     if val:
         plots.learning_curves(val, "Validation accuracy, %", f"Training curves by epoch on {dataset}",
-                              run_dir / name)
+                              scope.run_dir / name)
         caption = ("Validation accuracy by epoch of the tuning trial each network's final model "
                    f"refit (its chosen trial): {', '.join(val)}.")
         if train:
             caption += f" Not shown (no tuning trial): {', '.join(train)}."
     elif train:
         plots.learning_curves(train, "Training accuracy, %", f"Training curves by epoch on {dataset}",
-                              run_dir / name)
+                              scope.run_dir / name)
         caption = ("These networks were not tuned, so there is no validation curve: this is the "
                    f"**training** accuracy by epoch of each final model (first seed): {', '.join(train)}.")
     else:
@@ -215,93 +256,5 @@ def learning_curves_section(rows: pd.DataFrame, final: pd.DataFrame, board: pd.D
     return lines + [f"![Training curves by epoch on {dataset}]({name})", "", caption, ""]
 
 
-# -- galleries -------------------------------------------------------------------------------
-
-class _NoImages(Exception):
-    """A gallery that cannot be drawn; the message says why, in words for the report."""
-
-
-def _first_seed_file(final: pd.DataFrame, model: str, tuner: str) -> dict[str, Any] | None:
-    group = final[(final["model"] == model) & (final["tuner"] == tuner)]
-    seeds = sorted(group.to_dict("records"), key=lambda r: natural_key(r["seed"]))
-    return next((r for r in seeds if isinstance(r["predictions"], str) and r["predictions"]), None)
-
-
-def _mistakes(run_dir: Path, rel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(y_true, y_pred, wrong_index, wrong_images) of one predictions file."""
-    try:
-        y_true, y_pred = load_predictions(run_dir, rel)
-        index, images = load_misclassified(run_dir, rel)
-    except _READ_ERRORS as exc:
-        raise _NoImages(f"{code(rel)} could not be read ({_why(exc)})") from None
-    if len(index) == 0 and np.any(y_true != y_pred):
-        raise _NoImages(f"{code(rel)} holds no images of the misclassified digits (written by an "
-                        "older digitbench)")
-    return y_true, y_pred, index, images
-
-
-def gallery_section(final: pd.DataFrame, board: pd.DataFrame, dataset: str, run_dir: Path,
-                    slug: str) -> list[str]:
-    """The best model's misclassified test digits, then the digits every final model got wrong."""
-    lines = ["### Misclassified digits", ""]
-    best = board.iloc[0]
-    label = _labels(board)[0]
-    row = _first_seed_file(final, best["model"], best["tuner"])
-    try:
-        if row is None:
-            raise _NoImages(f"no predictions were recorded for {label}")
-        y_true, y_pred, index, images = _mistakes(run_dir, row["predictions"])
-        if len(index) == 0:
-            lines += [f"{label} (seed {row['seed']}) got every test digit right.", ""]
-        else:
-            shown = index[:GALLERY_MAX]
-            name = f"misclassified-{slug}.png"
-            titles = [f"true {y_true[i]} → {y_pred[i]}" for i in shown]
-            plots.digit_gallery(images[:GALLERY_MAX], titles,
-                                f"{label} on {dataset}: misclassified test digits", run_dir / name)
-            first = f"the first {len(shown)} of its " if len(shown) < len(index) else "all "
-            lines += [f"![Test digits {label} got wrong on {dataset}]({name})", "",
-                      f"The best model, {label} (seed {row['seed']}): {first}{count(len(index))} "
-                      f"misclassified test digits of {count(len(y_true))}, in test-set order, each "
-                      "titled with its true label → the model's prediction.", ""]
-    except _NoImages as exc:
-        lines += [f"No gallery of the best model's mistakes: {exc}.", ""]
-    return lines + _common_mistakes(final, board, dataset, run_dir, slug)
-
-
-def _common_mistakes(final: pd.DataFrame, board: pd.DataFrame, dataset: str, run_dir: Path,
-                     slug: str) -> list[str]:
-    labels = _labels(board)
-    rows = [(lab, _first_seed_file(final, m, t))
-            for lab, m, t in zip(labels, board["model"], board["tuner"], strict=True)]
-    missing = [lab for lab, r in rows if r is None]
-    rows = [(lab, r) for lab, r in rows if r is not None]
-    if len(rows) < 2:
-        return ["Fewer than two final models have predictions, so there are no digits that every "
-                "model got wrong to show.", ""]
-    try:
-        loaded = [_mistakes(run_dir, r["predictions"]) for _, r in rows]
-    except _NoImages as exc:
-        return [f"No gallery of the digits every model got wrong: {exc}.", ""]
-    sizes = {len(y_true) for y_true, *_ in loaded}
-    if len(sizes) > 1:
-        return ["No gallery of the digits every model got wrong: the models' test sets differ in "
-                f"size ({', '.join(count(n) for n in sorted(sizes))} images).", ""]
-    n_test = sizes.pop()
-    common = reduce(np.intersect1d, [index for *_, index, _ in loaded])
-    who = f"all {len(rows)} final models (first seed each)"
-    if missing:
-        who += f"; {', '.join(missing)} had no predictions file and are left out"
-    if len(common) == 0:
-        return [f"No test digit was misclassified by every one of {who}.", ""]
-    y_true, _, index, images = loaded[0]
-    position = {int(i): k for k, i in enumerate(index)}
-    shown = common[:GALLERY_MAX]
-    name = f"misclassified-by-all-{slug}.png"
-    plots.digit_gallery(images[[position[int(i)] for i in shown]],
-                        [f"true {y_true[i]}" for i in shown],
-                        f"Test digits every model got wrong on {dataset}", run_dir / name)
-    more = f" (the first {len(shown)} shown)" if len(shown) < len(common) else ""
-    return [f"![Test digits every model got wrong on {dataset}]({name})", "",
-            f"{count(len(common))} of the {count(n_test)} test digits were misclassified by every one "
-            f"of {who}{more}, in test-set order, each titled with its true label.", ""]
+TRAINING_CURVES = Section("training-curves", _training_curves, _training_curves_lines,
+                          applies=has_finals)

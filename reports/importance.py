@@ -1,227 +1,67 @@
-"""Which parameters mattered: per tuning study, the fANOVA importance of each tuned parameter for
-validation accuracy, computed by Optuna.
-
-A *study* is one (dataset, model, tuner, study seed): the trials one tuner ran for one model with
-one ``--study-seeds`` seed. Its trials that finished (status ``"ok"`` with a validation accuracy),
-whichever tuner ran them (Optuna, keras-tuner or random search), are added to an in-memory Optuna
-study (:func:`optuna.trial.create_trial`, :meth:`optuna.study.Study.add_trial`) and ranked by
-:func:`optuna.importance.get_param_importances` with a seeded
-:class:`~optuna.importance.FanovaImportanceEvaluator` (``seed=0``, so a report is reproducible;
-passed explicitly, because Optuna 5's default evaluator is PED-ANOVA, not fANOVA). fANOVA fits a
-random forest of the validation accuracy on the parameters and attributes its variance to each
-parameter; the importances are normalised by Optuna to sum to 1.
-
-The results store keeps each trial's full parameter set but not the search space, so the
-distributions are inferred from the values the study's trials used:
-
-* a parameter with the same value in every finished trial was not tuned and is dropped;
-* bool or str values: ``CategoricalDistribution`` of the sorted distinct values;
-* int values (bool excluded): ``IntDistribution(min, max)``;
-* float values, or floats mixed with ints (a float written as a whole number):
-  ``FloatDistribution(min, max)``. Whether the tuner sampled on a log scale does not matter:
-  fANOVA's trees split on thresholds, so any monotone transform of a parameter gives the same
-  importances;
-* any other mix of types (say ``None`` and ints), or a parameter missing from some trials (read as
-  ``None``): ``CategoricalDistribution`` of the values' string forms.
-
-With fewer than :data:`MIN_TRIALS` finished trials, no tuned parameter, or the same validation
-accuracy in every finished trial (no variance to attribute), a study has no importances.
-
-In the report, per model and tuner, the importances are the mean over the studies (study seeds)
-that have them, with the lowest and highest study's value in brackets when there are several; a
-parameter a study did not tune counts as 0 in that study, so the means still sum to 1.
-"""
+"""The report's "Which parameters mattered" section: per model and tuner, the fANOVA importances of
+:mod:`reports.fanova` (see there for studies, the inferred search space and pooling), as a figure
+and one line each. The summary names the top parameters from the same result."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import optuna
-import pandas as pd
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 
 from digitbench.reports import plots
-from digitbench.reports.format import code, contender_labels, natural_key
-from digitbench.reports.table import trial_rows
+from digitbench.reports.fanova import (
+    FANOVA_SEED,
+    MIN_TRIALS,
+    POOLED,
+    SHOWN_MIN,
+    Group,
+    Ranked,
+    StudyResult,
+    shown,
+    study_results,
+    summarise,
+)
+from digitbench.reports.format import code, contender_labels
+from digitbench.reports.section import DatasetScope, Section, has_trials
 
-#: Finished trials (status ok, with a validation accuracy) a study needs for importances.
-MIN_TRIALS = 10
-#: Importances below this are summed up as "the rest" in the report's lines.
-SHOWN_MIN = 0.05
 #: Parameters per (model, tuner) that :func:`top_parameters` returns at most.
 TOP = 3
-#: Where no study of a model and tuner has :data:`MIN_TRIALS`, the trials of its studies (the
-#: study seeds) are taken together, if they have as many; the result is marked so.
-POOLED = "pooled"
-#: Seed of fANOVA's random forest.
-FANOVA_SEED = 0
-
-Group = tuple[str, str]  # (model, tuner)
 
 
-# -- one study -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Importances:
+    """Per (model, tuner): each study's fANOVA result (:func:`reports.fanova.study_results`) and
+    their summary (:func:`reports.fanova.summarise`: the ranked parameters, how many studies have
+    importances and their finished trials)."""
 
-@contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna logs at WARNING and above only, as it did before, afterwards."""
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(before)
+    studies: dict[Group, list[StudyResult]]
+    summaries: dict[Group, tuple[Ranked, int, int]]
 
-
-def _finished(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials with status ok and a finite validation accuracy."""
-    val = pd.to_numeric(trials["val_accuracy"], errors="coerce").astype(float)
-    return trials[(trials["status"] == "ok") & np.isfinite(val)]
+    @property
+    def ranked(self) -> dict[Group, tuple[Ranked, int]]:
+        """The (model, tuner) pairs with importances: their ranked parameters and studies."""
+        return {group: (table, count) for group, (table, count, _) in self.summaries.items() if count}
 
 
-def _distribution(values: list[Any]) -> tuple[BaseDistribution, list[Any]] | None:
-    """The distribution inferred from one parameter's values in every trial, and the values as
-    the distribution holds them; None where the parameter has one value (not tuned)."""
-    kinds = {type(v) for v in values}
-    if kinds <= {bool} or kinds <= {str}:
-        distinct = sorted(set(values))
-        return (CategoricalDistribution(distinct), values) if len(distinct) > 1 else None
-    if kinds <= {int}:
-        low, high = min(values), max(values)
-        return (IntDistribution(low, high), values) if low < high else None
-    if kinds <= {int, float} and all(math.isfinite(v) for v in values):
-        numbers = [float(v) for v in values]
-        low, high = min(numbers), max(numbers)
-        return (FloatDistribution(low, high), numbers) if low < high else None
-    texts = [str(v) for v in values]
-    distinct = sorted(set(texts))
-    return (CategoricalDistribution(distinct), texts) if len(distinct) > 1 else None
+def importances(scope: DatasetScope) -> Importances:
+    """The importances of one dataset's tuning trials (finals are ignored)."""
+    studies = study_results(scope.trials)
+    return Importances(studies, {group: summarise(results) for group, results in studies.items()})
 
 
-def search_space(params: list[dict[str, Any]]) -> tuple[dict[str, BaseDistribution],
-                                                        list[dict[str, Any]]]:
-    """The distributions of the tuned parameters inferred from the trials' parameter sets, and
-    each trial's tuned parameters as those distributions hold them (see the module docstring)."""
-    names = sorted({name for p in params for name in p})
-    distributions: dict[str, BaseDistribution] = {}
-    columns: dict[str, list[Any]] = {}
-    for name in names:
-        inferred = _distribution([p.get(name) for p in params])
-        if inferred is not None:
-            distributions[name], columns[name] = inferred
-    return distributions, [{name: columns[name][i] for name in distributions}
-                           for i in range(len(params))]
-
-
-def _params(cell: Any) -> dict[str, Any]:
-    return cell if isinstance(cell, dict) else {}
-
-
-def _study_result(trials: pd.DataFrame) -> tuple[dict[str, float] | None, int, str]:
-    """Importances of one study (or None), its count of finished trials, and why there are none."""
-    done = _finished(trials)
-    n = len(done)
-    if n < MIN_TRIALS:
-        return None, n, "too few"
-    distributions, values = search_space([_params(cell) for cell in done["params"]])
-    if not distributions:
-        return None, n, "untuned"
-    accuracy = done["val_accuracy"].astype(float).to_numpy()
-    if np.ptp(accuracy) == 0:
-        return None, n, "flat"
-    with _quiet_optuna():
-        study = optuna.create_study(direction="maximize")
-        for params, value in zip(values, accuracy, strict=True):
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
-                                                      value=float(value)))
-        try:
-            found = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=FANOVA_SEED))
-        except RuntimeError:  # "zero total variance in all trees": nothing to attribute
-            return None, n, "flat"
-    return {name: float(v) for name, v in found.items()}, n, ""
-
-
-def study_importances(trials: pd.DataFrame) -> dict[str, float] | None:
-    """fANOVA importance of each tuned parameter for validation accuracy in one study's trial rows
-    (of a typed frame; one dataset, model, tuner and study seed), largest first, summing to 1.
-
-    None with fewer than :data:`MIN_TRIALS` trials that finished ok with a validation accuracy
-    (pruned and failed trials do not count), with no tuned parameter, or when every finished trial
-    reached the same validation accuracy.
-    """
-    return _study_result(trials)[0]
-
-
-# -- per model and tuner ---------------------------------------------------------------------
-
-def _groups(rows: pd.DataFrame) -> dict[Group, list[tuple[dict[str, float] | None, int, str]]]:
-    """Per (model, tuner), naturally sorted, each study's result in study-seed order."""
-    trials = trial_rows(rows)
-    found: dict[Group, list[tuple[dict[str, float] | None, int, str]]] = {}
-    if trials.empty:
-        return found
-    trials = trials.assign(_seed=trials["seed"].astype(object).where(trials["seed"].notna(), "?"))
-    keys = ["model", "tuner", "dataset", "_seed"] if "dataset" in trials else ["model", "tuner", "_seed"]
-    studies = sorted(trials.groupby(keys, sort=False),
-                     key=lambda item: tuple(natural_key(k) for k in item[0]))
-    pools: dict[Group, list[pd.DataFrame]] = {}
-    for key, study in studies:
-        found.setdefault((str(key[0]), str(key[1])), []).append(_study_result(study))
-        pools.setdefault((str(key[0]), str(key[1])), []).append(study)
-    for group, results in found.items():  # no study has enough trials: their trials pooled
-        if len(results) > 1 and all(why == "too few" for _, _, why in results):
-            imp, n, why = _study_result(pd.concat(pools[group]))
-            if imp is not None:
-                found[group] = [(imp, n, f"{POOLED} {len(results)}")]
-    return found
-
-
-def _summary(results: list[tuple[dict[str, float] | None, int, str]]
-             ) -> tuple[list[tuple[str, float, float, float]], int, int]:
-    """Mean, lowest and highest importance per parameter over the studies that have importances
-    (largest mean first, then by name), the number of those studies and their finished trials."""
-    ranked = [(imp, n) for imp, n, _ in results if imp is not None]
-    names = sorted({name for imp, _ in ranked for name in imp})
-    table = []
-    for name in names:
-        values = [imp.get(name, 0.0) for imp, _ in ranked]
-        table.append((name, float(np.mean(values)), min(values), max(values)))
-    table.sort(key=lambda t: (-t[1], t[0]))
-    return table, len(ranked), sum(n for _, n in ranked)
-
-
-def _shown(table: list[tuple[str, float, float, float]]) -> list[tuple[str, float, float, float]]:
-    """The parameters with a mean importance of at least :data:`SHOWN_MIN` (at least the first)."""
-    return [t for i, t in enumerate(table) if i == 0 or t[1] >= SHOWN_MIN]
-
-
-def top_parameters(rows: pd.DataFrame) -> dict[Group, list[tuple[str, float]]]:
+def top_parameters(found: Importances) -> dict[Group, list[tuple[str, float]]]:
     """(model, tuner) -> its most important parameters with their (mean) importance, largest
-    first: at most :data:`TOP`, those of at least :data:`SHOWN_MIN` (always the first). Only the
-    model-tuner pairs with a study that has importances are keys. ``rows``: one dataset's typed
-    rows (finals are ignored)."""
-    top = {}
-    for group, results in _groups(rows).items():
-        table, studies, _ = _summary(results)
-        if studies:
-            top[group] = [(name, mean) for name, mean, _, _ in _shown(table)[:TOP]]
-    return top
+    first: at most :data:`TOP`, those of at least :data:`~reports.fanova.SHOWN_MIN` (always the
+    first). Only the model-tuner pairs with a study that has importances are keys."""
+    return {group: [(name, mean) for name, mean, _, _ in shown(table)[:TOP]]
+            for group, (table, _) in found.ranked.items()}
 
 
-def _line(group: Group, results: list[tuple[dict[str, float] | None, int, str]]) -> str:
+def _line(group: Group, results: list[StudyResult], summary: tuple[Ranked, int, int]) -> str:
     model, tuner = group
-    table, studies, n = _summary(results)
+    table, studies, n = summary
     counts = [c for _, c, _ in results]
     if not studies:
         reasons = {why for _, _, why in results}
@@ -240,23 +80,23 @@ def _line(group: Group, results: list[tuple[dict[str, float] | None, int, str]])
             why = ("no study had both tuned parameters and validation accuracies that differed, "
                    f"or {MIN_TRIALS} finished trials")
         return f"- {code(model)} ({tuner}, {what}): {why}."
-    shown = _shown(table)
+    params = shown(table)
     pooled = results[0][2].startswith(POOLED)
     if pooled:
         head = (f"- {code(model)} ({tuner}, {n} trials pooled over its {results[0][2].split()[-1]} "
                 f"studies, each with fewer than {MIN_TRIALS}): ")
-        listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in shown)
+        listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in params)
         note = "fANOVA importance for validation accuracy, the study seeds' trials taken together"
     elif studies == 1:
         head = f"- {code(model)} ({tuner}, {n} trials): "
-        listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in shown)
+        listed = ", ".join(f"{name} {mean:.2f}" for name, mean, _, _ in params)
         note = "fANOVA importance for validation accuracy"
     else:
         head = f"- {code(model)} ({tuner}, {studies} studies, {n} trials): "
-        listed = ", ".join(f"{name} {mean:.2f} ({low:.2f}–{high:.2f})" for name, mean, low, high in shown)
+        listed = ", ".join(f"{name} {mean:.2f} ({low:.2f}–{high:.2f})" for name, mean, low, high in params)
         note = ("fANOVA importance for validation accuracy, mean over the studies with the lowest "
                 "and highest in brackets")
-    if len(shown) < len(table):
+    if len(params) < len(table):
         note += f"; the rest < {SHOWN_MIN:.2f}"
     skipped = len(results) - studies
     if skipped:
@@ -265,7 +105,7 @@ def _line(group: Group, results: list[tuple[dict[str, float] | None, int, str]])
     return f"{head}{listed} ({note})"
 
 
-def _figure(summaries: dict[Group, tuple[list[tuple[str, float, float, float]], int]],
+def _figure(summaries: dict[Group, tuple[Ranked, int]],
             title: str, path: Path) -> Path:
     """Horizontal bars of the (mean) importances, one panel per model and tuner, with the
     lowest-highest range over the studies as error bars where there are several."""
@@ -297,28 +137,22 @@ def _figure(summaries: dict[Group, tuple[list[tuple[str, float, float, float]], 
     return plots.save_png(fig, path)
 
 
-def importance_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
+def _importance_lines(found: Importances, scope: DatasetScope) -> list[str]:
     """``### Which parameters mattered``: a figure ``importance-{slug}.png`` of the fANOVA
-    importances per model and tuner, and one line per model and tuner (see the module docstring
-    for how studies and study seeds are combined). ``rows``: the dataset's typed rows."""
+    importances per model and tuner, and one line per model and tuner."""
     lines = ["### Which parameters mattered", ""]
-    groups = _groups(rows)
-    if not groups:
+    if not found.studies:
         return lines + ["No tuning trials were recorded for this dataset, so there are no parameter "
                         "importances.", ""]
-    summaries = {}
-    for group, results in groups.items():
-        table, studies, _ = _summary(results)
-        if studies:
-            summaries[group] = (table, studies)
-    text = [_line(group, results) for group, results in groups.items()]
-    if not summaries:
+    text = [_line(group, results, found.summaries[group]) for group, results in found.studies.items()]
+    ranked = found.ranked
+    if not ranked:
         return lines + [f"No study had the {MIN_TRIALS} finished trials (status ok, with a "
                         "validation accuracy) and the varied parameters and accuracies a parameter "
                         "importance needs:", "", *text, ""]
-    name = f"importance-{slug}.png"
-    title = f"Which parameters mattered on {dataset}"
-    _figure(summaries, title, Path(run_dir) / name)
+    name = f"importance-{scope.slug}.png"
+    title = f"Which parameters mattered on {scope.dataset}"
+    _figure(ranked, title, Path(scope.run_dir) / name)
     caption = ("fANOVA importance of each tuned parameter for validation accuracy (Optuna's "
                f"`FanovaImportanceEvaluator`, seed {FANOVA_SEED}), from the trials of each study "
                "(model, tuner, study seed) that finished with a validation accuracy; a study needs "
@@ -327,3 +161,7 @@ def importance_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: st
                "studies (`--study-seeds`), the bar is the mean over them and the whisker spans the "
                "lowest to the highest.")
     return lines + [f"![{title}]({name})", "", caption, "", *text, ""]
+
+
+IMPORTANCE = Section("importance", importances, _importance_lines, anchor="importance",
+                     applies=has_trials)

@@ -1,9 +1,9 @@
-"""What ran where: machines, thread counts and package versions of a results frame, and the
-report's "Machine and software" section."""
+"""What ran where: machines, thread counts, Keras backends and package versions of a results frame,
+and the markdown of the report's "Machine and software" section (:data:`reports.run_sections.MACHINE`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -22,6 +22,7 @@ class Environment:
     machines: list[dict[str, Any]]
     threads: list[str]
     versions: dict[str, list[str]]   # package -> distinct versions, in first-seen order
+    backends: list[str] = field(default_factory=list)  # Keras backends (older results have none)
 
 
 def distinct(values: pd.Series) -> list[str]:
@@ -41,8 +42,9 @@ def _text(value: Any) -> str:
 
 
 def environment(frame: pd.DataFrame) -> Environment:
-    """Collect the environment facts of every row of a typed results frame
-    (:func:`reports.table.typed`)."""
+    """Collect the environment facts of every row of a results frame, typed here if it is not
+    (:func:`reports.table.typed`; typing a typed frame changes nothing)."""
+    frame = typed(frame)
     machines: list[dict[str, Any]] = []
     for info in frame["machine"]:
         if info and info not in machines:
@@ -53,16 +55,14 @@ def environment(frame: pd.DataFrame) -> Environment:
             found = versions.setdefault(str(package), [])
             if str(version) not in found:
                 found.append(str(version))
-    return Environment(machines, distinct(frame["threads"]), versions)
+    settings = list(frame["settings"]) if "settings" in frame else []
+    backends = sorted({str(s["backend"]) for s in map(as_dict, settings) if s.get("backend")})
+    return Environment(machines, distinct(frame["threads"]), versions, backends)
 
 
-def machine_section(frame: pd.DataFrame) -> list[str]:
-    """Machine(s), threads, package versions, git revisions, command lines and run ids.
-
-    ``frame`` may also be a frame as :func:`benchmark.store.load_results` reads it: it is typed
-    here (typing a typed frame changes nothing)."""
-    frame = typed(frame)
-    env = environment(frame)
+def machine_lines(env: Environment) -> list[str]:
+    """``## Machine and software``: the machine(s), threads used, Keras backends, then the package
+    versions."""
     lines = ["## Machine and software", ""]
     machines = env.machines or [{}]
     keys = [k for k in _MACHINE_LABELS if any(k in m for m in machines)]
@@ -72,10 +72,8 @@ def machine_section(frame: pd.DataFrame) -> list[str]:
     rows = [[_MACHINE_LABELS.get(k, k), *(_machine_value(k, m.get(k)) for m in machines)]
             for k in keys]
     rows.append(["Threads used", *([", ".join(env.threads) or DASH] * len(machines))])
-    settings = list(frame["settings"]) if "settings" in frame else []
-    backends = sorted({str(s["backend"]) for s in map(as_dict, settings) if s.get("backend")})
-    if backends:  # older results files have none
-        rows.append(["Keras backend", *([", ".join(backends)] * len(machines))])
+    if env.backends:  # older results files have none
+        rows.append(["Keras backend", *([", ".join(env.backends)] * len(machines))])
     lines += md_table(headers, rows) + [""]
     if env.versions:
         rows = [[p, ", ".join(v)] for p, v in env.versions.items()]

@@ -16,7 +16,7 @@ From the final rows' ``corrupt_test`` (test images right under each corruption) 
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,13 +25,60 @@ import pandas as pd
 from digitbench.benchmark.store import load_gallery
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct
+from digitbench.reports.section import DatasetScope, Section
 from digitbench.reports.stats import accuracy_interval, mean_interval
 from digitbench.reports.table import as_dict
 
+Key = tuple[str, str]  # (model, tuner)
+METRICS = ("ece", "nll", "brier")
+Bins = tuple[np.ndarray, np.ndarray, np.ndarray]  # count, mean confidence, accuracy per bin
 
-def _per_model(final: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+
+@dataclass(frozen=True)
+class Corrupted:
+    """One contender under the corruptions: the mean accuracy over them and its 95% interval
+    (``half_width`` over seeds; with one seed, or none, ``wilson`` over all corrupted test images
+    together), its worst corruption and its mean corruption error against the reference."""
+
+    mean: float
+    half_width: float | None
+    wilson: tuple[float, float] | None
+    worst: str
+    mce: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One contender's calibration scores, means over seeds: clean and over the corruptions."""
+
+    method: str
+    clean: dict[str, float]
+    corrupted: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Robustness:
+    keys: list[Key]
+    labels: dict[Key, str]
+    names: list[str]                               # the corruptions, in the order run
+    n_test: int
+    accuracy: dict[Key, dict[str, float]]          # mean over seeds under each corruption
+    clean: dict[Key, float]
+    reference: Key                                 # the mCE's denominator
+    corrupted: dict[Key, Corrupted]
+    gallery: tuple[dict[str, np.ndarray], np.ndarray] | None  # test digits as the models saw them
+    calibration: dict[Key, Calibration | None]     # None: no probabilities
+    reliability: tuple[Key, dict[str, Bins]] | None  # the most accurate scored contender's bins
+
+
+def _per_model(final: pd.DataFrame) -> dict[Key, pd.DataFrame]:
     tested = final[final["corrupt_test"].map(bool)]
     return {key: group for key, group in tested.groupby(["model", "tuner"], sort=False)}
+
+
+def tested_under_corruption(scope: DatasetScope) -> bool:
+    """The ``applies`` of the section: a final was tested under ``--corruptions``."""
+    return scope.has_finals and bool(scope.final["corrupt_test"].map(bool).any())
 
 
 def _accuracy(group: pd.DataFrame, name: str) -> float:
@@ -40,45 +87,34 @@ def _accuracy(group: pd.DataFrame, name: str) -> float:
                           for cell in group["corrupt_test"]]))
 
 
-def robustness_section(final: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """The corruptions and calibration section of one dataset; nothing without ``--corruptions``."""
+def _robustness(scope: DatasetScope) -> Robustness:
+    final = scope.final
     models = _per_model(final)
-    if not models:
-        return []
     keys = list(models)
-    label = dict(zip(keys, contender_labels(keys), strict=True))
     names = list(as_dict(next(iter(models.values()))["corrupt_test"].iloc[0]))
     n_test = next(iter(as_dict(models[keys[0]]["corrupt_test"].iloc[0]).values()))["n_test"]
     table = {key: {name: _accuracy(group, name) for name in names} for key, group in models.items()}
     clean = {key: float(group["test_accuracy"].mean()) for key, group in models.items()}
     reference = _reference(final, keys)
-    lines = ["### Under corruption (MNIST-C)", "",
-             f"Every final was also tested on its {count(n_test)} test images under each of {len(names)} "
-             "MNIST-C corruptions (Mu & Gilmer 2019; our own implementations at the strength of its "
-             "released dataset, `benchmark/data/corruptions.py`, drawn with seed 0). Mean corruption "
-             f"error (mCE): each corruption's test error divided by {code(label[reference])}'s, "
-             "averaged over the corruptions (1.00: as robust as it; lower is better).", ""]
-    body = []
+    corrupted = {}
     for key, group in models.items():
-        mean, interval = _mean_corrupted(group, names)
-        worst = min(names, key=lambda n: table[key][n])
         mce = np.mean([(1 - table[key][n]) / max(1 - table[reference][n], 1e-9) for n in names])
-        body.append([code(label[key]), pct(clean[key]), f"{pct(mean)} {interval}",
-                     f"{100 * (mean - clean[key]):+.2f}", f"{worst} ({pct(table[key][worst])})",
-                     f"{mce:.2f}"])
-    lines += md_table(["model", "clean", "mean under corruption [95%]", "drop (points)", "worst corruption",
-                       "mCE"], body) + [""]
-    lines += md_table(["corruption", *(code(label[k]) for k in keys)],
-                      [[name, *(pct(table[k][name]) for k in keys)] for name in names]) + [""]
-    heat = plots.heat_map(np.array([[100 * table[k][n] for n in names] for k in keys]),
-                          [label[k] for k in keys], names, "Test accuracy (%) under each corruption, "
-                          + dataset, run_dir / "figures" / f"{slug}-corruptions.png")
-    lines += [f"![Accuracy under each corruption]({heat.relative_to(run_dir).as_posix()})", ""]
-    lines += _gallery(dataset, run_dir, slug, names)
-    return lines + _calibration(models, label, names, clean, dataset, run_dir, slug)
+        corrupted[key] = Corrupted(*_mean_corrupted(group, names),
+                                   worst=min(names, key=lambda n: table[key][n]), mce=float(mce))
+    calibration = {key: _calibration(group, names) for key, group in models.items()}
+    scored = [key for key, c in calibration.items() if c is not None]
+    reliability = None
+    if scored:
+        best = max(scored, key=lambda k: clean[k])
+        cells = [as_dict(c) for c in models[best]["calibration"]]
+        reliability = (best, {"clean": _pooled(cells, ["clean"]),
+                              "under corruption (all pooled)": _pooled(cells, names)})
+    return Robustness(keys, dict(zip(keys, contender_labels(keys), strict=True)), names, n_test, table,
+                      clean, reference, corrupted, load_gallery(scope.run_dir, scope.dataset),
+                      calibration, reliability)
 
 
-def _reference(final: pd.DataFrame, keys: list[tuple[str, str]]) -> tuple[str, str]:
+def _reference(final: pd.DataFrame, keys: list[Key]) -> Key:
     """The run's first model outside the family of the most accurate one (on the clean test set)."""
     rows = final.set_index(["model", "tuner"])
     accuracy = {k: float(rows.loc[[k], "test_accuracy"].mean()) for k in keys}
@@ -87,69 +123,31 @@ def _reference(final: pd.DataFrame, keys: list[tuple[str, str]]) -> tuple[str, s
     return (others or keys)[0]
 
 
-def _mean_corrupted(group: pd.DataFrame, names: list[str]) -> tuple[float, str]:
+def _mean_corrupted(group: pd.DataFrame, names: list[str]
+                    ) -> tuple[float, float | None, tuple[float, float] | None]:
     per_seed = [np.mean([as_dict(cell)[n]["correct"] / as_dict(cell)[n]["n_test"] for n in names])
                 for cell in group["corrupt_test"]]
     found = mean_interval(per_seed)
     if found.half_width is not None:
-        return found.mean, f"± {100 * found.half_width:.2f}"
+        return found.mean, found.half_width, None
     cell = as_dict(group["corrupt_test"].iloc[0])
     correct, n = sum(cell[x]["correct"] for x in names), sum(cell[x]["n_test"] for x in names)
-    low, high = accuracy_interval(correct, n)
-    return found.mean, f"[{pct(low)}, {pct(high)}] (test images)"
+    return found.mean, None, accuracy_interval(correct, n)
 
 
-def _gallery(dataset: str, run_dir: Path, slug: str, names: list[str]) -> list[str]:
-    stored = load_gallery(run_dir, dataset)
-    if stored is None:
-        return []
-    images, labels = stored
-    rows = ["clean", *[n for n in names if n in images]]
-    grid = np.concatenate([images[r] for r in rows])
-    titles = [f"{r}" if j == 0 else "" for r in rows for j in range(len(labels))]
-    path = plots.digit_gallery(grid, titles, f"Test digits under each corruption, {dataset}",
-                               run_dir / "figures" / f"{slug}-corruption-gallery.png", cols=len(labels))
-    return [f"![Test digits under each corruption]({path.relative_to(run_dir).as_posix()})", ""]
+def _calibration(group: pd.DataFrame, names: list[str]) -> Calibration | None:
+    cells = [as_dict(c) for c in group["calibration"]]
+    if not any(cells):
+        return None
+
+    def mean(metric: str, sets: list[str]) -> float:
+        return float(np.mean([c[s][metric] for c in cells for s in sets if s in c]))
+
+    return Calibration(cells[0].get("method") or DASH, {m: mean(m, ["clean"]) for m in METRICS},
+                       {m: mean(m, names) for m in METRICS})
 
 
-def _calibration(models: dict[tuple[str, str], pd.DataFrame], label: dict[tuple[str, str], str],
-                 names: list[str], clean: dict[tuple[str, str], float], dataset: str, run_dir: Path,
-                 slug: str) -> list[str]:
-    lines = ["### Calibration: can the probabilities be trusted?", "",
-             "Expected calibration error (15 equal-width confidence bins; 0: a model that says 90% is "
-             "right 90% of the time), negative log-likelihood and Brier score (sum over the classes), "
-             "means over seeds; \"corrupted\" is their mean over the corruptions. Models without "
-             "probabilities get them by Platt scaling on the validation part, which their finals then "
-             "do not train on (scikit-learn's `CalibratedClassifierCV` around the fitted model).", ""]
-    body, scored = [], []
-    for key, group in models.items():
-        cells = [as_dict(c) for c in group["calibration"]]
-        if not any(cells):
-            body.append([code(label[key]), "none: no probabilities", *[DASH] * 6])
-            continue
-        scored.append(key)
-        method = cells[0].get("method") or DASH
-
-        def mean(metric: str, sets: list[str], cells: list[dict[str, Any]] = cells) -> float:
-            return float(np.mean([c[s][metric] for c in cells for s in sets if s in c]))
-
-        body.append([code(label[key]), method,
-                     *(f"{mean(m, ['clean']):.4f}" for m in ("ece", "nll", "brier")),
-                     *(f"{mean(m, names):.4f}" for m in ("ece", "nll", "brier"))])
-    lines += md_table(["model", "probabilities", "ECE clean", "NLL clean", "Brier clean", "ECE corrupted",
-                       "NLL corrupted", "Brier corrupted"], body) + [""]
-    if scored:
-        best = max(scored, key=lambda k: clean[k])
-        cells = [as_dict(c) for c in models[best]["calibration"]]
-        curves = {"clean": _pooled(cells, ["clean"]), "under corruption (all pooled)": _pooled(cells, names)}
-        path = plots.reliability_diagram(curves, f"Reliability of {label[best]}, {dataset}",
-                                         run_dir / "figures" / f"{slug}-reliability.png")
-        lines += [f"![Reliability diagram of {label[best]}]({path.relative_to(run_dir).as_posix()})",
-                  ""]
-    return lines
-
-
-def _pooled(cells: list[dict[str, Any]], sets: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pooled(cells: list[dict[str, Any]], sets: list[str]) -> Bins:
     """(count, mean confidence, accuracy) per bin, pooled over seeds and the sets given."""
     bins = [c[s]["bins"] for c in cells for s in sets if s in c]
     counts = np.sum([b["count"] for b in bins], axis=0).astype(float)
@@ -160,3 +158,81 @@ def _pooled(cells: list[dict[str, Any]], sets: list[str]) -> tuple[np.ndarray, n
         return np.divide(total, counts, out=np.full_like(counts, np.nan), where=counts > 0)
 
     return counts, weighted("confidence"), weighted("accuracy")
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+def _robustness_lines(found: Robustness, scope: DatasetScope) -> list[str]:
+    keys, label, names, table = found.keys, found.labels, found.names, found.accuracy
+    run_dir, dataset = scope.run_dir, scope.dataset
+    lines = ["### Under corruption (MNIST-C)", "",
+             f"Every final was also tested on its {count(found.n_test)} test images under each of "
+             f"{len(names)} MNIST-C corruptions (Mu & Gilmer 2019; our own implementations at the "
+             "strength of its released dataset, `benchmark/data/corruptions.py`, drawn with seed 0). "
+             "Mean corruption error (mCE): each corruption's test error divided by "
+             f"{code(label[found.reference])}'s, averaged over the corruptions (1.00: as robust as it; "
+             "lower is better).", ""]
+    body = []
+    for key in keys:
+        c, clean = found.corrupted[key], found.clean[key]
+        if c.half_width is not None:
+            interval = f"± {100 * c.half_width:.2f}"
+        else:
+            low, high = c.wilson or (np.nan, np.nan)
+            interval = f"[{pct(low)}, {pct(high)}] (test images)"
+        body.append([code(label[key]), pct(clean), f"{pct(c.mean)} {interval}",
+                     f"{100 * (c.mean - clean):+.2f}", f"{c.worst} ({pct(table[key][c.worst])})",
+                     f"{c.mce:.2f}"])
+    lines += md_table(["model", "clean", "mean under corruption [95%]", "drop (points)", "worst corruption",
+                       "mCE"], body) + [""]
+    lines += md_table(["corruption", *(code(label[k]) for k in keys)],
+                      [[name, *(pct(table[k][name]) for k in keys)] for name in names]) + [""]
+    heat = plots.heat_map(np.array([[100 * table[k][n] for n in names] for k in keys]),
+                          [label[k] for k in keys], names, "Test accuracy (%) under each corruption, "
+                          + dataset, run_dir / "figures" / f"{scope.slug}-corruptions.png")
+    lines += [f"![Accuracy under each corruption]({heat.relative_to(run_dir).as_posix()})", ""]
+    lines += _gallery_lines(found, scope)
+    return lines + _calibration_lines(found, scope)
+
+
+def _gallery_lines(found: Robustness, scope: DatasetScope) -> list[str]:
+    if found.gallery is None:
+        return []
+    images, labels = found.gallery
+    rows = ["clean", *[n for n in found.names if n in images]]
+    grid = np.concatenate([images[r] for r in rows])
+    titles = [f"{r}" if j == 0 else "" for r in rows for j in range(len(labels))]
+    path = plots.digit_gallery(grid, titles, f"Test digits under each corruption, {scope.dataset}",
+                               scope.run_dir / "figures" / f"{scope.slug}-corruption-gallery.png",
+                               cols=len(labels))
+    return [f"![Test digits under each corruption]({path.relative_to(scope.run_dir).as_posix()})", ""]
+
+
+def _calibration_lines(found: Robustness, scope: DatasetScope) -> list[str]:
+    lines = ["### Calibration: can the probabilities be trusted?", "",
+             "Expected calibration error (15 equal-width confidence bins; 0: a model that says 90% is "
+             "right 90% of the time), negative log-likelihood and Brier score (sum over the classes), "
+             "means over seeds; \"corrupted\" is their mean over the corruptions. Models without "
+             "probabilities get them by Platt scaling on the validation part, which their finals then "
+             "do not train on (scikit-learn's `CalibratedClassifierCV` around the fitted model).", ""]
+    body = []
+    for key in found.keys:
+        c = found.calibration[key]
+        if c is None:
+            body.append([code(found.labels[key]), "none: no probabilities", *[DASH] * 6])
+            continue
+        body.append([code(found.labels[key]), c.method, *(f"{c.clean[m]:.4f}" for m in METRICS),
+                     *(f"{c.corrupted[m]:.4f}" for m in METRICS)])
+    lines += md_table(["model", "probabilities", "ECE clean", "NLL clean", "Brier clean", "ECE corrupted",
+                       "NLL corrupted", "Brier corrupted"], body) + [""]
+    if found.reliability is not None:
+        best, curves = found.reliability
+        label = found.labels[best]
+        path = plots.reliability_diagram(curves, f"Reliability of {label}, {scope.dataset}",
+                                         scope.run_dir / "figures" / f"{scope.slug}-reliability.png")
+        lines += [f"![Reliability diagram of {label}]({path.relative_to(scope.run_dir).as_posix()})", ""]
+    return lines
+
+
+ROBUSTNESS = Section("robustness", _robustness, _robustness_lines, anchor="robustness",
+                     applies=tested_under_corruption)

@@ -21,13 +21,11 @@ from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct
 from digitbench.reports.leaderboard import leaderboard
 from digitbench.reports.machine import environment
-from digitbench.reports.markdown import dataset_slugs, final_rows
 from digitbench.reports.run_info import busy_wall_s, invocations
-from digitbench.reports.stats import paired_comparison
-from digitbench.reports.table import as_dict, load_table
+from digitbench.reports.stats import ALPHA, paired_comparison
+from digitbench.reports.table import as_dict, dataset_slugs, final_rows, load_table
 
 COMPARISON_FILE = "comparison.md"
-ALPHA = 0.05
 
 
 def default_out(run_dirs: list[Path]) -> Path:

@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats
 
 N_CLASSES = 10
+#: Significance level of every test in the report: a verdict says "significant at 5%" where p < ALPHA.
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ from typing import Any
 
 import pandas as pd
 
-from digitbench.benchmark.store import COLUMNS, FINAL, JSON_COLUMNS, NUMERIC, RESULTS_FILE, load_results
+from digitbench.benchmark.store import (
+    COLUMNS,
+    FINAL,
+    JSON_COLUMNS,
+    NUMERIC,
+    RESULTS_FILE,
+    dataset_slug,
+    load_results,
+)
 from digitbench.common.errors import InputError
 
 #: Columns of numbers (the store's, which writes them): sizes, accuracies, times, counts; floats with
@@ -34,6 +42,7 @@ NUMBER_COLUMNS: tuple[str, ...] = NUMERIC
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
 TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's
 SUBSET = "subset"  # the kind of a final on a --train-sizes subset (a learning curve's point)
+DEFAULTS = "none"  # the tuner of the defaults' finals (untuned, or the defaults refit beside tuning)
 
 
 def load_table(run_dir: Path) -> pd.DataFrame:
@@ -154,3 +163,21 @@ def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
     trials["cpu_s"] = trials["fit_cpu_s"].fillna(0.0) + trials["predict_cpu_s"].fillna(0.0)
     trials["val"] = trials["val_accuracy"].where(trials["status"] == "ok")
     return trials.drop_duplicates(["dataset", "model", "tuner", "seed", "number"], keep="last")
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Final ok rows of a typed frame with a test accuracy, the last row kept where a job was
+    recorded twice."""
+    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == "ok") & frame["test_accuracy"].notna()]
+    return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
+
+
+def dataset_slugs(datasets: pd.Series) -> dict[str, str]:
+    """Dataset spec -> unique slug, in order of first appearance."""
+    slugs: dict[str, str] = {}
+    for spec in datasets.unique():
+        slug, n = dataset_slug(spec), 2
+        while slug in slugs.values():
+            slug, n = f"{dataset_slug(spec)}-{n}", n + 1
+        slugs[spec] = slug
+    return slugs

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from digitbench.reports.comparisons import Skip, compare_seeds
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
-from digitbench.reports.stats import mean_interval
-from digitbench.reports.table import TRIAL, as_dict, scored_images
-
-ALPHA = 0.05
-DEFAULTS = "none"  # the tuner of the defaults' finals
+from digitbench.reports.paired import Skip
+from digitbench.reports.section import DatasetScope, Section, has_finals
+from digitbench.reports.stats import ALPHA, mean_interval
+from digitbench.reports.table import DEFAULTS, TRIAL, as_dict, scored_images
 
 
 @dataclass(frozen=True)
@@ -55,9 +52,10 @@ class Tunability:
         return bool(self.p_values) and all(p < ALPHA for _, p in self.p_values)
 
 
-def tunabilities(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list[Tunability]:
-    """One :class:`Tunability` per tuned (model, tuner) of one dataset's typed ``rows`` (``final``:
-    its final ok rows), in the order the rows list them."""
+def tunabilities(scope: DatasetScope) -> list[Tunability]:
+    """One :class:`Tunability` per tuned (model, tuner) of one dataset, in the order the rows list
+    them."""
+    rows, final = scope.rows, scope.final
     found = []
     tuned = final[final["tuner"] != DEFAULTS]
     for (model, tuner), group in tuned.groupby(["model", "tuner"], sort=False):
@@ -79,7 +77,7 @@ def tunabilities(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list
                                     why="the defaults were not refit (`--no-refit-defaults`)"))
             continue
         try:
-            paired = compare_seeds(final, run_dir, (model, tuner), (model, DEFAULTS))
+            paired = scope.paired((model, tuner), (model, DEFAULTS))
         except Skip as why:
             found.append(Tunability(**common, defaults_accuracy=defaults["test_accuracy"].mean(),
                                     tuned_accuracy=group["test_accuracy"].mean(), gain=None,
@@ -120,9 +118,8 @@ def _validation_gain(rows: pd.DataFrame, model: str, tuner: str) -> tuple[float 
     return gain, (math.sqrt(p0 * (1 - p0) / n) if n else None)
 
 
-def tunability_section(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list[str]:
+def _tunability_lines(found: list[Tunability], scope: DatasetScope) -> list[str]:
     """The section's markdown for one dataset; nothing when no model was tuned."""
-    found = tunabilities(rows, final, run_dir)
     if not found:
         return []
     lines = ["### What tuning bought", ""]
@@ -139,7 +136,7 @@ def tunability_section(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -
             continue
         ci = _interval(t) or DASH
         ps = ", ".join(f"seed {s}: {p_text(p)}" for s, p in t.p_values) or DASH
-        note = t.why or ("tuned beats the defaults on every seed (McNemar p < 0.05)"
+        note = t.why or (f"tuned beats the defaults on every seed (McNemar p < {ALPHA:g})"
                          if t.significant_on_every_seed and t.gain > 0 else
                          "not significant on every seed: the test set does not show a gain"
                          if t.gain is not None and t.gain >= 0 else "the defaults did better")
@@ -163,10 +160,10 @@ def tunability_section(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -
     return lines
 
 
-def verdicts(rows: pd.DataFrame, final: pd.DataFrame, run_dir: Path) -> list[str]:
+def verdicts(found: list[Tunability]) -> list[str]:
     """One sentence per tuned (model, tuner) for the report's opening summary."""
     out = []
-    for t in tunabilities(rows, final, run_dir):
+    for t in found:
         name = f"{code(t.model)} ({t.tuner}, {num(t.tuning_cpu_s)} tuning CPU-s)"
         if t.kept_defaults:
             shown = (f"; its best trial was {points(t.val_gain)} points on validation, within one "
@@ -189,3 +186,9 @@ def _interval(t: Tunability) -> str | None:
         return None
     where = "over seeds" if t.over_seeds else "test set"
     return f"{points(t.interval[0])} to {points(t.interval[1])}, {where}"
+
+
+#: Its anchor is written wherever a model finished, even with nothing tuned (the section is then
+#: empty), as the report has always had it.
+TUNABILITY = Section("tunability", tunabilities, _tunability_lines, anchor="tunability",
+                     applies=has_finals)

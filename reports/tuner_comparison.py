@@ -1,9 +1,11 @@
-"""The report's "Which tuner wins" section and critical-difference diagrams, from the statistics of
-:mod:`reports.tuner_stats` (see there for blocks, budgets and the tests)."""
+"""The report's "Which tuner wins" sections (per dataset, and pooled over the datasets) and their
+critical-difference diagrams, from the statistics of :mod:`reports.tuner_stats` (see there for
+blocks, budgets and the tests). The summary's verdict reads the same tests."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,11 +14,11 @@ import scikit_posthocs as sp
 
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, md_table, num
+from digitbench.reports.section import DatasetScope, RunScope, Section, has_trials
+from digitbench.reports.stats import ALPHA
 from digitbench.reports.tuner_stats import (
-    ALPHA,
     Block,
     TunerTest,
-    blocks,
     compare,
     compare_at_fractions,
     percent,
@@ -25,14 +27,44 @@ from digitbench.reports.tuner_stats import (
 )
 
 
-def verdict(rows: pd.DataFrame) -> str | None:
+@dataclass(frozen=True, eq=False)
+class TunerComparison:
+    """The blocks of one dataset (or of all), their tuners, the tests (at each fraction of the
+    budget with two or more tuners; at 100% alone with one) and, per tuner, the CPU-seconds to beat
+    the defaults and the normalised area under the anytime curve (:func:`tuner_summary`)."""
+
+    blocks: list[Block]
+    tuners: list[str]
+    tests: list[TunerTest]
+    summary: pd.DataFrame | None
+
+    @property
+    def full(self) -> TunerTest | None:
+        """The test at 100% of the budget."""
+        return next((t for t in self.tests if t.fraction == 1.0), None)
+
+
+def analyse_blocks(found: list[Block], *, per_tuner: bool = True) -> TunerComparison:
+    """The tests (and, with ``per_tuner``, the per-tuner summary) of ``found``."""
+    tuners = sorted({t for b in found for t in b.studies})
+    if not found:
+        tests = []
+    elif len(tuners) >= 2:
+        tests = compare_at_fractions(found)
+    else:
+        tests = [compare(values_at(found, 1.0), 1.0)]
+    return TunerComparison(found, tuners, tests, tuner_summary(found) if per_tuner and found else None)
+
+
+def _tuners(scope: DatasetScope) -> TunerComparison:
+    return analyse_blocks(scope.blocks)
+
+
+def verdict(found: TunerComparison) -> str | None:
     """One sentence for a dataset's summary: the test at 100% of the budget, or None when no test
     is possible (fewer than two tuners or :data:`MIN_BLOCKS` blocks)."""
-    found = blocks(rows)
-    if not found:
-        return None
-    test = compare(values_at(found, 1.0), 1.0)
-    if test.test is None:
+    test = found.full
+    if test is None or test.test is None:
         return None
     return f"at the full tuning budget, {test.sentence()}"
 
@@ -62,8 +94,7 @@ def cd_diagram(test: TunerTest, title: str, path: Path) -> Path:
     return plots.save_png(fig, path)
 
 
-def _tests_table(found: Sequence[Block]) -> tuple[list[str], list[TunerTest]]:
-    done = compare_at_fractions(found)
+def _tests_table(done: Sequence[TunerTest]) -> list[str]:
     rows = []
     for t in done:
         statistic = DASH if t.statistic is None else (
@@ -73,7 +104,7 @@ def _tests_table(found: Sequence[Block]) -> tuple[list[str], list[TunerTest]]:
         rows.append([percent(t.fraction), test, statistic, num(t.p_value),
                      f"{t.n_blocks} ({t.n_dropped} dropped)", t.sentence()])
     return md_table(["fraction of budget", "test", "statistic", "p", "blocks (dropped)", "verdict"],
-                    rows, "rllrrl") + [""], done
+                    rows, "rllrrl") + [""]
 
 
 def _ranks_lines(done: Sequence[TunerTest], name: str, where: str, run_dir: Path) -> list[str]:
@@ -119,18 +150,16 @@ def _budgets(found: Sequence[Block]) -> str:
     return "; ".join(parts)
 
 
-def tuner_comparison_section(rows: pd.DataFrame, dataset: str, run_dir: Path, slug: str) -> list[str]:
-    """``### Which tuner wins`` for one dataset's typed rows: the tests at 25%, 50% and 100% of the
-    equal budget, the mean ranks, the Nemenyi critical difference and its diagram
-    (``tuner-cd-{slug}.png``, with three or more tuners), and per tuner the CPU-seconds to beat the
-    defaults by one standard error and the normalised area under the anytime curve."""
+def _tuners_lines(found: TunerComparison, scope: DatasetScope) -> list[str]:
+    """``### Which tuner wins`` for one dataset: the tests at 25%, 50% and 100% of the equal budget,
+    the mean ranks, the Nemenyi critical difference and its diagram (``tuner-cd-{slug}.png``, with
+    three or more tuners), and per tuner the CPU-seconds to beat the defaults by one standard error
+    and the normalised area under the anytime curve."""
     lines = ["### Which tuner wins", ""]
-    found = blocks(rows)
-    if not found:
+    if not found.blocks:
         return lines + ["No tuning trials were recorded for this dataset, so there is no tuner to "
                         "compare.", ""]
-    tuners = sorted({t for b in found for t in b.studies})
-    if len(tuners) >= 2:
+    if len(found.tuners) >= 2:
         lines += ["Whether a tuner found better validation accuracy than another beyond chance at "
                   "equal tuning CPU-seconds. A block is one model and study seed "
                   f"({code('--study-seeds')}): studies with the same seed share the tuning subsample "
@@ -138,17 +167,19 @@ def tuner_comparison_section(rows: pd.DataFrame, dataset: str, run_dir: Path, sl
                   "validation accuracy it had found by 25%, 50% and 100% of the model's equal "
                   "budget; a block where some tuner had no finished trial by then is dropped. Two "
                   "tuners: Wilcoxon's signed-rank test (two-sided); three or more: Friedman's test, "
-                  f"then Nemenyi's. Equal budgets: {_budgets(found)}.", ""]
-        table, done = _tests_table(found)
-        lines += table + _ranks_lines(done, f"tuner-cd-{slug}.png", f"on {dataset}", run_dir)
+                  f"then Nemenyi's. Equal budgets: {_budgets(found.blocks)}.", ""]
+        lines += _tests_table(found.tests) + _ranks_lines(found.tests, f"tuner-cd-{scope.slug}.png",
+                                                          f"on {scope.dataset}", scope.run_dir)
     else:
-        lines += [compare(values_at(found, 1.0), 1.0).sentence(), ""]
-    return lines + _summary_lines(found)
+        lines += [found.tests[0].sentence(), ""]
+    return lines + _summary_lines(found.summary)
 
 
-def _summary_lines(found: Sequence[Block]) -> list[str]:
-    summary = tuner_summary(found)
-    if summary.empty:
+TUNERS = Section("tuners", _tuners, _tuners_lines, anchor="tuners", applies=has_trials)
+
+
+def _summary_lines(summary: pd.DataFrame | None) -> list[str]:
+    if summary is None or summary.empty:
         return []
     n = int(summary["blocks"].iloc[0])
     rows = []
@@ -172,20 +203,28 @@ def _summary_lines(found: Sequence[Block]) -> list[str]:
     return lines
 
 
-def tuner_comparison_across(rows: pd.DataFrame, run_dir: Path) -> list[str]:
+def _pooled(run: RunScope) -> TunerComparison:
+    """Every dataset's blocks (as their own sections analysed them) pooled."""
+    return analyse_blocks([b for scope in run.datasets for b in scope.blocks], per_tuner=False)
+
+
+def several_datasets(run: RunScope) -> bool:
+    """The ``applies`` of the pooled section: two or more datasets have tuning trials."""
+    return sum(bool(scope.blocks) for scope in run.datasets) >= 2
+
+
+def _across_lines(found: TunerComparison, run: RunScope) -> list[str]:
     """The tests pooled over every dataset's blocks, with the mean ranks and (three or more
-    tuners) the diagram ``tuner-cd-all-datasets.png``; nothing with fewer than two datasets."""
-    found = blocks(rows)
-    datasets = list(dict.fromkeys(b.dataset for b in found))
-    if len(datasets) < 2:
-        return []
+    tuners) the diagram ``tuner-cd-all-datasets.png``."""
+    datasets = list(dict.fromkeys(b.dataset for b in found.blocks))
     lines = ["## Which tuner wins, over all datasets", ""]
-    tuners = sorted({t for b in found for t in b.studies})
-    if len(tuners) < 2:
-        return lines + [compare(values_at(found, 1.0), 1.0).sentence(), ""]
+    if len(found.tuners) < 2:
+        return lines + [found.tests[0].sentence(), ""]
     lines += [f"The tests of the datasets' sections pooled over the blocks (dataset, model and study "
               f"seed) of all {len(datasets)} datasets ({', '.join(code(d) for d in datasets)}), each "
               "at its own model's equal budget.", ""]
-    table, done = _tests_table(found)
-    return lines + table + _ranks_lines(done, "tuner-cd-all-datasets.png", "over all datasets",
-                                        run_dir)
+    return lines + _tests_table(found.tests) + _ranks_lines(found.tests, "tuner-cd-all-datasets.png",
+                                                            "over all datasets", run.run_dir)
+
+
+TUNERS_ACROSS = Section("tuners-across", _pooled, _across_lines, applies=several_datasets)

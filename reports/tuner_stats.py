@@ -38,13 +38,11 @@ import scikit_posthocs as sp
 from scipy import stats
 
 from digitbench.reports.format import code, natural_key, num
-from digitbench.reports.stats import best_at
+from digitbench.reports.stats import ALPHA, best_at
 from digitbench.reports.table import as_dict, scored_images, trial_rows
 
 #: Fractions of the equal CPU budget at which the tuners are compared.
 FRACTIONS = (0.25, 0.5, 1.0)
-#: Significance level of every test.
-ALPHA = 0.05
 #: Blocks a test needs at the least (``--study-seeds 3`` gives three for each model).
 MIN_BLOCKS = 3
 #: Paired studies Wilcoxon's exact two-sided test needs to reach 5% at all (p >= 2/2^n).
@@ -138,28 +136,31 @@ class Block:
 def blocks(rows: pd.DataFrame) -> list[Block]:
     """The blocks of a typed results frame's tuning trials (any number of datasets), in dataset
     order of appearance, then model and seed order."""
-    # Imported here, not at the top, so that figures.py can import common_span from this module.
+    # one dataset at a time: trial_rows drops duplicates by model, tuner, seed and number
+    return [block for dataset in dict.fromkeys(rows["dataset"])
+            for block in dataset_blocks(str(dataset), trial_rows(rows[rows["dataset"] == dataset]))]
 
+
+def dataset_blocks(dataset: str, trials: pd.DataFrame) -> list[Block]:
+    """The blocks of one dataset's trials (:func:`reports.table.trial_rows`), in model and seed
+    order."""
     out: list[Block] = []
-    for dataset in dict.fromkeys(rows["dataset"]):
-        # one dataset at a time: trial_rows drops duplicates by model, tuner, seed and number
-        trials = trial_rows(rows[rows["dataset"] == dataset])
-        for model in sorted(trials["model"].unique(), key=natural_key):
-            group = trials[trials["model"] == model]
-            studies: dict[tuple[Any, str], Study] = {}
-            for (tuner, seed), study in group.groupby(["tuner", "seed"], sort=False):
-                study = study.sort_values("number", kind="stable")
-                tuning: dict[str, Any] = {}
-                for cell in study["tuning"]:
-                    tuning.update(as_dict(cell))
-                studies[(seed, str(tuner))] = Study(
-                    study["number"].to_numpy(int), study["cpu_s"].cumsum().to_numpy(float),
-                    study["val"].to_numpy(float), tuning)
-            budget, rule = _budget(group, studies)
-            for seed in sorted({s for s, _ in studies}, key=natural_key):
-                out.append(Block(str(dataset), str(model), seed, budget, rule,
-                                 {t: s for (k, t), s in sorted(studies.items(), key=lambda i: i[0][1])
-                                  if k == seed}))
+    for model in sorted(trials["model"].unique(), key=natural_key):
+        group = trials[trials["model"] == model]
+        studies: dict[tuple[Any, str], Study] = {}
+        for (tuner, seed), study in group.groupby(["tuner", "seed"], sort=False):
+            study = study.sort_values("number", kind="stable")
+            tuning: dict[str, Any] = {}
+            for cell in study["tuning"]:
+                tuning.update(as_dict(cell))
+            studies[(seed, str(tuner))] = Study(
+                study["number"].to_numpy(int), study["cpu_s"].cumsum().to_numpy(float),
+                study["val"].to_numpy(float), tuning)
+        budget, rule = _budget(group, studies)
+        for seed in sorted({s for s, _ in studies}, key=natural_key):
+            out.append(Block(dataset, str(model), seed, budget, rule,
+                             {t: s for (k, t), s in sorted(studies.items(), key=lambda i: i[0][1])
+                              if k == seed}))
     return out
 
 

@@ -235,14 +235,14 @@ def test_cli_refuses_a_missing_backend_before_touching_the_run_folder(tmp_path, 
 
 
 def test_report_names_the_backend():
-    from digitbench.reports.markdown import machine_section
+    from digitbench.reports.machine import environment, machine_lines
 
     frame = pd.DataFrame({
         "machine": ['{"cpu": "x", "cores": 2}'] * 2, "versions": ['{"keras": "3.15.1"}'] * 2,
         "threads": [2, 2], "settings": ['{"backend": "jax"}', '{"backend": "jax"}']})
-    assert any(line.startswith("| Keras backend | jax") for line in machine_section(frame))
+    assert any(line.startswith("| Keras backend | jax") for line in machine_lines(environment(frame)))
     older = frame.drop(columns="settings")  # results files from before the option
-    assert not any("Keras backend" in line for line in machine_section(older))
+    assert not any("Keras backend" in line for line in machine_lines(environment(older)))
 
 
 def run_digitbench(tiny_idx: Path, out: Path, backend: str, *extra: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from digitbench.benchmark.config import RunConfig, build_config, normalise_keys
 from digitbench.benchmark.presets import preset, preset_names
 from digitbench.benchmark.settings import SETTINGS, help_text
 from digitbench.common.errors import InputError
-from digitbench.reports.run_info import SETTINGS as REPORTED
+from digitbench.reports.run_sections import SETTINGS as REPORTED
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Options of other commands that share a spelling with a setting but mean something else.

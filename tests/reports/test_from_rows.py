@@ -13,8 +13,8 @@ from test_report import _row
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models import registry
 from digitbench.reports.comparisons import Variants, variant_pairs
-from digitbench.reports.markdown import final_rows, write_report
-from digitbench.reports.table import load_table
+from digitbench.reports.markdown import write_report
+from digitbench.reports.table import final_rows, load_table
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 

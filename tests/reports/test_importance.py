@@ -13,16 +13,23 @@ import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from digitbench.reports.importance import (
-    MIN_TRIALS,
-    importance_section,
-    search_space,
-    study_importances,
-    top_parameters,
-)
+from digitbench.reports.fanova import MIN_TRIALS, search_space, study_importances
+from digitbench.reports.importance import IMPORTANCE, importances
+from digitbench.reports.importance import top_parameters as top_of
+from digitbench.reports.section import DatasetScope
 from digitbench.reports.table import typed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def importance_section(frame: pd.DataFrame, run_dir: Path) -> list[str]:
+    """The "Which parameters mattered" section of one dataset's rows."""
+    return IMPORTANCE.body(DatasetScope(frame, run_dir, "mnist-5k", "mnist-5k"))
+
+
+def top_parameters(frame: pd.DataFrame) -> dict:
+    """The summary's top parameters, from the same analysis."""
+    return top_of(importances(DatasetScope(frame, ".")))
 
 
 def _trial(number: int, params: dict[str, Any], val: float | None, *, model: str = "lenet-relu",
@@ -107,7 +114,7 @@ def test_nine_finished_trials_are_too_few(tmp_path: Path) -> None:
     rows = _study(MIN_TRIALS - 1, model="logreg", tuner="random")
     frame = _frame(rows)
     assert study_importances(frame) is None
-    lines = importance_section(frame, "mnist-5k", tmp_path, "mnist-5k")
+    lines = importance_section(frame, tmp_path)
     assert "- `logreg` (random): 9 finished trials, fewer than the 10 an importance needs." in lines
     assert not (tmp_path / "importance-mnist-5k.png").exists()
 
@@ -136,7 +143,7 @@ def test_section_writes_the_figure_and_one_line_per_model_and_tuner(tmp_path: Pa
     rows = (_study() + _study(tuner="keras-tuner")
             + [_trial(n, {"C": 10.0 ** -n}, 0.9, model="logreg", tuner="random") for n in range(6)]
             + [_trial(6, {"C": 1e-6}, None, model="logreg", tuner="random", status="error")])
-    lines = importance_section(_frame(rows), "mnist-5k", tmp_path, "mnist-5k")
+    lines = importance_section(_frame(rows), tmp_path)
     png = tmp_path / "importance-mnist-5k.png"
     assert png.read_bytes()[:8] == PNG_MAGIC
     height, width, _ = matplotlib.image.imread(png).shape
@@ -158,7 +165,7 @@ def test_several_study_seeds_give_a_mean_with_a_range(tmp_path: Path) -> None:
     rows = _study(seed=0) + _study(seed=1) + _study(seed=2, n=5)
     frame = _frame(rows)
     one = [study_importances(_frame(_study(seed=s)))["learning_rate"] for s in (0, 1)]
-    lines = importance_section(frame, "mnist-5k", tmp_path, "mnist-5k")
+    lines = importance_section(frame, tmp_path)
     item = next(line for line in lines if line.startswith("- "))
     assert item.startswith(f"- `lenet-relu` (optuna, 2 studies, 60 trials): learning_rate "
                            f"{np.mean(one):.2f} ({min(one):.2f}–{max(one):.2f})")
@@ -171,7 +178,7 @@ def test_studies_each_too_small_are_pooled_when_together_they_have_enough(tmp_pa
     rows = _study(6, seed=0) + _study(6, seed=1) + _study(6, seed=2)
     frame = _frame(rows)
     pooled = study_importances(frame)  # all 18 trials as one study
-    lines = importance_section(frame, "mnist-5k", tmp_path, "mnist-5k")
+    lines = importance_section(frame, tmp_path)
     item = next(line for line in lines if line.startswith("- "))
     assert item.startswith("- `lenet-relu` (optuna, 18 trials pooled over its 3 studies, each with fewer "
                            f"than 10): learning_rate {pooled['learning_rate']:.2f}"), item
@@ -179,12 +186,12 @@ def test_studies_each_too_small_are_pooled_when_together_they_have_enough(tmp_pa
     assert (tmp_path / "importance-mnist-5k.png").exists()
     few = _frame(_study(4, seed=0) + _study(4, seed=1))
     assert "at most 4 finished trials in each of its 2 studies" in "\n".join(
-        importance_section(few, "mnist-5k", tmp_path, "mnist-5k")), "8 trials pooled are still too few"
+        importance_section(few, tmp_path)), "8 trials pooled are still too few"
 
 
 def test_no_trials_is_one_sentence(tmp_path: Path) -> None:
     final = _trial(0, {"C": 1.0}, 0.9) | {"trial": "final"}
-    lines = importance_section(_frame([final]), "mnist-5k", tmp_path, "mnist-5k")
+    lines = importance_section(_frame([final]), tmp_path)
     assert lines == ["### Which parameters mattered", "",
                      "No tuning trials were recorded for this dataset, so there are no parameter "
                      "importances.", ""]
@@ -197,9 +204,9 @@ def test_section_is_deterministic_and_leaves_optuna_logging_as_it_was(tmp_path: 
     optuna.logging.set_verbosity(optuna.logging.INFO)
     try:
         frame = _frame(_study() + _study(tuner="random"))
-        first = importance_section(frame, "mnist-5k", tmp_path, "mnist-5k")
+        first = importance_section(frame, tmp_path)
         png = (tmp_path / "importance-mnist-5k.png").read_bytes()
-        assert importance_section(frame, "mnist-5k", tmp_path, "mnist-5k") == first
+        assert importance_section(frame, tmp_path) == first
         assert (tmp_path / "importance-mnist-5k.png").read_bytes() == png
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:

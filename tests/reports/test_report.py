@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from digitbench.benchmark.store import ResultsStore
+from digitbench.benchmark.store import dataset_slug as slugify
 from digitbench.common.errors import InputError
 from digitbench.reports import markdown, plots
-from digitbench.reports.markdown import slugify, write_report
+from digitbench.reports.markdown import write_report
 from digitbench.reports.stats import accuracy_interval, confusion_counts, mean_interval
 
 CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"

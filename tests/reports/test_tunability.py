@@ -12,7 +12,8 @@ import pytest
 from test_report import _predictions, _row
 
 from digitbench.benchmark.store import ResultsStore
-from digitbench.reports.markdown import final_rows, write_report
+from digitbench.reports.markdown import write_report
+from digitbench.reports.section import DatasetScope
 from digitbench.reports.table import load_table
 from digitbench.reports.tunability import tunabilities
 
@@ -49,7 +50,7 @@ def run(tmp_path: Path) -> Path:
 
 def test_the_tuned_finals_meet_the_defaults_on_the_same_images(run: Path) -> None:
     frame = load_table(run)
-    relu, logreg = tunabilities(frame, final_rows(frame), run)
+    relu, logreg = tunabilities(DatasetScope(frame, run))
     # per seed tuned - defaults: 18, 20, 20 points; mean 19.33; sd 1.1547; t(0.975, 2) = 4.3027
     assert relu.gain == pytest.approx(58 / 300)
     half = 4.302653 * math.sqrt(4 / 3) / math.sqrt(3) / 100
@@ -91,6 +92,6 @@ def test_without_the_defaults_refit_the_table_says_so(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path)
     store.append(_final(store, "lenet-relu", "optuna", 0, 3, tuning=json.dumps(TUNING)))
     frame = load_table(tmp_path)
-    [found] = tunabilities(frame, final_rows(frame), tmp_path)
+    [found] = tunabilities(DatasetScope(frame, tmp_path))
     assert found.gain is None and "not refit" in found.why
     assert "the defaults were not refit (`--no-refit-defaults`)" in write_report(tmp_path).read_text()

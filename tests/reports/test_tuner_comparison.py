@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from digitbench.reports.section import DatasetScope, RunScope
 from digitbench.reports.table import typed
-from digitbench.reports.tuner_comparison import tuner_comparison_across, tuner_comparison_section, verdict
+from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS, verdict
 from digitbench.reports.tuner_stats import (
     best_at_fractions,
     blocks,
@@ -26,6 +27,20 @@ from digitbench.reports.tuner_stats import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tuner_comparison_section(rows: pd.DataFrame, run_dir: Path) -> list[str]:
+    """The "Which tuner wins" section of one dataset's rows (whether or not a final finished)."""
+    return TUNERS.body(DatasetScope(rows, run_dir, "mnist-5k", "mnist-5k"))
+
+
+def tuner_verdict(rows: pd.DataFrame) -> str | None:
+    """The summary's sentence from the same analysis."""
+    return verdict(TUNERS.analyse(DatasetScope(rows, ".")))
+
+
+def tuner_comparison_across(rows: pd.DataFrame, run_dir: Path) -> list[str]:
+    return TUNERS_ACROSS.lines(RunScope(rows, run_dir))
 
 
 def _study(tuner: str, seed: int, trials: list[tuple[float | None, float]], *, model: str = "logreg",
@@ -95,7 +110,7 @@ def test_wilcoxon_by_hand() -> None:
         assert tied.sentence() == ("optuna vs random: every one of the 6 paired studies found the "
                                    "same accuracy, so there is no difference to rank (Wilcoxon "
                                    "p=1.00 over 6 paired studies): not significant at 5%.")
-    assert verdict(rows) == ("at the full tuning budget, optuna vs random: Wilcoxon "
+    assert tuner_verdict(rows) == ("at the full tuning budget, optuna vs random: Wilcoxon "
                              "W=0, p=0.0312 over 6 paired studies: optuna better beyond chance at 5%.")
 
 
@@ -218,23 +233,23 @@ def test_too_few_blocks_and_one_tuner_say_why() -> None:
     assert full.sentence() == ("Only 2 blocks (model and study seed) had a value from every tuner at "
                                "100% of the budget; a test needs at least 3: run with "
                                "`--study-seeds 3` or more.")
-    assert verdict(rows) is None
+    assert tuner_verdict(rows) is None
     one = _frame([_study("optuna", seed, [(0.9, 1.0)]) for seed in range(3)])
-    assert verdict(one) is None
-    lines = tuner_comparison_section(one, "mnist-5k", Path("."), "mnist-5k")
+    assert tuner_verdict(one) is None
+    lines = tuner_comparison_section(one, Path("."))
     assert lines[:3] == ["### Which tuner wins", "", "Only one tuner (optuna) ran studies, so there is "
                          "no tuner to compare it with: add another to `--tuner` (e.g. `random`, the "
                          "random-search baseline)."]
     assert _table(lines, "optuna") == ["optuna", "—", "—", "0.00"]
     none = tuner_comparison_section(typed(pd.DataFrame([{**_study("optuna", 0, [(0.9, 1.0)])[0],
                                                          "trial": "final"}])),
-                                    "mnist-5k", Path("."), "mnist-5k")
+                                    Path("."))
     assert none == ["### Which tuner wins", "", "No tuning trials were recorded for this dataset, so "
                     "there is no tuner to compare.", ""]
 
 
 def test_section_with_two_tuners(tmp_path: Path) -> None:
-    lines = tuner_comparison_section(_frame(_paired_six()), "mnist-5k", tmp_path, "mnist-5k")
+    lines = tuner_comparison_section(_frame(_paired_six()), tmp_path)
     text = "\n".join(lines)
     assert lines[0] == "### Which tuner wins"
     assert "Equal budgets: logreg 4.00 CPU-s (the CPU-seconds every tuner's median study reached)." in text
@@ -258,7 +273,7 @@ def test_section_with_two_tuners(tmp_path: Path) -> None:
 
 
 def test_section_draws_the_cd_diagram_with_three_tuners(tmp_path: Path) -> None:
-    lines = tuner_comparison_section(_frame(_three_tuners()), "mnist-5k", tmp_path, "mnist-5k")
+    lines = tuner_comparison_section(_frame(_three_tuners()), tmp_path)
     png = tmp_path / "tuner-cd-mnist-5k.png"
     assert png.read_bytes()[:8] == PNG_MAGIC
     height, width, _ = matplotlib.image.imread(png).shape

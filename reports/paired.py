@@ -1,0 +1,62 @@
+"""Two contenders on the same test images: their per-image predictions, compared seed by seed.
+
+:func:`compare_seeds` reads the predictions files of two (model, tuner) contenders' final rows and
+gives McNemar's test and the paired difference (:func:`reports.stats.paired_comparison`) for every
+seed both have. A comparison that cannot be made raises :class:`Skip`, whose message says why in
+words for the report. The paired comparisons, what tuning bought, the summary and the learning
+curves' crossovers all compare through here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from digitbench.benchmark.store import load_predictions
+from digitbench.reports.format import code, count, natural_key
+from digitbench.reports.stats import PairedComparison, paired_comparison
+
+Contender = tuple[str, str]  # (model, tuner)
+
+
+class Skip(Exception):
+    """A comparison that cannot be made; the message says why, in words for the report."""
+
+
+def compare_seeds(final: pd.DataFrame, run_dir: Path, a: Contender,
+                  b: Contender) -> list[tuple[str, PairedComparison]]:
+    """Paired comparisons of ``a`` and ``b`` (model, tuner) for every seed both have, in order."""
+    rows = [{r["seed"]: r for r in final[(final["model"] == m) & (final["tuner"] == t)]
+             .to_dict("records")} for m, t in (a, b)]
+    seeds = sorted(set(rows[0]) & set(rows[1]), key=natural_key)
+    if not seeds:
+        raise Skip("they share no seed")
+    results = []
+    for seed in seeds:
+        (y_true, pred_a), (y_b, pred_b) = (_load(run_dir, r[seed], m)
+                                           for r, m in zip(rows, (a[0], b[0]), strict=True))
+        if y_true.size != y_b.size:
+            raise Skip(f"their test sets differ in size ({count(y_true.size)} vs "
+                       f"{count(y_b.size)} images, seed {seed})")
+        if not np.array_equal(y_true, y_b):
+            raise Skip(f"their test labels differ (seed {seed}), so these are not the same images")
+        results.append((seed, paired_comparison(y_true, pred_a, pred_b)))
+    return results
+
+
+def _load(run_dir: Path, row: dict, model: str) -> tuple[np.ndarray, np.ndarray]:
+    rel = row.get("predictions")
+    if not isinstance(rel, str) or not rel:
+        raise Skip(f"no predictions file was recorded for {model} seed {row['seed']}")
+    try:
+        y_true, y_pred = load_predictions(run_dir, rel)
+    except (OSError, KeyError, ValueError, EOFError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise Skip(f"{code(rel)} could not be read ({why})") from None
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if y_true.size == 0 or y_true.size != y_pred.size:
+        raise Skip(f"{code(rel)} holds {count(y_true.size)} labels and {count(y_pred.size)} "
+                   "predictions")
+    return y_true, y_pred
