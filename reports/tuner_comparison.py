@@ -16,15 +16,8 @@ from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, md_table, num
 from digitbench.reports.section import DatasetScope, RunScope, Section, has_trials
 from digitbench.reports.stats import ALPHA
-from digitbench.reports.tuner_stats import (
-    Block,
-    TunerTest,
-    compare,
-    compare_at_fractions,
-    percent,
-    tuner_summary,
-    values_at,
-)
+from digitbench.reports.tuner_stats import Block, percent, tuner_summary, values_at
+from digitbench.reports.tuner_tests import TunerTest, compare, compare_at_fractions
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +55,7 @@ def _tuners(scope: DatasetScope) -> TunerComparison:
 
 def verdict(found: TunerComparison) -> str | None:
     """One sentence for a dataset's summary: the test at 100% of the budget, or None when no test
-    is possible (fewer than two tuners or :data:`MIN_BLOCKS` blocks)."""
+    is possible (fewer than two tuners or :data:`~reports.tuner_tests.MIN_BLOCKS` blocks)."""
     test = found.full
     if test is None or test.test is None:
         return None

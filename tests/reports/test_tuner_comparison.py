@@ -15,16 +15,8 @@ from scipy import stats
 from digitbench.reports.section import DatasetScope, RunScope
 from digitbench.reports.table import typed
 from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS, verdict
-from digitbench.reports.tuner_stats import (
-    best_at_fractions,
-    blocks,
-    common_span,
-    compare,
-    compare_at_fractions,
-    nemenyi_cd,
-    tuner_summary,
-    values_at,
-)
+from digitbench.reports.tuner_stats import best_at_fractions, blocks, common_span, tuner_summary, values_at
+from digitbench.reports.tuner_tests import compare, compare_at_fractions, nemenyi_cd
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
