@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from digitbench.benchmark.store import Status
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
 from digitbench.reports.paired import Skip, compare_seeds
@@ -43,7 +44,7 @@ COSTS = {"fit_cpu_s": "fit CPU-s", "predict_cpu_per_image": "predict CPU-s per i
 def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
     """The learning curves' points of one dataset's typed rows: every ok final of the (model, tuner)
     pairs that have subset finals, with n (images trained on), accuracy, error and the costs."""
-    finals = rows[rows["kind"].isin([FINAL, SUBSET]) & (rows["status"] == "ok")
+    finals = rows[rows["kind"].isin([FINAL, SUBSET]) & (rows["status"] == Status.OK)
                   & rows["test_accuracy"].notna()]
     curved = finals.loc[finals["kind"] == SUBSET, ["model", "tuner"]].drop_duplicates()
     points = finals.merge(curved, on=["model", "tuner"])

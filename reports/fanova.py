@@ -50,6 +50,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from digitbench.benchmark.store import Status
 from digitbench.reports.format import natural_key
 
 #: Finished trials (status ok, with a validation accuracy) a study needs for importances.
@@ -87,7 +88,7 @@ def _quiet_optuna() -> Iterator[None]:
 def _finished(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials with status ok and a finite validation accuracy."""
     val = pd.to_numeric(trials["val_accuracy"], errors="coerce").astype(float)
-    return trials[(trials["status"] == "ok") & np.isfinite(val)]
+    return trials[(trials["status"] == Status.OK) & np.isfinite(val)]
 
 
 def _distribution(values: list[Any]) -> tuple[BaseDistribution, list[Any]] | None:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from digitbench.benchmark.settings import SETTINGS as DECLARED
+from digitbench.benchmark.store import Status
 from digitbench.reports.format import DASH, code, md_table, num, pct
 from digitbench.reports.machine import Environment, environment, machine_lines
 from digitbench.reports.run_info import Invocation, busy_wall_s, invocations
@@ -52,15 +53,15 @@ class Failures:
 def _failures(run: RunScope) -> Failures:
     frame = run.frame.assign(trial=trial_labels(run.frame))
     keyed = frame[_KEY].astype(str).agg("\x1f".join, axis=1)
-    done = set(keyed[frame["status"] == "ok"])
-    errors = frame[frame["status"] == "error"]
+    done = set(keyed[frame["status"] == Status.OK])
+    errors = frame[frame["status"] == Status.ERROR]
     open_errors = errors[~keyed[errors.index].isin(done)]
-    return Failures(open_errors, len(errors) - len(open_errors), frame[frame["status"] == "pruned"])
+    return Failures(open_errors, len(errors) - len(open_errors), frame[frame["status"] == Status.PRUNED])
 
 
 def failed_or_pruned(run: RunScope) -> bool:
     """The ``applies`` of the section: a job failed or a trial was pruned."""
-    return run.has_rows and bool(run.frame["status"].isin(["error", "pruned"]).any())
+    return run.has_rows and bool(run.frame["status"].isin([Status.ERROR, Status.PRUNED]).any())
 
 
 def _failures_lines(found: Failures, run: RunScope) -> list[str]:
@@ -101,13 +102,13 @@ FAILED_AND_PRUNED = Section("failed-and-pruned", _failures, _failures_lines, app
 def _warned(run: RunScope) -> pd.DataFrame:
     """Finished jobs that raised warnings (a solver that did not converge, say)."""
     frame = run.frame
-    warned = frame[(frame["status"] == "ok") & frame["warnings"].notna()]
+    warned = frame[(frame["status"] == Status.OK) & frame["warnings"].notna()]
     return warned.assign(trial=trial_labels(warned))
 
 
 def warned(run: RunScope) -> bool:
     """The ``applies`` of the section: a finished job warned."""
-    return run.has_rows and bool(((run.frame["status"] == "ok") & run.frame["warnings"].notna()).any())
+    return run.has_rows and bool(((run.frame["status"] == Status.OK) & run.frame["warnings"].notna()).any())
 
 
 def _warnings_lines(found: pd.DataFrame, run: RunScope) -> list[str]:

@@ -30,6 +30,8 @@ from digitbench.benchmark.store import (
     JSON_COLUMNS,
     NUMERIC,
     RESULTS_FILE,
+    RowKind,
+    Status,
     dataset_slug,
     load_results,
 )
@@ -40,8 +42,7 @@ from digitbench.common.errors import InputError
 NUMBER_COLUMNS: tuple[str, ...] = NUMERIC
 #: Text columns that identify a job and its invocation; empty cells read as "?".
 NAME_COLUMNS: tuple[str, ...] = ("run_id", "dataset", "model", "family", "tuner")
-TRIAL = "trial"  # the kind of a tuning trial's row; FINAL (the store's) that of a final's
-SUBSET = "subset"  # the kind of a final on a --train-sizes subset (a learning curve's point)
+TRIAL, SUBSET = RowKind.TRIAL, RowKind.SUBSET  # the kinds of row (FINAL, the store's, is RowKind.FINAL)
 DEFAULTS = "none"  # the tuner of the defaults' finals (untuned, or the defaults refit beside tuning)
 
 
@@ -84,7 +85,8 @@ def typed(frame: pd.DataFrame, source: Path | str = RESULTS_FILE) -> pd.DataFram
     if "trial" in frame and "kind" not in frame:
         final = frame["trial"].astype("string").str.strip().eq(FINAL).fillna(False).to_numpy(bool)
         subset = frame["train_size"].notna().to_numpy(bool) if "train_size" in frame else final & False
-        frame["kind"] = [(SUBSET if s else FINAL) if f else TRIAL for f, s in zip(final, subset, strict=True)]
+        frame["kind"] = [((SUBSET if s else FINAL) if f else TRIAL).value  # plain text in the frame
+                         for f, s in zip(final, subset, strict=True)]
         frame["trial"] = _integers(frame["trial"].mask(final), source, f"a trial number or {FINAL!r}")
     return frame
 
@@ -161,14 +163,14 @@ def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
     trials = rows[rows["kind"] == TRIAL].copy()
     trials["number"] = trials["trial"].astype(int)
     trials["cpu_s"] = trials["fit_cpu_s"].fillna(0.0) + trials["predict_cpu_s"].fillna(0.0)
-    trials["val"] = trials["val_accuracy"].where(trials["status"] == "ok")
+    trials["val"] = trials["val_accuracy"].where(trials["status"] == Status.OK)
     return trials.drop_duplicates(["dataset", "model", "tuner", "seed", "number"], keep="last")
 
 
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Final ok rows of a typed frame with a test accuracy, the last row kept where a job was
     recorded twice."""
-    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == "ok") & frame["test_accuracy"].notna()]
+    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == Status.OK) & frame["test_accuracy"].notna()]
     return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
 
 

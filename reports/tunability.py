@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from digitbench.benchmark.store import Status
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
 from digitbench.reports.paired import Skip
 from digitbench.reports.section import DatasetScope, Section, has_finals
@@ -108,7 +109,7 @@ def _validation_gain(rows: pd.DataFrame, model: str, tuner: str) -> tuple[float 
     from them) in study 0, and one standard error sqrt(p(1-p)/n) of the defaults' estimate over
     the n images that scored the trials."""
     trials = rows[(rows["kind"] == TRIAL) & (rows["model"] == model) & (rows["tuner"] == tuner)
-                  & (rows["seed"] == 0) & (rows["status"] == "ok") & rows["val_accuracy"].notna()]
+                  & (rows["seed"] == 0) & (rows["status"] == Status.OK) & rows["val_accuracy"].notna()]
     first = trials[trials["trial"] == 0]
     if first.empty or as_dict(first["tuning"].iloc[-1]).get("first_trial") != "defaults":
         return None, None
