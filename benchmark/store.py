@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.payloads import DESCRIBED, fits
 from digitbench.common.atomic import atomic_path, writing
 from digitbench.common.errors import InputError
 
@@ -442,7 +443,8 @@ def _fits(name: str, cells: pd.Series) -> tuple[pd.Series, str] | None:
     if kind == TIME:
         return empty | cells.map(_is_time), "an ISO 8601 time with its UTC offset"
     if kind == JSON:
-        return empty | cells.map(_is_json), "JSON"
+        return empty | cells.map(lambda text: _is_json(text) and fits(name, json.loads(text))), \
+            f"JSON of the shape {DESCRIBED.get(name, '{name: value}')}"
     return None
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from digitbench.benchmark.payloads import tallies
 from digitbench.reports.format import code, md_table, natural_key, pct
 from digitbench.reports.section import DatasetScope, Section
 from digitbench.reports.stats import accuracy_interval, mean_interval
-from digitbench.reports.table import as_dict
 
 Interval = tuple[float, float, float]  # mean, low, high
 
@@ -44,12 +44,12 @@ def _cross_dataset(scope: DatasetScope) -> CrossDataset:
     found, prepared = [], {}
     for (model, tuner), group in sorted(tested.groupby(["model", "tuner"], sort=False),
                                         key=lambda item: natural_key(item[0][0])):
-        cells = [as_dict(c) for c in group["cross_test"]]
+        cells = [tallies(c) for c in group["cross_test"]]
         for other in sorted({spec for c in cells for spec in c}):
-            scores = [(c[other]["correct"], c[other]["n_test"]) for c in cells if other in c]
+            scores = [(c[other].correct, c[other].n_test) for c in cells if other in c]
             for c in cells:
-                if other in c and c[other].get("preparation"):
-                    prepared[other] = c[other]["preparation"]
+                if other in c and c[other].preparation:
+                    prepared[other] = c[other].preparation
             own = list(group["test_accuracy"])
             other_acc = [k / n for k, n in scores]
             drop = sum(own) / len(own) - sum(other_acc) / len(other_acc)

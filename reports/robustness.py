@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.payloads import tallies
 from digitbench.benchmark.store import load_gallery
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct
@@ -83,7 +84,7 @@ def tested_under_corruption(scope: DatasetScope) -> bool:
 
 def _accuracy(group: pd.DataFrame, name: str) -> float:
     """Mean over seeds of the accuracy under corruption ``name``."""
-    return float(np.mean([as_dict(cell)[name]["correct"] / as_dict(cell)[name]["n_test"]
+    return float(np.mean([tallies(cell)[name].correct / tallies(cell)[name].n_test
                           for cell in group["corrupt_test"]]))
 
 
@@ -92,7 +93,7 @@ def _robustness(scope: DatasetScope) -> Robustness:
     models = _per_model(final)
     keys = list(models)
     names = list(as_dict(next(iter(models.values()))["corrupt_test"].iloc[0]))
-    n_test = next(iter(as_dict(models[keys[0]]["corrupt_test"].iloc[0]).values()))["n_test"]
+    n_test = next(iter(tallies(models[keys[0]]["corrupt_test"].iloc[0]).values())).n_test
     table = {key: {name: _accuracy(group, name) for name in names} for key, group in models.items()}
     clean = {key: float(group["test_accuracy"].mean()) for key, group in models.items()}
     reference = _reference(final, keys)
@@ -125,13 +126,13 @@ def _reference(final: pd.DataFrame, keys: list[Key]) -> Key:
 
 def _mean_corrupted(group: pd.DataFrame, names: list[str]
                     ) -> tuple[float, float | None, tuple[float, float] | None]:
-    per_seed = [np.mean([as_dict(cell)[n]["correct"] / as_dict(cell)[n]["n_test"] for n in names])
+    per_seed = [np.mean([tallies(cell)[n].correct / tallies(cell)[n].n_test for n in names])
                 for cell in group["corrupt_test"]]
     found = mean_interval(per_seed)
     if found.half_width is not None:
         return found.mean, found.half_width, None
-    cell = as_dict(group["corrupt_test"].iloc[0])
-    correct, n = sum(cell[x]["correct"] for x in names), sum(cell[x]["n_test"] for x in names)
+    cell = tallies(group["corrupt_test"].iloc[0])
+    correct, n = sum(cell[x].correct for x in names), sum(cell[x].n_test for x in names)
     return found.mean, None, accuracy_interval(correct, n)
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution.jobs import Job, TaskResult
 from digitbench.benchmark.execution.timing import cpu_seconds
+from digitbench.benchmark.payloads import Tally
 from digitbench.benchmark.store import (
     FINAL,
     MODELS_DIR,
@@ -73,8 +74,9 @@ class Recorder:
                "tuning": tuning, **result.row_fields()}
         cross = row.get("cross_test")
         if cross:  # each dataset tested on says how its images were prepared
-            row["cross_test"] = {spec: {**counts, "preparation": self.cross[spec].preparation}
-                                 for spec, counts in cross.items()}
+            row["cross_test"] = {
+                spec: replace(Tally.from_json(counts), preparation=self.cross[spec].preparation).as_json()
+                for spec, counts in cross.items()}
         stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, FINAL, f"seed{job.seed}",
                           *([f"n{job.train_size}"] if job.train_size is not None else [])))
         if result.probabilities is not None:

@@ -38,6 +38,7 @@ from digitbench.benchmark.execution.calibration import calibration_scores
 from digitbench.benchmark.execution.deployment import onnx_latency
 from digitbench.benchmark.execution.jobs import EpochReport, Job, TaskResult
 from digitbench.benchmark.execution.timing import cpu_seconds, latency_ms, measure, rss_mb, thread_pools
+from digitbench.benchmark.payloads import Tally
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.folds import scoring_folds
 from digitbench.benchmark.tuning.trial import TrialPruned
@@ -165,12 +166,11 @@ def _fit_and_evaluate(result: TaskResult, job: Job, entry: registry.Entry, train
                          f"of shape {test.labels.shape}")
     b1, bn = latency_ms(model.predict, test.images, batch=batch)
     macs = model.macs_per_image() if callable(getattr(model, "macs_per_image", None)) else None
-    cross = {spec: {"n_test": len(other), "correct": int(np.sum(np.asarray(model.predict(other.images))
-                                                                 == other.labels))}
+    cross = {spec: Tally(len(other), int(np.sum(np.asarray(model.predict(other.images)) == other.labels)))
              for spec, other in others.items()}
     onnx_fields, result.onnx_bytes = onnx_latency(model, test.images, predicted) if job.onnx else ({}, None)
     result.fields.update(
-        cross_test=cross or None, **onnx_fields, macs=macs,
+        cross_test={spec: tally.as_json() for spec, tally in cross.items()} or None, **onnx_fields, macs=macs,
         test_accuracy=float(np.mean(predicted == test.labels)),
         fit_cpu_s=round(fit_time.cpu_s, 3), fit_wall_s=round(fit_time.wall_s, 3),
         predict_cpu_s=round(predict_time.cpu_s, 4), predict_wall_s=round(predict_time.wall_s, 4),
@@ -200,8 +200,8 @@ def _robustness(result: TaskResult, model: Any, test: Digits, corrupted: dict[st
             calibration[name] = calibration_scores(proba, digits.labels)
         if name != "clean":
             predicted = np.asarray(model.predict(digits.images))
-            counts[name] = {"n_test": len(digits), "correct": int(np.sum(predicted == digits.labels)),
-                            "seed": CORRUPTION_SEED}
+            counts[name] = Tally(len(digits), int(np.sum(predicted == digits.labels)),
+                                 seed=CORRUPTION_SEED).as_json()
     result.fields.update(corrupt_test=counts, calibration=calibration if scored else None)
 
 

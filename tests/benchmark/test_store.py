@@ -174,7 +174,7 @@ def test_a_hand_typed_line_is_refused_by_resume_and_report_and_the_file_kept(
     ("seed", "1.5", "'1.5' is not a whole number"),
     ("status", "done", "'done' is not one of ok, pruned, error"),
     ("utc", "yesterday", "'yesterday' is not an ISO 8601 time with its UTC offset"),
-    ("params", "{C: 1}", "'{C: 1}' is not JSON"),
+    ("params", "{C: 1}", "'{C: 1}' is not JSON of the shape {name: value}"),
 ])
 def test_a_cell_that_does_not_fit_its_column_is_refused_with_line_and_column(
         tmp_path: Path, column: str, value: str, problem: str) -> None:
