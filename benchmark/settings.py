@@ -52,6 +52,7 @@ class Setting:
     tuning: bool = False               # in the run command's tuning group
     submit: bool | str = False         # also an option of `digitbench submit` (a text: its help there)
     env: str | None = None             # an environment variable that gives the default
+    job: bool = False                  # every job carries it as it is (a Job field of the same name)
     cli: bool = True                   # False: a TOML key and API keyword only
 
     @property
@@ -112,7 +113,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("oracle", "str", "bayesian", checks.one_of(*KERAS_TUNER_ORACLES), "keras-tuner oracle: "
       "bayesian (default), random, hyperband", label="oracle", tuning=True),
     S("tune_subsample", "int | None", None, checks.positive_int, "tuning trials train on a "
-      "stratified N-image subsample", label="tuning subsample", metavar="N", arg=int, tuning=True),
+      "stratified N-image subsample", label="tuning subsample", metavar="N", arg=int, tuning=True, job=True),
     S("cv", "int", 5, checks.positive_int, "folds scoring trials of models without epochs (default "
       "{default}; 1: hold-out)", label="folds (models without epochs)", metavar="K", arg=int,
       tuning=True),
@@ -152,12 +153,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("model_paths", "tuple[str, ...]", (), checks.model_paths, "register an outside model class: "
       "package.module:Class (installed, or a module in the current folder) or path/to/file.py:Class "
       "(repeatable)", flag="--model-path", metavar="MODULE:CLASS|FILE.py:CLASS", action="append",
-      submit=True),
+      submit=True, job=True),
     S("deterministic", "bool", KerasRuntime.deterministic, checks.flag, "switch on TensorFlow's op "
       "determinism: the same seed and threads give the same results (slower)",
       label="deterministic ops (--deterministic)", action="on"),
     S("latency_batch", "int", 1000, checks.positive_int, "large batch size for latency (default "
-      "{default})", label="latency batch", arg=int),
+      "{default})", label="latency batch", arg=int, job=True),
     S("backend", "str", KerasRuntime.backend, checks.one_of(*BACKENDS), "Keras backend: "
       "tensorflow (default: $KERAS_BACKEND, as Keras reads it, else tensorflow), torch or jax (pip "
       "install 'digitbench[torch]' / '[jax]'); see benchmarks/RESULTS.md", env="KERAS_BACKEND"),
@@ -173,7 +174,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("target_checks", "int", TARGET_CHECKS, checks.positive_int, "with --target: validation checks "
       "an epoch, the time to the target read to 1/N of an epoch (default {default}; 1: at the end "
       "of each epoch only)", label="validation checks an epoch to the target (--target-checks)",
-      metavar="N", arg=int),
+      metavar="N", arg=int, job=True),
     S("train_sizes", "tuple[int, ...] | str | None", None, checks.train_sizes, "learning curves: "
       "every final also trained on nested stratified subsets of these sizes (auto: 25 images a "
       "class, doubling up to the whole training part)", metavar="N1,N2,...|auto"),

@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from digitbench.benchmark.results import typed
 from digitbench.reports.format import DASH, md_table, num
-from digitbench.reports.table import as_dict, typed
+from digitbench.reports.table import as_dict
 
 _MACHINE_LABELS = {"cpu": "CPU", "cores": "Cores", "memory_gb": "Memory",
                    "platform": "Platform", "python": "Python"}

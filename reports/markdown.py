@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import RESULTS_FILE
 from digitbench.common.atomic import write_text
 from digitbench.reports.contents import RUN_SECTIONS
 from digitbench.reports.section import RunScope
-from digitbench.reports.table import load_table
 
 REPORT_FILE = "report.md"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import load_predictions
 from digitbench.common.atomic import write_text
 from digitbench.common.errors import InputError
@@ -23,7 +24,7 @@ from digitbench.reports.leaderboard import leaderboard
 from digitbench.reports.machine import environment
 from digitbench.reports.run_info import busy_wall_s, invocations
 from digitbench.reports.stats import ALPHA, paired_comparison
-from digitbench.reports.table import as_dict, dataset_slugs, final_rows, load_table
+from digitbench.reports.table import as_dict, dataset_slugs, final_rows
 
 COMPARISON_FILE = "comparison.md"
 

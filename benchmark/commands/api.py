@@ -105,10 +105,11 @@ def load_results(run_dir: str | Path, kind: str | None = None) -> pd.DataFrame:
     ``"trial"``, ``"final"`` or ``"subset"`` (a final trained on a ``train_sizes`` subset).
     ``kind`` keeps only rows of that kind.
     """
-    from digitbench.reports.table import FINAL, SUBSET, TRIAL, load_table
+    from digitbench.benchmark.results import load_table
+    from digitbench.benchmark.store import RowKind
 
-    if kind not in (None, TRIAL, FINAL, SUBSET):
-        raise InputError(f"load_results: kind must be one of {TRIAL}, {FINAL}, {SUBSET}, got {kind!r}")
+    if kind is not None and kind not in tuple(RowKind):
+        raise InputError(f"load_results: kind must be one of {', '.join(RowKind)}, got {kind!r}")
     table = load_table(Path(run_dir))
     return table if kind is None else table[table["kind"] == kind].reset_index(drop=True)
 

@@ -17,13 +17,13 @@ import pandas as pd
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
 from digitbench.benchmark.execution.policy import same_params
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import (
-    FINAL,
     RESULTS_FILE,
     ResultsStore,
+    RowKind,
     Status,
     load_probabilities,
-    load_results,
 )
 from digitbench.common.atomic import write_bytes, write_text
 from digitbench.common.errors import InputError
@@ -86,8 +86,8 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     wins. Parameters carry no images, so a run on another dataset is fine and is named.
     """
     path = Path(run_dir) / RESULTS_FILE
-    frame = load_results(path)
-    final = frame[(frame["trial"] == FINAL) & (frame["status"] == Status.OK)]
+    frame = load_table(Path(run_dir))
+    final = frame[(frame["kind"] == RowKind.FINAL) & (frame["status"] == Status.OK)]
     mine = final[final["model"] == model]
     if mine.empty:
         others = ", ".join(sorted(final["model"].unique())) or "none"
@@ -98,13 +98,10 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     groups = mine.groupby(["dataset", "tuner"])["test_accuracy"].agg(["mean", "count"])
     (best_dataset, best_tuner), best = groups["mean"].idxmax(), groups.loc[groups["mean"].idxmax()]
     rows = mine[(mine["dataset"] == best_dataset) & (mine["tuner"] == best_tuner)]
-    counted = Counter(rows["params"])
-    text = counted.most_common(1)[0][0]
-    try:
-        params = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        raise InputError(f"{path}: the params of {model} ({best_tuner}) are not JSON: "
-                         f"{str(text)[:80]!r}") from None
+    counted = Counter(json.dumps(p, sort_keys=True) for p in rows["params"] if p is not None)
+    if not counted:
+        raise InputError(f"{path}: the final rows of {model} ({best_tuner}) record no params")
+    params = json.loads(counted.most_common(1)[0][0])
     note = (f"tuned with {best_tuner} on {best_dataset} ({path}: mean test accuracy "
             f"{100 * best['mean']:.2f}% over {int(best['count'])} seed(s))")
     if len(groups) > 1:
@@ -135,11 +132,10 @@ def check_resume(plan: Plan) -> None:
     store = ResultsStore(plan.config.run_dir)
     if not (plan.config.resume and store.exists()):
         return
-    frame = store.load()
-    mine = frame[(frame["model"] == plan.entry.name) & (frame["trial"] == FINAL)]
+    frame = load_table(plan.config.run_dir)
+    mine = frame[(frame["model"] == plan.entry.name) & (frame["kind"] == RowKind.FINAL)]
     wanted = json.dumps(plan.params, sort_keys=True, default=str)
-    other = [text for text in mine["params"].dropna().unique()
-             if not same_params(json.loads(text), plan.params)]
+    other = [p for p in mine["params"] if p is not None and not same_params(p, plan.params)]
     if other or (frame["model"] != plan.entry.name).any():
         raise InputError(f"{store.path}: holds seeds of other parameters or models than this submission "
                          f"({plan.entry.name} {wanted}); use --overwrite to train again")
@@ -162,11 +158,11 @@ def train_and_submit(plan: Plan, command: str) -> int:
             print(f"digitbench submit: some seeds failed (see {plan.config.run_dir / RESULTS_FILE}); no "
                   "submission written", file=sys.stderr)
         return code
-    rows = load_results(plan.config.run_dir / RESULTS_FILE)
-    seeds = rows["seed"].astype(int)
-    rows = rows[(rows["trial"] == FINAL) & (rows["status"] == Status.OK) & (rows["model"] == plan.entry.name)
-                & (seeds < plan.config.seeds)]  # a resumed folder may hold more seeds than asked now
-    rows = rows.sort_values("seed", key=lambda seeds: seeds.astype(int))
+    rows = load_table(plan.config.run_dir)
+    rows = rows[(rows["kind"] == RowKind.FINAL) & (rows["status"] == Status.OK)
+                & (rows["model"] == plan.entry.name)
+                & (rows["seed"] < plan.config.seeds)]  # a resumed folder may hold more seeds than asked now
+    rows = rows.sort_values("seed")
     scores = [load_probabilities(plan.config.run_dir, rel) for rel in rows["predictions"]]
     labels = np.sum(scores, axis=0).argmax(axis=1)
     write_submission(plan.out, labels)

@@ -35,6 +35,7 @@ from digitbench.benchmark.execution.contender import study_name as study_name  #
 from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult
 from digitbench.benchmark.execution.policy import defaults_refit_for
 from digitbench.benchmark.execution.tasks import run_final
+from digitbench.benchmark.settings import SETTINGS
 from digitbench.benchmark.store import JobKey
 from digitbench.common.errors import InputError, message_line
 from digitbench.models.registry import Entry
@@ -121,14 +122,12 @@ def make_job(config: RunConfig, c: Contender, params: dict[str, Any], final: Fin
                kind=Kind.FINAL if is_final else Kind.TRIAL, trial=trial,
                seed=final.seed if final is not None else c.study_seed, train_size=train_size,
                params=params, epochs=params.get("epochs") if epochs else None,
-               model_paths=config.model_paths,
-               cv=c.study.cv if c.study is not None else 1, tune_subsample=config.tune_subsample,
-               latency_batch=config.latency_batch,
+               **{s.name: getattr(config, s.name) for s in SETTINGS if s.job},  # as they are
+               cv=c.study.cv if c.study is not None else 1,  # what depends on the job, below
                save_model=config.save_models and is_final,
                onnx=config.onnx and is_final and train_size is None,  # subsets: not exported
                target=config.target if is_final and epochs else None,
                stop_at_target=config.stop_at_target and is_final and bool(epochs),
-               target_checks=config.target_checks,
                test_on=test_on if is_final else (), corruptions=corruptions if is_final else (),
                extras={"run_id": run_id})
 

@@ -76,3 +76,11 @@ def test_the_environment_gives_defaults_below_everything_given(monkeypatch, tmp_
 def test_an_unknown_key_names_the_known_ones() -> None:
     with pytest.raises(InputError, match="^run.toml: unknown key 'sedes'; known keys: preset, datasets,"):
         normalise_keys({"sedes": 3}, "run.toml")
+
+
+def test_a_job_carries_the_settings_declared_for_it_under_their_names() -> None:
+    from digitbench.benchmark.execution.jobs import Job
+
+    job_fields = {f.name for f in dataclasses.fields(Job)}
+    carried = [s.name for s in SETTINGS if s.job]
+    assert carried and set(carried) <= job_fields

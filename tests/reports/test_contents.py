@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from test_fixture_report import FIXTURE
 
+from digitbench.benchmark.results import load_table
 from digitbench.reports import fanova, section
 from digitbench.reports.comparisons import COMPARISONS
 from digitbench.reports.contents import DATASET_SECTIONS, RUN_SECTIONS
@@ -18,7 +19,6 @@ from digitbench.reports.importance import IMPORTANCE
 from digitbench.reports.markdown import write_report
 from digitbench.reports.section import DatasetScope, RunScope, Section
 from digitbench.reports.summary import SUMMARY
-from digitbench.reports.table import load_table
 from digitbench.reports.tunability import TUNABILITY
 from digitbench.reports.tuner_comparison import TUNERS
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from test_report import _row
 
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import ResultsStore
 from digitbench.models import registry
 from digitbench.reports.comparisons import Variants, variant_pairs
 from digitbench.reports.markdown import write_report
-from digitbench.reports.table import final_rows, load_table
+from digitbench.reports.table import final_rows
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 

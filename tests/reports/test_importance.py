@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from digitbench.benchmark.results import typed
 from digitbench.reports.fanova import MIN_TRIALS, search_space, study_importances
 from digitbench.reports.importance import IMPORTANCE, importances
 from digitbench.reports.importance import top_parameters as top_of
 from digitbench.reports.section import DatasetScope
-from digitbench.reports.table import typed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

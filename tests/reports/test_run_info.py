@@ -7,10 +7,10 @@ from pathlib import Path
 
 from test_report import _row, table
 
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
 from digitbench.reports.run_info import busy_wall_s, invocations
-from digitbench.reports.table import load_table
 
 
 def _settings(started: str, **extra: object) -> str:

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from test_report import _row
 
+from digitbench.benchmark.results import load_table, typed
 from digitbench.benchmark.store import ResultsStore
 from digitbench.common.errors import InputError
-from digitbench.reports.table import load_table, trial_labels, typed
+from digitbench.reports.table import trial_labels
 
 
 def _two_rows(run_dir: Path) -> ResultsStore:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_report import _predictions, _row
 
+from digitbench.benchmark.results import load_table
 from digitbench.benchmark.store import ResultsStore
 from digitbench.reports.markdown import write_report
 from digitbench.reports.section import DatasetScope
-from digitbench.reports.table import load_table
 from digitbench.reports.tunability import tunabilities
 
 TUNING = {"tuner": "optuna", "cpu_s_used": 1800.0, "chosen_trial": 5, "first_trial": "defaults",

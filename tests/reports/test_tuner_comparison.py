@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from digitbench.benchmark.results import typed
 from digitbench.reports.section import DatasetScope, RunScope
-from digitbench.reports.table import typed
 from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS, verdict
 from digitbench.reports.tuner_stats import best_at_fractions, blocks, common_span, tuner_summary, values_at
 from digitbench.reports.tuner_tests import compare, compare_at_fractions, nemenyi_cd
