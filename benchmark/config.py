@@ -104,8 +104,8 @@ def build_config(flags: dict[str, Any], config_file: Path | None = None) -> RunC
     merged.update(given)
     checked = {name: BY_NAME[name].check(where(name), value) for name, value in merged.items()}
     for setting in SETTINGS:  # the environment: below the preset, the file and the flags
-        if setting.env and setting.name not in checked and setting.from_env() is not None:
-            checked[setting.name] = setting.from_env()
+        if setting.env and setting.name not in checked and (value := setting.from_env()) is not None:
+            checked[setting.name] = value
     checked["workers"], checked["threads"] = _processes(checked.get("workers"), checked.get("threads"))
     if checked.get("stop_at_target") and checked.get("target") is None:
         raise InputError(f"{where('stop_at_target')}: needs a target accuracy (--target ACC)")

@@ -24,6 +24,10 @@ class Tally:
     seed: int | None = None
     preparation: str | None = None
 
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n_test
+
     def as_json(self) -> dict[str, Any]:
         """The JSON object results.csv holds: the fields that are set."""
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -200,8 +200,7 @@ ALIASES = {"dataset": "datasets", "model_path": "model_paths", "tuner": "tuners"
 
 def help_text(setting: Setting) -> str:
     """The setting's help, with its default and the presets filled in (argparse-escaped)."""
-    default = setting.default() if callable(setting.default) else setting.default
-    text = setting.help.format(default=default, presets="{presets}")
+    text = setting.help.format(default=setting.initial(), presets="{presets}")
     return text.replace("{presets}", ", ".join(preset_names())).replace("%", "%%")
 
 

@@ -443,7 +443,7 @@ def _fits(name: str, cells: pd.Series) -> tuple[pd.Series, str] | None:
     if kind == TIME:
         return empty | cells.map(_is_time), "an ISO 8601 time with its UTC offset"
     if kind == JSON:
-        return empty | cells.map(lambda text: _is_json(text) and fits(name, json.loads(text))), \
+        return empty | cells.map(lambda text: _json_fits(name, text)), \
             f"JSON of the shape {DESCRIBED.get(name, '{name: value}')}"
     return None
 
@@ -456,12 +456,13 @@ def _is_time(text: str) -> bool:
         return False
 
 
-def _is_json(text: str) -> bool:
+def _json_fits(column: str, text: str) -> bool:
+    """Whether ``text`` is JSON of ``column``'s shape (parsed once)."""
     try:
-        json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return False
-    return True
+    return fits(column, value)
 
 
 def _read_text(path: Path) -> str:

@@ -84,8 +84,7 @@ def tested_under_corruption(scope: DatasetScope) -> bool:
 
 def _accuracy(group: pd.DataFrame, name: str) -> float:
     """Mean over seeds of the accuracy under corruption ``name``."""
-    return float(np.mean([tallies(cell)[name].correct / tallies(cell)[name].n_test
-                          for cell in group["corrupt_test"]]))
+    return float(np.mean([tallies(cell)[name].accuracy for cell in group["corrupt_test"]]))
 
 
 def _robustness(scope: DatasetScope) -> Robustness:
@@ -126,8 +125,8 @@ def _reference(final: pd.DataFrame, keys: list[Key]) -> Key:
 
 def _mean_corrupted(group: pd.DataFrame, names: list[str]
                     ) -> tuple[float, float | None, tuple[float, float] | None]:
-    per_seed = [np.mean([tallies(cell)[n].correct / tallies(cell)[n].n_test for n in names])
-                for cell in group["corrupt_test"]]
+    per_seed = [np.mean([counts[n].accuracy for n in names])
+                for counts in map(tallies, group["corrupt_test"])]
     found = mean_interval(per_seed)
     if found.half_width is not None:
         return found.mean, found.half_width, None
