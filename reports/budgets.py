@@ -5,22 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from digitbench.benchmark.payloads import StudySummary, study_summary
 from digitbench.reports.format import DASH, count, md_table, num, pct
 from digitbench.reports.section import DatasetScope, Section, has_finals
-from digitbench.reports.table import DEFAULTS, as_dict
+from digitbench.reports.table import DEFAULTS
 
-Studies = dict[tuple[str, str], dict[str, Any]]  # (model, tuner) -> its last final's tuning cell
+Studies = dict[tuple[str, str], StudySummary]  # (model, tuner) -> its last final's tuning cell
+
+
+def _or_dash(value: Any) -> Any:
+    return DASH if value is None else value
 
 
 def _studies(scope: DatasetScope) -> Studies:
-    return {(r["model"], r["tuner"]): as_dict(r["tuning"]) for r in scope.final.to_dict("records")
+    return {(r["model"], r["tuner"]): study_summary(r["tuning"]) for r in scope.final.to_dict("records")
             if r["tuner"] != DEFAULTS}
 
 
 def _budgets_lines(studies: Studies, scope: DatasetScope) -> list[str]:
     if not studies:
         return ["All models trained with their default parameters (no tuning).", ""]
-    budgets = {(t.get("trials"), t.get("budget_cpu_s")) for t in studies.values()}
+    budgets = {(t.trials, t.budget_cpu_s) for t in studies.values()}
     lines = ["### Tuning", ""]
     if len(budgets) == 1:
         trials, cpu = next(iter(budgets))
@@ -35,16 +40,14 @@ def _budgets_lines(studies: Studies, scope: DatasetScope) -> list[str]:
                      "not on equal terms.")
     rows = []
     for (model, tuner), t in studies.items():
-        method = t.get("sampler") and f"{t['sampler']}, {t.get('pruner')} pruner" or t.get("oracle")
-        budget = f"{t.get('trials')} trials" + (f", {num(t['budget_cpu_s'])} CPU-s"
-                                                 if t.get("budget_cpu_s") else "")
-        scoring = (f"{t.get('scoring', DASH)}: trained on {count(t.get('tune_images'))}, "
-                   f"scored on {count(t.get('val_images'))}")
-        rows.append([model, tuner, method or DASH, budget, scoring, t.get("trials_run", DASH),
-                     t.get("pruned", DASH), t.get("failed", DASH), num(t.get("cpu_s_used")),
-                     t.get("stopped_by", DASH),
-                     pct(t["best_val_accuracy"]) if t.get("best_val_accuracy") is not None else DASH,
-                     t.get("chosen_because", DASH)])
+        method = t.sampler and f"{t.sampler}, {t.pruner} pruner" or t.oracle
+        budget = f"{t.trials} trials" + (f", {num(t.budget_cpu_s)} CPU-s" if t.budget_cpu_s else "")
+        scoring = (f"{_or_dash(t.scoring)}: trained on {count(t.tune_images)}, "
+                   f"scored on {count(t.val_images)}")
+        rows.append([model, tuner, method or DASH, budget, scoring, _or_dash(t.trials_run),
+                     _or_dash(t.pruned), _or_dash(t.failed), num(t.cpu_s_used), _or_dash(t.stopped_by),
+                     pct(t.best_val_accuracy) if t.best_val_accuracy is not None else DASH,
+                     _or_dash(t.chosen_because)])
     headers = ["model", "tuner", "method", "budget", "trials scored by", "trials run", "pruned", "failed",
                "tuning CPU-s", "stopped by", "best val accuracy", "refit"]
     return lines + [""] + md_table(headers, rows, "lllllrrrrlrl") + [""]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from digitbench.benchmark.payloads import study_summary
 from digitbench.benchmark.store import Status
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
@@ -34,7 +35,7 @@ from digitbench.reports.scaling_fits import (
 )
 from digitbench.reports.section import DatasetScope, Section
 from digitbench.reports.stats import ALPHA, PairedComparison, mean_interval
-from digitbench.reports.table import DEFAULTS, FINAL, SUBSET, as_dict
+from digitbench.reports.table import DEFAULTS, FINAL, SUBSET
 
 #: The costs fitted against n: column -> what the table and the figure call it.
 COSTS = {"fit_cpu_s": "fit CPU-s", "predict_cpu_per_image": "predict CPU-s per image",
@@ -79,10 +80,11 @@ class Curve:
         return found.mean, found.half_width
 
     def parameters_note(self) -> str:
-        tuning = as_dict(self.points["tuning"].iloc[-1])
+        chosen = study_summary(self.points["tuning"].iloc[-1]).chosen_trial
         if self.tuner == DEFAULTS:
             return "its defaults"
-        return f"what {self.tuner} chose on the whole training part (trial {tuning.get('chosen_trial', '?')})"
+        trial = "?" if chosen is None else chosen
+        return f"what {self.tuner} chose on the whole training part (trial {trial})"
 
 
 def curves_of(rows: pd.DataFrame) -> list[Curve]:

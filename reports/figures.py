@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.payloads import study_summary
 from digitbench.reports import plots
 from digitbench.reports.format import contender_labels, md_table, natural_key, num, pct
 from digitbench.reports.section import DatasetScope, Section, has_finals
@@ -105,11 +106,11 @@ def _tuning_curves(scope: DatasetScope) -> TuningCurves:
 
 def _method(cell: Any) -> str:
     """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
-    tuning = as_dict(cell)
-    if tuning.get("sampler"):
-        pruner = tuning.get("pruner")
-        return tuning["sampler"] + (f", {pruner} pruner" if pruner and pruner != "none" else "")
-    return str(tuning.get("oracle") or "")
+    tuning = study_summary(cell)
+    if tuning.sampler:
+        pruner = tuning.pruner
+        return tuning.sampler + (f", {pruner} pruner" if pruner and pruner != "none" else "")
+    return str(tuning.oracle or "")
 
 
 def _tuning_curves_lines(found: TuningCurves, scope: DatasetScope) -> list[str]:

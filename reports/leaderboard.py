@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from digitbench.benchmark.payloads import StudySummary, study_summary
 from digitbench.reports.format import DASH, md_table, natural_key, num, pct
 from digitbench.reports.machine import distinct
 from digitbench.reports.stats import accuracy_interval, mean_interval
-from digitbench.reports.table import as_dict
 
 #: The leaderboard's headers: at most nine, so that the table fits a screen.
 LEADERBOARD_COLUMNS = ("#", "model", "tuner", "test accuracy (95% CI)", "fit CPU-s",
@@ -33,9 +33,9 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
                            "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "macs")}
         mismatches = group["onnx_mismatches"].dropna()
         params = sorted({int(v) for v in group["n_params"].dropna()})
-        tuning = as_dict(group["tuning"].iloc[-1])
+        tuning = study_summary(group["tuning"].iloc[-1])
         rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
-                     "budget": _budget(tuner, tuning), "trials_run": tuning.get("trials_run"),
+                     "budget": _budget(tuner, tuning), "trials_run": tuning.trials_run,
                      "seeds": interval.n, "accuracy": interval.mean,
                      "half_width": interval.half_width, "test_interval": _test_interval(group), **means,
                      "batch_N": distinct(group["batch_N"]), "params": params,
@@ -122,14 +122,14 @@ def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
     return accuracy_interval(round(float(group["test_accuracy"].mean()) * n), n)
 
 
-def _budget(tuner: str, tuning: dict[str, Any]) -> str:
+def _budget(tuner: str, tuning: StudySummary) -> str:
     """A study's budget as ``20 trials, 600 CPU-s``; "defaults" for untuned models."""
     if tuner == "none":
         return "defaults"
-    if not tuning:
+    if tuning == StudySummary():
         return DASH
-    budget = f"{tuning.get('trials', '?')} trials"
-    return budget + (f", {num(tuning['budget_cpu_s'])} CPU-s" if tuning.get("budget_cpu_s") else "")
+    budget = f"{'?' if tuning.trials is None else tuning.trials} trials"
+    return budget + (f", {num(tuning.budget_cpu_s)} CPU-s" if tuning.budget_cpu_s else "")
 
 
 def _span(values: list[int]) -> str:

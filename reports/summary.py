@@ -18,14 +18,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from digitbench.benchmark.payloads import study_summary
 from digitbench.reports.comparisons import COMPARISONS, Compared, Variants, best_of_families, compared
 from digitbench.reports.format import code, num, p_text, pct, points
 from digitbench.reports.importance import IMPORTANCE, Importances, top_parameters
 from digitbench.reports.section import DatasetScope, RunScope, Section, has_rows
 from digitbench.reports.stats import ALPHA
-from digitbench.reports.table import DEFAULTS, as_dict
+from digitbench.reports.table import DEFAULTS
 from digitbench.reports.time_to_target import mlperf_mean
-from digitbench.reports.tunability import TUNABILITY, Tunability, kept_defaults, verdicts
+from digitbench.reports.tunability import TUNABILITY, Tunability, verdicts
 from digitbench.reports.tuner_comparison import TUNERS, TunerComparison, verdict
 
 
@@ -114,7 +115,7 @@ def _to_target(final: pd.DataFrame, tuner: str, models: tuple[str, str]) -> list
 def _kept_defaults(final: pd.DataFrame, model: str, tuner: str) -> bool:
     """Whether the study of ``model`` by ``tuner`` refit its defaults (trial 0, the defaults)."""
     tuning = final.loc[(final["model"] == model) & (final["tuner"] == tuner), "tuning"]
-    return bool(len(tuning)) and all(kept_defaults(as_dict(t)) for t in tuning)
+    return bool(len(tuning)) and all(study_summary(t).kept_defaults for t in tuning)
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -18,14 +18,6 @@ def as_dict(cell: Any) -> dict[str, Any]:
     return cell if isinstance(cell, dict) else {}
 
 
-def scored_images(tuning: dict[str, Any]) -> int | None:
-    """How many images scored each trial of a study (its ``tuning`` cell): every fold's together
-    under cross-validation; rows written before ``scored_images`` was recorded give the validation
-    part's size. None where neither is known."""
-    images = tuning.get("scored_images", tuning.get("val_images"))
-    return int(images) if isinstance(images, int | float) and images > 0 else None
-
-
 def trial_labels(frame: pd.DataFrame) -> pd.Series:
     """The trial column as it is written on disk: the trial number, or FINAL."""
     return pd.Series([FINAL if kind in (FINAL, SUBSET) else ("?" if pd.isna(n) else str(int(n)))

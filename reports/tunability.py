@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from digitbench.benchmark.payloads import study_summary
 from digitbench.benchmark.store import Status
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
 from digitbench.reports.paired import Skip
 from digitbench.reports.section import DatasetScope, Section, has_finals
 from digitbench.reports.stats import ALPHA, mean_interval
-from digitbench.reports.table import DEFAULTS, TRIAL, as_dict, scored_images
+from digitbench.reports.table import DEFAULTS, TRIAL
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ def tunabilities(scope: DatasetScope) -> list[Tunability]:
     found = []
     tuned = final[final["tuner"] != DEFAULTS]
     for (model, tuner), group in tuned.groupby(["model", "tuner"], sort=False):
-        tuning = as_dict(group["tuning"].iloc[-1])
+        tuning = study_summary(group["tuning"].iloc[-1])
         val_gain, val_se = _validation_gain(rows, model, tuner)
-        kept = kept_defaults(tuning)
-        common = dict(model=model, tuner=tuner, kept_defaults=kept, tuning_cpu_s=tuning.get("cpu_s_used"),
+        kept = tuning.kept_defaults
+        common = dict(model=model, tuner=tuner, kept_defaults=kept, tuning_cpu_s=tuning.cpu_s_used,
                       val_gain=val_gain, val_se=val_se)
         defaults = final[(final["model"] == model) & (final["tuner"] == DEFAULTS)]
         if kept:
@@ -99,11 +100,6 @@ def tunabilities(scope: DatasetScope) -> list[Tunability]:
     return found
 
 
-def kept_defaults(tuning: dict) -> bool:
-    """Whether a study (its ``tuning`` cell) refit its first trial, the defaults."""
-    return tuning.get("chosen_trial") == 0 and tuning.get("first_trial") == "defaults"
-
-
 def _validation_gain(rows: pd.DataFrame, model: str, tuner: str) -> tuple[float | None, float | None]:
     """The best trial's validation accuracy minus the defaults' (trial 0, where the study started
     from them) in study 0, and one standard error sqrt(p(1-p)/n) of the defaults' estimate over
@@ -111,10 +107,10 @@ def _validation_gain(rows: pd.DataFrame, model: str, tuner: str) -> tuple[float 
     trials = rows[(rows["kind"] == TRIAL) & (rows["model"] == model) & (rows["tuner"] == tuner)
                   & (rows["seed"] == 0) & (rows["status"] == Status.OK) & rows["val_accuracy"].notna()]
     first = trials[trials["trial"] == 0]
-    if first.empty or as_dict(first["tuning"].iloc[-1]).get("first_trial") != "defaults":
+    if first.empty or not study_summary(first["tuning"].iloc[-1]).from_defaults:
         return None, None
     p0 = float(first["val_accuracy"].iloc[-1])
-    n = scored_images(as_dict(first["tuning"].iloc[-1]))
+    n = study_summary(first["tuning"].iloc[-1]).images_scored
     gain = float(trials["val_accuracy"].max()) - p0
     return gain, (math.sqrt(p0 * (1 - p0) / n) if n else None)
 

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.payloads import StudySummary, study_summary
 from digitbench.reports.format import natural_key
 from digitbench.reports.stats import best_at
-from digitbench.reports.table import as_dict, scored_images, trial_rows
+from digitbench.reports.table import as_dict, trial_rows
 
 #: Fractions of the equal CPU budget at which the tuners are compared.
 FRACTIONS = (0.25, 0.5, 1.0)
@@ -66,7 +67,7 @@ class Study:
     numbers: np.ndarray   # trial numbers
     cpu: np.ndarray       # cumulative CPU-seconds at the end of each trial
     val: np.ndarray       # validation accuracy of each trial, NaN where it did not finish ok
-    tuning: dict[str, Any]
+    tuning: StudySummary
 
     @property
     def best(self) -> np.ndarray:
@@ -83,7 +84,7 @@ class Study:
 
     @property
     def starts_from_defaults(self) -> bool:
-        return self.tuning.get("first_trial") == "defaults" and len(self.numbers) > 0 \
+        return self.tuning.from_defaults and len(self.numbers) > 0 \
             and int(self.numbers[0]) == 0
 
 
@@ -116,7 +117,7 @@ class Block:
         started from them (any tuner's: they share the subsample); None where none did."""
         for tuner in sorted(self.studies):
             study = self.studies[tuner]
-            images = scored_images(study.tuning)
+            images = study.tuning.images_scored
             if study.starts_from_defaults and math.isfinite(study.val[0]) and images is not None:
                 return float(study.val[0]), images
         return None
@@ -144,7 +145,7 @@ def dataset_blocks(dataset: str, trials: pd.DataFrame) -> list[Block]:
                 tuning.update(as_dict(cell))
             studies[(seed, str(tuner))] = Study(
                 study["number"].to_numpy(int), study["cpu_s"].cumsum().to_numpy(float),
-                study["val"].to_numpy(float), tuning)
+                study["val"].to_numpy(float), study_summary(tuning))
         budget, rule = _budget(group, studies)
         for seed in sorted({s for s, _ in studies}, key=natural_key):
             out.append(Block(dataset, str(model), seed, budget, rule,
@@ -155,7 +156,7 @@ def dataset_blocks(dataset: str, trials: pd.DataFrame) -> list[Block]:
 
 def _budget(group: pd.DataFrame, studies: Mapping[tuple[Any, str], Study]) -> tuple[float, str]:
     """A model's equal budget: the ``--budget`` every study shares, else :func:`common_span`."""
-    shared = {as_dict(cell).get("budget_cpu_s") for cell in group["tuning"]}
+    shared = {study_summary(cell).budget_cpu_s for cell in group["tuning"]}
     if len(shared) == 1:
         (value,) = shared
         if isinstance(value, int | float) and value > 0:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution.jobs import TaskResult
 from digitbench.benchmark.execution.tasks import run_final
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import unique_slug
 from digitbench.benchmark.tuning.study import Study
 from digitbench.models.registry import Entry
@@ -65,7 +66,7 @@ class Choice:
 
     phase: Phase                   # where the contender goes: FINALS, FAILED or DONE
     params: dict[str, Any] | None  # what its finals refit; None when there is nothing to refit
-    tuning: dict[str, Any]         # the final rows' ``tuning`` column
+    tuning: StudySummary           # the final rows' ``tuning`` column
     why: str | None = None         # why there is nothing to refit (phase FAILED)
     note: str | None = None        # a progress line that says what was decided, if any
 
@@ -84,7 +85,7 @@ class Contender:
     defaults_for: tuple[str, ...] = ()  # a defaults refit: the tuners whose choice decides if it runs
     phase: Phase = field(init=False)
     params: dict[str, Any] | None = field(default=None, init=False)  # what the finals refit, once chosen
-    tuning: dict[str, Any] = field(default_factory=dict, init=False)  # the final rows' ``tuning`` column
+    tuning: StudySummary = field(default_factory=StudySummary, init=False)  # the final rows' ``tuning``
     why: str | None = field(default=None, init=False)  # why there is nothing to refit (FAILED)
 
     def __post_init__(self) -> None:

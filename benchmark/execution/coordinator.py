@@ -173,7 +173,7 @@ class Coordinator:
         ``copied_from``: the tuner whose identical final ``result`` is (see :mod:`.policy`)."""
         tuning = c.tuning if job.is_final or c.study is None else c.study.settings
         if copied_from is not None:
-            tuning = {**tuning, "final_copied_from": copied_from}
+            tuning = tuning.with_(final_copied_from=copied_from)
         elif job.is_final:
             self.twins.finished(c, FinalJob(job.seed, job.train_size), job.params, job.tuner, result)
         row = self.recorder.record(c.split, c.entry, job, result, tuning)

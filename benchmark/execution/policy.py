@@ -29,6 +29,7 @@ from typing import Any
 
 from digitbench.benchmark.execution.contender import Choice, Contender, FinalJob, Phase
 from digitbench.benchmark.execution.jobs import TaskResult
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import Status
 
 
@@ -56,7 +57,7 @@ def choose(c: Contender) -> Choice:
     if c.study_seed:  # a repeated study, for the tuning curves only: no finals
         return Choice(Phase.DONE, None, {})
     if c.study is None:
-        return Choice(Phase.FINALS, defaults(c), {"tuner": "none"})
+        return Choice(Phase.FINALS, defaults(c), StudySummary(tuner="none"))
     tuning = c.study.summary()
     try:
         return Choice(Phase.FINALS, c.study.best(), tuning)
@@ -75,7 +76,7 @@ def decide_refit(refit: Contender, contenders: Iterable[Contender]) -> Choice | 
         return None
     params = defaults(refit)
     changed = [t.tuner for t in tuned if t.params is not None and not same_params(t.params, params)]
-    tuning = {"tuner": "none", "defaults_refit_for": changed}
+    tuning = StudySummary(tuner="none", defaults_refit_for=tuple(changed))
     where = f"    {refit.entry.name} on {refit.split.dataset}"
     if changed:
         return Choice(Phase.FINALS, params, tuning, note=(

@@ -22,7 +22,7 @@ from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.execution.jobs import Job, TaskResult
 from digitbench.benchmark.execution.timing import cpu_seconds
-from digitbench.benchmark.payloads import Tally
+from digitbench.benchmark.payloads import StudySummary, Tally
 from digitbench.benchmark.store import (
     FINAL,
     MODELS_DIR,
@@ -56,7 +56,7 @@ class Recorder:
                        "git_rev": provenance.git_rev(), "command": command, "settings": settings}
 
     def record(self, split: Split, entry: Entry, job: Job, result: TaskResult,
-               tuning: dict[str, Any]) -> dict[str, Any]:
+               tuning: StudySummary) -> dict[str, Any]:
         """Append the row of ``job`` (run on ``split`` by ``entry``; ``tuning`` is the contender's
         tuning summary) with its files; returns the row as written, before serialisation."""
         if result.traceback:
@@ -71,7 +71,7 @@ class Recorder:
                "tuner": job.tuner,
                "trial": trial_cell(job.trial), "seed": job.seed, "train_size": job.train_size,
                "params": job.params,
-               "tuning": tuning, **result.row_fields()}
+               "tuning": tuning.as_json(), **result.row_fields()}
         cross = row.get("cross_test")
         if cross:  # each dataset tested on says how its images were prepared
             row["cross_test"] = {

@@ -49,8 +49,9 @@ class TunerDriver(ABC):
     @classmethod
     @abstractmethod
     def describe(cls, spec: StudySpec) -> dict[str, Any]:
-        """The tool's settings for this study as rows record them (sampler and pruner, oracle...),
-        known before the study opens."""
+        """The tool's settings for this study as rows record them, known before the study opens:
+        fields of :class:`~digitbench.benchmark.payloads.StudySummary` (``sampler`` and ``pruner``,
+        ``oracle``...); a key that is not one is refused when the study is made."""
 
     @classmethod
     @abstractmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from digitbench.benchmark.tuning.folds import fold_sizes
@@ -49,15 +50,13 @@ class Study:
         self.driver_class = driver_class(tuner)
         #: Whether trial 0 is the model's defaults, which the finals keep unless clearly beaten.
         self.starts_from_defaults = self.driver_class.starts_from_defaults(self.spec)
-        self.settings = {
-            "tuner": tuner, "trials": config.trials, "budget_cpu_s": config.budget,
-            "scoring": (f"{self.cv}-fold cross-validation on the training part"
-                        if self.cv > 1 else "the validation part"),
-            "tune_images": tune_images, "val_images": val_images, "scored_images": self.scored_images,
-            "study_seed": seed,
-            **self.driver_class.describe(self.spec),
-            **({"first_trial": "defaults"} if self.starts_from_defaults else {}),
-        }
+        self.settings = StudySummary(
+            tuner=tuner, trials=config.trials, budget_cpu_s=config.budget,
+            scoring=(f"{self.cv}-fold cross-validation on the training part"
+                     if self.cv > 1 else "the validation part"),
+            tune_images=tune_images, val_images=val_images, scored_images=self.scored_images,
+            study_seed=seed, **self.driver_class.describe(self.spec),
+            first_trial="defaults" if self.starts_from_defaults else None)
         self.driver: TunerDriver | None = None
         self.waiting = False  # the tuner had nothing to start until a running trial ends
 
@@ -179,21 +178,22 @@ class Study:
         return 0, (f"defaults (trial 0) kept: the best trial, {best}, beats them by only "
                    f"{100 * gain:.2f} points, within one standard error ({100 * se:.2f})")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> StudySummary:
         """Settings plus what was used: the ``tuning`` column of the final rows."""
         statuses = [r["status"] for r in self.records.values()]
-        used = {"trials_run": len(statuses), "pruned": statuses.count(Status.PRUNED),
-                "failed": statuses.count(Status.ERROR), "cpu_s_used": round(self.cpu_used, 2),
-                "stopped_by": self._stopped_by()}
+        used = self.settings.with_(
+            trials_run=len(statuses), pruned=statuses.count(Status.PRUNED),
+            failed=statuses.count(Status.ERROR), cpu_s_used=round(self.cpu_used, 2),
+            stopped_by=self._stopped_by())
         try:
             number, why = self.choice()
-            used.update(chosen_trial=number, chosen_because=why,
-                        chosen_val_accuracy=self.records[number]["val_accuracy"],
-                        best_val_accuracy=max(r["val_accuracy"] for r in self.records.values()
-                                              if r["status"] == Status.OK and r["val_accuracy"] is not None))
         except RuntimeError:
-            pass
-        return {**self.settings, **used}
+            return used
+        scored = [r["val_accuracy"] for r in self.records.values()
+                  if r["status"] == Status.OK and r["val_accuracy"] is not None]
+        return used.with_(chosen_trial=number, chosen_because=why,
+                          chosen_val_accuracy=self.records[number]["val_accuracy"],
+                          best_val_accuracy=max(scored))
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import digitbench
-from digitbench.benchmark.payloads import Tally, fits, tallies
+from digitbench.benchmark.payloads import StudySummary, Tally, fits, study_summary, tallies
 from digitbench.benchmark.store import COLUMNS, JSON_COLUMNS, ResultsStore, Status, check_rows
 from digitbench.common.errors import InputError
 
@@ -32,6 +32,13 @@ SCORES = {"n": 200, "ece": 0.1, "nll": 0.5, "brier": 0.2,
     ("params", {"C": 1.0}, True),
     ("params", [1, 2], False),
     ("tuning", None, True),
+    ("tuning", {"tuner": "optuna", "trials": 20, "budget_cpu_s": None, "scored_images": 600}, True),
+    ("tuning", {"tuner": "none", "defaults_refit_for": ["optuna"]}, True),
+    ("tuning", {"tuner": "optuna", "val_images": 120}, True),               # written before scored_images
+    ("tuning", {"tuner": "optuna", "chosen_trail": 3}, False),              # a misspelt key
+    ("tuning", {"tuner": "optuna", "trials": "20"}, False),                 # a number as text
+    ("tuning", {"tuner": "optuna", "trials": True}, False),
+    ("tuning", {"tuner": "none", "defaults_refit_for": [1]}, False),
 ])
 def test_each_json_column_has_one_shape(column: str, value: object, fitting: bool) -> None:
     assert column in JSON_COLUMNS and fits(column, value) is fitting
@@ -58,3 +65,16 @@ def test_a_run_writes_every_payload_in_its_shape(tiny_idx: Path, tmp_path: Path)
     assert isinstance(rotate, Tally) and rotate.n_test == 200 and 0 <= rotate.correct <= 200
     assert set(final["calibration"]) == {"method", "clean", "rotate"}
     assert all(c in COLUMNS for c in ("cross_test", "corrupt_test", "calibration"))
+
+
+def test_a_study_summary_of_any_version_reads_back_and_writes_only_what_is_set() -> None:
+    old = {"tuner": "optuna", "trials": 3, "val_images": 120, "first_trial": "defaults", "chosen_trial": 0}
+    summary = study_summary(old)
+    assert summary.images_scored == 120, "before scored_images, the validation part scored the trials"
+    assert summary.kept_defaults and summary.from_defaults
+    assert summary.as_json() == old and study_summary(None) == StudySummary()
+    new = StudySummary(tuner="optuna", val_images=120, scored_images=600, defaults_refit_for=("a",))
+    assert new.images_scored == 600 and not new.kept_defaults
+    assert StudySummary.from_json(new.as_json()) == new and new.as_json()["defaults_refit_for"] == ["a"]
+    with pytest.raises(TypeError):  # a writer that misspells a key fails where it writes it
+        StudySummary(tuner="optuna", chosen_trail=3)

@@ -15,6 +15,7 @@ from digitbench.benchmark.execution.coordinator import Coordinator
 from digitbench.benchmark.execution.executors import Executor
 from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
 from digitbench.benchmark.execution.plan import plan
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.models import registry
 
 
@@ -55,7 +56,7 @@ class FakeExecutor(Executor):
 class FakeStudy:
     """Asks ``trials`` trials one at a time, prunes trial 1, chooses the params of its best trial."""
 
-    cv, finished, cpu_used, settings = 1, 0, 0.0, {"tuner": "fake"}
+    cv, finished, cpu_used, settings = 1, 0, 0.0, StudySummary(tuner="fake")
 
     def __init__(self, trials: int, events: list) -> None:
         self.trials, self.events, self.asked, self.told, self.running = trials, events, 0, {}, set()
@@ -85,8 +86,8 @@ class FakeStudy:
     def abandon(self) -> None:
         self.events.append(("abandon", sorted(self.running)))
 
-    def summary(self) -> dict[str, Any]:
-        return {"tuner": "fake", "chosen_trial": 2}
+    def summary(self) -> StudySummary:
+        return StudySummary(tuner="fake", chosen_trial=2)
 
     def best(self) -> dict[str, Any]:
         if not any(r["status"] == "ok" for r in self.told.values()):
@@ -100,8 +101,8 @@ class FakeRecorder:
     def __init__(self, events: list) -> None:
         self.events, self.rows = events, []
 
-    def record(self, split: Any, entry: Any, job: Job, result: TaskResult, tuning: dict) -> dict:
-        row = {"trial": job.trial, "seed": job.seed, "params": job.params, "tuning": tuning,
+    def record(self, split: Any, entry: Any, job: Job, result: TaskResult, tuning: StudySummary) -> dict:
+        row = {"trial": job.trial, "seed": job.seed, "params": job.params, "tuning": tuning.as_json(),
                **result.row_fields()}
         self.events.append(("row", job.label))
         self.rows.append(row)

@@ -29,6 +29,7 @@ from digitbench.benchmark.execution.policy import (
     same_params,
 )
 from digitbench.benchmark.execution.tasks import run_final, run_submission
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.models import registry
 from digitbench.models.base import Digits
 
@@ -45,8 +46,8 @@ class HandStudy:
     def __init__(self, tuner: str, best: dict[str, Any] | None) -> None:
         self.tuner, self.chosen = tuner, best
 
-    def summary(self) -> dict[str, Any]:
-        return {"tuner": self.tuner, "chosen_trial": 0}
+    def summary(self) -> StudySummary:
+        return StudySummary(tuner=self.tuner, chosen_trial=0)
 
     def best(self) -> dict[str, Any]:
         if self.chosen is None:
@@ -126,16 +127,16 @@ def test_a_contender_with_no_final_left_goes_straight_to_done() -> None:
 def test_the_finals_refit_the_tuned_parameters_with_the_studys_summary() -> None:
     c = contender("optuna", best=tuned({"C": 2.0}))
     choice = choose(c)
-    assert choice == Choice(Phase.FINALS, tuned({"C": 2.0}), {"tuner": "optuna", "chosen_trial": 0})
+    assert choice == Choice(Phase.FINALS, tuned({"C": 2.0}), StudySummary(tuner="optuna", chosen_trial=0))
     assert c.settle(choice) == [] and c.phase is Phase.FINALS
-    assert (c.params, c.tuning) == (tuned({"C": 2.0}), {"tuner": "optuna", "chosen_trial": 0})
+    assert (c.params, c.tuning) == (tuned({"C": 2.0}), StudySummary(tuner="optuna", chosen_trial=0))
     assert [c.next_final(), c.next_final()] == [(0, None), (1, None)] and c.phase is Phase.DONE
 
 
 def test_tuner_none_refits_the_defaults_with_the_pinned_parameters() -> None:
     c = contender("none")
     c.pinned = {"C": 0.5}
-    assert choose(c) == Choice(Phase.FINALS, {**defaults(), "C": 0.5}, {"tuner": "none"})
+    assert choose(c) == Choice(Phase.FINALS, {**defaults(), "C": 0.5}, StudySummary(tuner="none"))
 
 
 def test_a_study_that_finished_no_trial_fails_its_finals_with_the_reason() -> None:
@@ -145,7 +146,7 @@ def test_a_study_that_finished_no_trial_fails_its_finals_with_the_reason() -> No
     assert (choice.phase, choice.params, choice.why) == (Phase.FAILED, None, reason)
     assert choice.note == f"    linear-svm on toy: {reason}"
     c.settle(choice)
-    assert c.phase is Phase.FAILED and c.tuning == {"tuner": "optuna", "chosen_trial": 0}
+    assert c.phase is Phase.FAILED and c.tuning == StudySummary(tuner="optuna", chosen_trial=0)
     assert [c.next_final(), c.next_final()] == [(0, None), (1, None)], "each recorded failed"
     assert c.phase is Phase.DONE
 
@@ -178,7 +179,8 @@ def test_where_tuning_changed_the_defaults_they_are_refit_on_the_same_seeds() ->
     refit = contender("none", defaults_for=("optuna", "random"))
     chosen(optuna), chosen(random)
     choice = decide_refit(refit, [optuna, random, refit])
-    assert choice == Choice(Phase.FINALS, defaults(), {"tuner": "none", "defaults_refit_for": ["optuna"]},
+    refit_tuning = StudySummary(tuner="none", defaults_refit_for=("optuna",))
+    assert choice == Choice(Phase.FINALS, defaults(), refit_tuning,
                             note="    linear-svm on toy: optuna chose other parameters than the defaults; "
                                  "2 defaults refit(s) on the same seeds follow")
     assert refit.settle(choice) == [] and refit.phase is Phase.FINALS
@@ -193,7 +195,7 @@ def test_where_tuning_kept_the_defaults_the_refit_is_dropped() -> None:
     refit = contender("none", defaults_for=("optuna", "random"))
     chosen(optuna), chosen(failed)
     choice = decide_refit(refit, [optuna, failed, refit])
-    assert (choice.phase, choice.tuning) == (Phase.DONE, {"tuner": "none", "defaults_refit_for": []})
+    assert (choice.phase, choice.tuning) == (Phase.DONE, StudySummary(tuner="none", defaults_refit_for=()))
     assert choice.note == "    linear-svm on toy: tuning kept the defaults, so no defaults refit"
     assert refit.settle(choice) == [(0, None), (1, None)], "dropped: the progress counts them out"
     assert refit.phase is Phase.DONE and refit.finals == [] and not refit.may_start_finals

@@ -35,7 +35,7 @@ class FakeDriver(TunerDriver):
 
     @classmethod
     def describe(cls, spec: StudySpec) -> dict[str, Any]:
-        return {"fake_tool": f"{spec.tuner} tool", "fake_seed": spec.seed}
+        return {"sampler": f"{spec.tuner} tool", "oracle": f"seed {spec.seed}"}
 
     @classmethod
     def starts_from_defaults(cls, spec: StudySpec) -> bool:
@@ -177,7 +177,7 @@ def test_the_cpu_budget_counts_running_trials_at_the_mean_cpu_of_the_recorded_on
     assert study.ask() is None and not study.complete, "9 spent + one running at 3: over"
     study.record(3, row(cpu=3.0))
     assert study.ask() is None and study.complete and study.out_of_budget()
-    assert study.summary()["stopped_by"] == "budget"
+    assert study.summary().stopped_by == "budget"
 
 
 @pytest.mark.parametrize("failures", [MAX_FAILURES_IN_A_ROW - 1, MAX_FAILURES_IN_A_ROW])
@@ -191,7 +191,7 @@ def test_failures_in_a_row_end_a_study(tmp_path: Path, split: Split, models: Non
     ended = failures == MAX_FAILURES_IN_A_ROW
     assert (study.ask() is None) == ended and study.complete == ended
     if ended:
-        assert study.summary()["stopped_by"] == "10 failures in a row"
+        assert study.summary().stopped_by == "10 failures in a row"
     if not ended:
         study.record(len(rows), row("error", None))
         assert study.ask() is None and study.complete, "the tenth failure in a row"
@@ -247,13 +247,13 @@ def test_settings_carry_the_drivers_description_and_the_first_trial_only_from_de
     fake.from_defaults = from_defaults
     study = make_study(tmp_path, split, trials=7, budget=12.5, seed=2)
     assert study.starts_from_defaults is from_defaults
-    assert study.settings == {
+    assert study.settings.as_json() == {
         "tuner": "fake", "trials": 7, "budget_cpu_s": 12.5,
         "scoring": "5-fold cross-validation on the training part", "tune_images": 480, "val_images": 120,
-        "scored_images": 600, "study_seed": 2, "fake_tool": "fake tool", "fake_seed": 2,
+        "scored_images": 600, "study_seed": 2, "sampler": "fake tool", "oracle": "seed 2",
         **({"first_trial": "defaults"} if from_defaults else {})}
     epochs = make_study(tmp_path, split, model="epoch-model", tune_subsample=300)
-    assert (epochs.settings["scoring"], epochs.settings["tune_images"], epochs.settings["val_images"]) \
+    assert (epochs.settings.scoring, epochs.settings.tune_images, epochs.settings.val_images) \
         == ("the validation part", 300, 60), "a model with epochs is scored on the validation part"
 
 
@@ -262,15 +262,15 @@ def test_the_summary_adds_what_was_used_and_the_choice(tmp_path: Path, split: Sp
     records = recorded(row("ok", 0.9, cpu=1.0), row("pruned", 0.5, cpu=0.5), row("error", None, cpu=0.25),
                        row("ok", 0.95, cpu=2.0))
     study = make_study(tmp_path, split, trials=3, records=records)  # 3 finished: ok and pruned
-    assert study.summary() == {
-        **study.settings, "trials_run": 4, "pruned": 1, "failed": 1, "cpu_s_used": 3.75,
+    assert study.summary().as_json() == {
+        **study.settings.as_json(), "trials_run": 4, "pruned": 1, "failed": 1, "cpu_s_used": 3.75,
         "stopped_by": "trials", "chosen_trial": 3,
         "chosen_because": "best trial 3: beats the defaults by 5.00 points, more than one standard "
                           "error (1.22)",  # sqrt(0.9 * 0.1 / 600): all 600 images are scored
         "chosen_val_accuracy": 0.95, "best_val_accuracy": 0.95}
     assert study.best() == {"shrink": 0.5}
     nothing = make_study(tmp_path, split, records=recorded(row("error", None), row("pruned", 0.4)))
-    assert "chosen_trial" not in nothing.summary() and nothing.summary()["trials_run"] == 2
+    assert nothing.summary().chosen_trial is None and nothing.summary().trials_run == 2
     with pytest.raises(RuntimeError, match="tuning with fake finished no trial, so there is nothing"):
         nothing.best()
 
@@ -305,8 +305,8 @@ def test_the_optuna_driver_starts_from_the_defaults_and_says_its_sampler(
     """What Optuna studies record: tuner random is Optuna's random sampler whatever --sampler says."""
     tpe = make_study(tmp_path, split, tuner="optuna", pruner="hyperband")
     random = make_study(tmp_path, split, tuner="random", sampler="tpe")
-    assert (tpe.settings["sampler"], tpe.settings["pruner"], tpe.settings["first_trial"]) == \
+    assert (tpe.settings.sampler, tpe.settings.pruner, tpe.settings.first_trial) == \
         ("tpe", "hyperband", "defaults")
-    assert (random.settings["sampler"], random.settings["first_trial"]) == ("random", "defaults")
+    assert (random.settings.sampler, random.settings.first_trial) == ("random", "defaults")
     random.open()
     assert isinstance(random.driver.study.sampler, optuna.samplers.RandomSampler)
