@@ -16,6 +16,8 @@ comparisons         comparisons     always
 pareto              --              always
 tuning              --              always
 tunability          tunability      always (empty where nothing was tuned)
+cpu-saved           cpu-saved       always (empty where no final says its roles: nothing tuned,
+                                    or finals written before extra finals)
 tuning-curves       --              always
 tuners              tuners          tuning trials ran
 importance          importance      tuning trials ran
@@ -38,6 +40,7 @@ from typing import Any
 from digitbench.reports.best_model import CONFUSION, GALLERY
 from digitbench.reports.budgets import TUNING
 from digitbench.reports.comparisons import COMPARISONS
+from digitbench.reports.cpu_saved import CPU_SAVED
 from digitbench.reports.cross_dataset import CROSS_DATASET
 from digitbench.reports.data_scaling import SCALING
 from digitbench.reports.figures import PARETO, TRAINING_CURVES, TUNING_CURVES
@@ -54,7 +57,7 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, TUNING, TUNABILITY, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
+    PARETO, TUNING, TUNABILITY, CPU_SAVED, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
     CONFUSION, GALLERY, DETAILS,
 )
 
