@@ -12,6 +12,7 @@ import pytest
 from digitbench.benchmark.config import RunConfig, build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name
+from digitbench.benchmark.execution.tasks import run_submission
 from digitbench.benchmark.store import unique_slug
 from digitbench.common.errors import InputError
 from digitbench.models import registry
@@ -172,3 +173,14 @@ def test_a_value_the_models_own_check_refuses_is_refused_naming_model_parameter_
 def seeds(c) -> list[int]:
     """The seeds of a contender's finals still to run."""
     return [f.seed for f in c.finals]
+
+
+def test_extra_finals_only_for_a_study_0_of_a_run(split: Split) -> None:
+    """A study of `digitbench run` may refit extra configurations on its whole-part seeds; tuner
+    none, the defaults refit, a repeated study and a submission refit their one choice."""
+    config = config_of(split, models="linear-svm", tuners="optuna", seeds=2, study_seeds=2)
+    entries = [registry.get("linear-svm")]
+    assert [(c.tuner, c.study_seed, c.extra_seeds) for c in plan(config, [split], entries, set())] == [
+        ("optuna", 0, (0, 1)), ("optuna", 1, ()), ("none", 0, ())]
+    submission = plan(config, [split], entries, set(), final_task=run_submission)
+    assert all(c.extra_seeds == () for c in submission)
