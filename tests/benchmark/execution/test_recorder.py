@@ -11,6 +11,7 @@ from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult
 from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import ResultsStore, load_misclassified, load_results
 from digitbench.models import registry
 
@@ -33,7 +34,7 @@ def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp
                                "history": {"val_accuracy": [0.5, 0.6]}},
                         traceback="Traceback: something worth keeping", predictions=predicted,
                         model_bytes=b"model", onnx_bytes=b"onnx", worker="elsewhere:1", worker_cpu_s=7.0)
-    recorder.record(split, entry, job, result, {"tuner": "none"})
+    recorder.record(split, entry, job, result, StudySummary(tuner="none"))
 
     [row] = load_results(store.path).to_dict("records")
     assert (row["trial"], row["seed"], row["status"], row["test_accuracy"]) == ("final", "3", "ok", 0.975)
