@@ -159,23 +159,24 @@ def learning_curves(curves: dict[str, list[float]], ylabel: str, title: str, pat
     return save_png(fig, path)
 
 
-def accuracy_against_size(curves: dict[str, tuple[list[int], list[float], list[float], Any]], title: str,
-                          path: Path) -> Path:
-    """Test accuracy against training-set size (log axis): per label (sizes, mean accuracy, half
-    width of its 95% interval over seeds, a fitted law with ``predict(n)`` of the error, or None),
-    the means with their band and the fitted curve dashed."""
+def accuracy_against_size(curves: dict[str, tuple[list[int], list[float], list[float], list[float], Any]],
+                          title: str, path: Path) -> Path:
+    """Test accuracy against training-set size (log axis): per label (sizes, mean accuracy, the low
+    and high ends of its 95% interval, a fitted law with ``predict(n)`` of the error, or None), the
+    means with their band and the fitted curve dashed."""
     fig, ax = plt.subplots(figsize=(6.8, 4.4))
-    for label, (sizes, means, halves, law) in curves.items():
-        n, mean, half = (np.asarray(v, dtype=float) for v in (sizes, means, halves))
+    for label, (sizes, means, lows, highs, law) in curves.items():
+        n, mean, low, high = (np.asarray(v, dtype=float) for v in (sizes, means, lows, highs))
         line, = ax.plot(n, 100 * mean, marker="o", ms=3, label=label)
-        ax.fill_between(n, 100 * (mean - half), 100 * (mean + half), color=line.get_color(), alpha=0.18)
+        ax.fill_between(n, 100 * low, 100 * high, color=line.get_color(), alpha=0.18)
         if law is not None:
             grid = np.geomspace(n.min(), n.max(), 100)
             ax.plot(grid, 100 * (1 - np.asarray(law.predict(grid))), ls="--", lw=1, color=line.get_color())
     _size_axis(ax, [n for sizes, *_ in curves.values() for n in sizes])
     ax.set_ylabel("Test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, title="mean over seeds, 95% band; dashed: a·n^-b + c", title_fontsize=7)
+    ax.legend(fontsize=8, title="mean over seeds, 95% band (see caption); dashed: a·n^-b + c",
+              title_fontsize=7)
     ax.set_title(title)
     return save_png(fig, path)
 
