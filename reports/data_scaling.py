@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from digitbench.benchmark.payloads import study_summary
+from digitbench.benchmark.results import extra_finals
 from digitbench.benchmark.store import Status
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
@@ -52,7 +53,7 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
     """The learning curves' points of one dataset's typed rows: every ok final of the (model, tuner)
     pairs that have subset finals, with n (images trained on), accuracy, error and the costs."""
     finals = rows[rows["kind"].isin([FINAL, SUBSET]) & (rows["status"] == Status.OK)
-                  & rows["test_accuracy"].notna()]
+                  & rows["test_accuracy"].notna() & ~extra_finals(rows)]
     curved = finals.loc[finals["kind"] == SUBSET, ["model", "tuner"]].drop_duplicates()
     points = finals.merge(curved, on=["model", "tuner"])
     points = points.drop_duplicates(["model", "tuner", "seed", "n_train"], keep="last").copy()

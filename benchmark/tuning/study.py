@@ -11,7 +11,6 @@ k-fold cross-validation (:mod:`benchmark.tuning.folds`); the test set is never t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from digitbench.benchmark.config import RunConfig
@@ -20,6 +19,7 @@ from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from digitbench.benchmark.tuning.folds import fold_sizes
+from digitbench.benchmark.tuning.front import COST_KEYS, PREDICT, as_number, standard_error
 from digitbench.benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
 from digitbench.benchmark.tuning.trial import Outcome
 from digitbench.models.registry import Entry
@@ -170,13 +170,27 @@ class Study:
         best = min(ok, key=lambda n: (-ok[n]["val_accuracy"], n))
         if best == 0 or not self.starts_from_defaults or 0 not in ok:
             return best, f"best trial {best}"
-        gain, p = ok[best]["val_accuracy"] - ok[0]["val_accuracy"], ok[0]["val_accuracy"]
-        se = math.sqrt(p * (1 - p) / self.scored_images)
+        gain = ok[best]["val_accuracy"] - ok[0]["val_accuracy"]
+        se = standard_error(ok[0]["val_accuracy"], self.scored_images)
         if gain > se:
             return best, (f"best trial {best}: beats the defaults by {100 * gain:.2f} points, "
                           f"more than one standard error ({100 * se:.2f})")
         return 0, (f"defaults (trial 0) kept: the best trial, {best}, beats them by only "
                    f"{100 * gain:.2f} points, within one standard error ({100 * se:.2f})")
+
+    def costed(self, cost: str) -> dict[int, dict[str, Any]]:
+        """The trials' records, each with its cost on ``cost`` (``--cost``: fit or predict) under
+        :data:`~.front.COST_KEYS`' key: its fit CPU-s, or the ms of predict CPU an image it scored."""
+        return {n: {**r, COST_KEYS[PREDICT]: None if r.get("predict_cpu_s") is None
+                    else 1000 * r["predict_cpu_s"] / self.scored_images} if cost == PREDICT else r
+                for n, r in self.records.items()}
+
+    def best_standard_error(self) -> float | None:
+        """One standard error of the best finished trial's validation accuracy, sqrt(p(1-p)/n)
+        over the n scored images; None without a finished trial."""
+        scored = [r["val_accuracy"] for r in self.records.values()
+                  if r["status"] == Status.OK and r["val_accuracy"] is not None]
+        return standard_error(max(scored), self.scored_images) if scored else None
 
     def summary(self) -> StudySummary:
         """Settings plus what was used: the ``tuning`` column of the final rows."""
@@ -218,15 +232,10 @@ class Study:
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
-    """What a study keeps of a trial row: status, validation accuracy, CPU spent, parameters."""
-    return {"status": row["status"], "val_accuracy": _number(row.get("val_accuracy")),
-            "cpu_s": (_number(row.get("fit_cpu_s")) or 0) + (_number(row.get("predict_cpu_s")) or 0),
+    """What a study keeps of a trial row: status, validation accuracy, CPU spent (fit and predict,
+    and each), parameters."""
+    fit, predict = as_number(row.get("fit_cpu_s")), as_number(row.get("predict_cpu_s"))
+    return {"status": row["status"], "val_accuracy": as_number(row.get("val_accuracy")),
+            "cpu_s": (fit or 0) + (predict or 0), "fit_cpu_s": fit, "predict_cpu_s": predict,
             "params": row["params"]}
 
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
