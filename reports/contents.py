@@ -14,6 +14,7 @@ cross-dataset       --              a final was tested on ``--test-on`` datasets
 robustness          robustness      a final was tested under ``--corruptions``
 comparisons         comparisons     always
 pareto              --              always
+budgets             budgets         two or more configurations finished (says nothing otherwise)
 tuning              --              always
 tunability          tunability      always (empty where nothing was tuned)
 tuning-curves       --              always
@@ -36,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from digitbench.reports.best_model import CONFUSION, GALLERY
+from digitbench.reports.budget_table import BUDGETS
 from digitbench.reports.budgets import TUNING
 from digitbench.reports.comparisons import COMPARISONS
 from digitbench.reports.cross_dataset import CROSS_DATASET
@@ -54,7 +56,7 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, TUNING, TUNABILITY, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
+    PARETO, BUDGETS, TUNING, TUNABILITY, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
     CONFUSION, GALLERY, DETAILS,
 )
 
