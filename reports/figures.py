@@ -81,7 +81,7 @@ def _pareto_lines(found: Pareto, scope: DatasetScope) -> list[str]:
     return lines + [f"![Accuracy against fit CPU time on {dataset}]({name})", "",
                     f"Mean test accuracy against fit CPU-seconds (left) and predict CPU-milliseconds "
                     f"per test image (right), log scales: {shape}; the bars are the {ACCURACY_RULE}. "
-                    "The red step line is the envelope across models: the configurations no other "
+                    "The dashed black step line is the envelope across models: the configurations no other "
                     f"beats on both cost and test accuracy. On fit CPU-s: {listed}.", ""]
 
 

@@ -72,7 +72,7 @@ class FrontPanel:
 def accuracy_fronts(panels: list[FrontPanel], title: str, path: Path) -> Path:
     """Test accuracy against a cost (log axis), one panel per cost: each contender's points joined by
     a line, cheapest first, with their interval bars (primary finals the larger markers, each line
-    labelled at its most accurate point), and the envelope across contenders as a red step line."""
+    labelled at its most accurate point), and the envelope across contenders as a dashed black step line."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False)
     names = sorted({name for panel in panels for name in panel.lines})
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
@@ -97,8 +97,8 @@ def accuracy_fronts(panels: list[FrontPanel], title: str, path: Path) -> Path:
                         fontsize=8)
         if len(panel.envelope) > 1:
             ex, ey = zip(*sorted(panel.envelope), strict=True)
-            ax.step(np.maximum(ex, 1e-6), 100 * np.asarray(ey), where="post", color="tab:red", lw=1.4,
-                    alpha=0.7, zorder=2)
+            ax.step(np.maximum(ex, 1e-6), 100 * np.asarray(ey), where="post", color="black", ls="--",
+                    lw=1.2, alpha=0.7, zorder=2)
         ax.set_xscale("log")
         ax.set_xlim(x_all.min() / 2, x_all.max() * 4)  # room for the labels on the right
         ax.set_xlabel(panel.xlabel)
