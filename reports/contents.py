@@ -17,6 +17,8 @@ pareto              --              always
 budgets             budgets         two or more configurations finished (says nothing otherwise)
 tuning              --              always
 tunability          tunability      always (empty where nothing was tuned)
+cpu-saved           cpu-saved       always (empty where no final says its roles: nothing tuned,
+                                    or finals written before extra finals)
 tuning-curves       --              always
 tuners              tuners          tuning trials ran
 importance          importance      tuning trials ran
@@ -40,6 +42,7 @@ from digitbench.reports.best_model import CONFUSION, GALLERY
 from digitbench.reports.budget_table import BUDGETS
 from digitbench.reports.budgets import TUNING
 from digitbench.reports.comparisons import COMPARISONS
+from digitbench.reports.cpu_saved import CPU_SAVED
 from digitbench.reports.cross_dataset import CROSS_DATASET
 from digitbench.reports.data_scaling import SCALING
 from digitbench.reports.figures import PARETO, TRAINING_CURVES, TUNING_CURVES
@@ -56,8 +59,8 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, BUDGETS, TUNING, TUNABILITY, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
-    CONFUSION, GALLERY, DETAILS,
+    PARETO, BUDGETS, TUNING, TUNABILITY, CPU_SAVED, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING,
+    TRAINING_CURVES, CONFUSION, GALLERY, DETAILS,
 )
 
 

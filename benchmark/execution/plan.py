@@ -116,7 +116,9 @@ def describe(contenders: list[Contender], trials: int) -> str:
     return (f"to do: at most {trials} tuning trials, {finals} finals"
             + (f" ({subsets} of them on training subsets)" if subsets else "")
             + (f" and {refits} defaults refits (run only where tuning changes the defaults)"
-               if refits else ""))
+               if refits else "")
+            + ("; each study's extra finals (the cheapest within one standard error, front points) "
+               "are counted once it has chosen" if any(c.extra_seeds for c in contenders) else ""))
 
 
 def make_job(config: RunConfig, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
