@@ -150,8 +150,8 @@ def dataset_lines(found: DatasetSummary) -> list[str]:
     best = found.best
     if best is None:
         return lines + ["- No model finished on this dataset.", ""]
-    spread = (f" ± {100 * best['half_width']:.2f} over {best['seeds']} seeds"
-              if best["half_width"] is not None and pd.notna(best["half_width"]) else "")
+    seeds = f"{best['seeds']} seed" + ("s" if best["seeds"] > 1 else "")
+    spread = f" [{100 * best['low']:.2f}–{100 * best['high']:.2f}] (95%, {seeds})"
     lines.append(f"- [Best model](#{scope.anchor('leaderboard')}): {code(best['model'])} (tuner "
                  f"{best['tuner']}), {pct(best['accuracy'])}{spread} on the test set, "
                  f"{num(best['fit_cpu_s'])} fit CPU-s.")
