@@ -9,7 +9,7 @@ from importlib.resources import files
 from typing import Any
 
 #: The order `digitbench list presets` and the help show them in.
-ORDER = ("quick", "standard", "tuners", "scaling", "speedrun", "full")
+ORDER = ("quick", "standard", "tuners", "frontier", "scaling", "speedrun", "full")
 
 
 def preset_names() -> tuple[str, ...]:
