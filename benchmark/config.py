@@ -111,6 +111,9 @@ def build_config(flags: dict[str, Any], config_file: Path | None = None) -> RunC
         raise InputError(f"{where('stop_at_target')}: needs a target accuracy (--target ACC)")
     if "target_checks" in checked and checked.get("target") is None:
         raise InputError(f"{where('target_checks')}: needs a target accuracy (--target ACC)")
+    if len(checked.get("objectives", ())) > 1 and "keras-tuner" in checked.get("tuners", ()):
+        raise InputError(f"{where('objectives')} {','.join(checked['objectives'])}: keras-tuner "
+                         "optimises one objective; use --tuner optuna or random for two")
     return replace(RunConfig(), **checked)
 
 
