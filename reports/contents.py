@@ -17,6 +17,7 @@ pareto              --              always
 tuning              --              always
 tunability          tunability      always (empty where nothing was tuned)
 tuning-curves       --              always
+hypervolume         --              always (no lines without a two-objective study)
 tuners              tuners          tuning trials ran
 importance          importance      tuning trials ran
 scaling             scaling         finals ran on ``--train-sizes`` subsets
@@ -41,6 +42,7 @@ from digitbench.reports.comparisons import COMPARISONS
 from digitbench.reports.cross_dataset import CROSS_DATASET
 from digitbench.reports.data_scaling import SCALING
 from digitbench.reports.figures import PARETO, TRAINING_CURVES, TUNING_CURVES
+from digitbench.reports.hypervolume import HYPERVOLUME
 from digitbench.reports.importance import IMPORTANCE
 from digitbench.reports.overview import DETAILS, HEADING, LEADERBOARD, SEED_INVARIANT
 from digitbench.reports.robustness import ROBUSTNESS
@@ -54,7 +56,7 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, TUNING, TUNABILITY, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
+    PARETO, TUNING, TUNABILITY, TUNING_CURVES, HYPERVOLUME, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
     CONFUSION, GALLERY, DETAILS,
 )
 
