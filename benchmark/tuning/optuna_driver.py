@@ -67,9 +67,10 @@ def check_objectives(storage: str, names: set[str], objectives: tuple[str, ...])
         if summary.study_name not in names:
             continue
         kept = summary.user_attrs.get(OBJECTIVES_ATTR)
-        if kept is None and len(summary.directions) == len(objectives):
-            continue  # created before it recorded them (or killed just then): as many directions
-        if tuple(kept or ("accuracy",)) != tuple(objectives):
+        # without the attribute (created before it was recorded, or killed just then): directions
+        differ = len(summary.directions) != len(objectives) if kept is None else \
+            tuple(kept) != tuple(objectives)
+        if differ:
             was = ",".join(kept) if kept else f"{len(summary.directions)} objective(s)"
             raise InputError(f"--objectives {','.join(objectives)}: study {summary.study_name} was "
                              f"created with {was}; resume with those objectives, or --overwrite")

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from digitbench.benchmark.commands.main import main
-from digitbench.benchmark.tuning.optuna_driver import NO_PRUNING
+from digitbench.benchmark.tuning.optuna_driver import NO_PRUNING, check_objectives
+from digitbench.common.errors import InputError
 
 TRIALS = 5
 
@@ -85,3 +86,20 @@ def test_resuming_a_study_with_other_objectives_is_one_line(tmp_path: Path, tiny
     assert f"--objectives {then}: study " in err
     assert f"was created with {first}" in err and "--overwrite" in err
     assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == rows, "nothing ran"
+
+
+def test_a_study_kept_before_objectives_were_recorded_is_one_objective(tmp_path: Path) -> None:
+    """Studies of older runs carry no ``objectives`` attribute: one direction reads as accuracy
+    alone, and two directions are taken at their word (a kill between creating a study and
+    recording its objectives leaves that)."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    optuna.create_study(study_name="two", storage=storage, directions=["maximize", "minimize"])
+    check_objectives(storage, {"old"}, ("accuracy",))
+    with pytest.raises(InputError, match="^--objectives accuracy,fit-cpu: study old was created "
+                                         "with 1 objective"):
+        check_objectives(storage, {"old"}, ("accuracy", "fit-cpu"))
+    check_objectives(storage, {"two"}, ("accuracy", "predict-ms"))
+    with pytest.raises(InputError, match="study two was created with 2 objective"):
+        check_objectives(storage, {"two"}, ("accuracy",))
+    check_objectives(storage, {"another"}, ("accuracy", "fit-cpu"))  # other studies are not read
