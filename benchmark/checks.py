@@ -20,6 +20,12 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
+def whole_number(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{name}: expected a whole number of at least 0, got {value!r}")
+    return value
+
+
 #: The most seeds (``--seeds``, ``--study-seeds``) a run takes: each one is a final of every model
 #: whose fit depends on the seed (a study, for --study-seeds), planned, trained and reported one by one.
 MAX_SEEDS = 1000

@@ -43,6 +43,13 @@ def tallies(cell: Any) -> dict[str, Tally]:
     return {name: Tally.from_json(counts) for name, counts in (cell or {}).items()}
 
 
+#: The roles of a final, in a final row's ``tuning`` ``final_roles``: the primary final (what the
+#: study chose, or the defaults), the cheapest trial within one standard error of the best on
+#: validation, and a trial on the study's Pareto front of validation accuracy against cost
+#: (:mod:`~.tuning.front`). One configuration may have several.
+CHOSEN, ONE_SE_CHEAPEST, FRONT = "chosen", "one-se-cheapest", "front"
+
+
 @dataclass(frozen=True)
 class StudySummary:
     """The ``tuning`` column: a study's settings, on each of its rows, and on its finals' rows also
@@ -82,6 +89,10 @@ class StudySummary:
     # how a final came about
     final_copied_from: str | None = None   # the tuner whose identical final this row records
     defaults_refit_for: tuple[str, ...] | None = None  # a defaults refit: the tuners that changed them
+    # which trial a final refits and why (finals of a study; missing on rows before extra finals)
+    final_roles: tuple[str, ...] | None = None  # CHOSEN, ONE_SE_CHEAPEST, FRONT
+    refit_val_accuracy: float | None = None  # the validation accuracy of the trial it refits
+    refit_cost: float | None = None        # that trial's cost on the run's --cost
 
     @property
     def images_scored(self) -> int | None:
@@ -94,6 +105,12 @@ class StudySummary:
     def from_defaults(self) -> bool:
         """Whether the study's trial 0 was the model's defaults."""
         return self.first_trial == "defaults"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles of a final (:data:`CHOSEN`...); a row written before extra finals is the
+        primary final: ``(CHOSEN,)``."""
+        return self.final_roles if self.final_roles is not None else (CHOSEN,)
 
     @property
     def kept_defaults(self) -> bool:

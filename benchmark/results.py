@@ -8,7 +8,8 @@ report, the Python API's ``load_results``, ``submit --from``).
 * ``trial`` is a nullable integer, ``<NA>`` on final rows, and the added ``kind`` column says
   ``"trial"``, ``FINAL``, or ``SUBSET`` for a final on a ``--train-sizes`` subset (on disk the trial
   column holds the trial number or the store's FINAL text, and ``train_size`` the subset's size);
-* ``seed`` is a nullable integer;
+* ``seed`` and ``refit_trial`` are nullable integers (``refit_trial`` is set on an extra final
+  only: the trial it refits);
 * the JSON columns (:data:`JSON_COLUMNS`) hold the parsed objects (dicts), None where empty;
 * the text columns that name a job and its run (:data:`NAME_COLUMNS`) are text, ``"?"`` where
   empty; every other column of :data:`benchmark.store.COLUMNS` is text, NaN where empty.
@@ -80,6 +81,8 @@ def typed(frame: pd.DataFrame, source: Path | str = RESULTS_FILE) -> pd.DataFram
             frame[column] = frame[column].astype("str")
     if "seed" in frame:
         frame["seed"] = _integers(frame["seed"], source, "a whole number")
+    if "refit_trial" in frame:
+        frame["refit_trial"] = _integers(frame["refit_trial"], source, "a trial number")
     if "trial" in frame and "kind" not in frame:
         final = frame["trial"].astype("string").str.strip().eq(FINAL).fillna(False).to_numpy(bool)
         subset = frame["train_size"].notna().to_numpy(bool) if "train_size" in frame else final & False
@@ -87,6 +90,14 @@ def typed(frame: pd.DataFrame, source: Path | str = RESULTS_FILE) -> pd.DataFram
                          for f, s in zip(final, subset, strict=True)]
         frame["trial"] = _integers(frame["trial"].mask(final), source, f"a trial number or {FINAL!r}")
     return frame
+
+
+def extra_finals(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a typed frame are extra finals (a ``refit_trial`` set: the cheapest within one
+    standard error, a front point), not the primary final of their (model, tuner) or a trial."""
+    if "refit_trial" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["refit_trial"].notna().astype(bool)
 
 
 def _bad(source: Path | str, line: int, column: str, why: str) -> InputError:

@@ -34,6 +34,13 @@ OBJECTIVES = (ACCURACY, FIT_CPU, PREDICT_MS)
 #: Validation checks an epoch of a final timed to --target, unless ``--target-checks`` says (and
 #: what every run recorded before that setting existed was checked with).
 TARGET_CHECKS = 4
+#: What a configuration costs (--cost): its fit CPU-s, or its predict CPU ms per image.
+COSTS = ("fit", "predict")
+#: The cost each cost objective of --objectives minimises, as --cost names it.
+OBJECTIVE_COSTS = {FIT_CPU: COSTS[0], PREDICT_MS: COSTS[1]}
+#: Front finals per study unless --front-finals says: the front's cheapest, its most accurate, and
+#: one between.
+FRONT_FINALS = 3
 BUILTIN_MODELS = ("logreg", "linear-svm", "svm-rbf", "lenet-relu", "lenet-tanh")
 
 
@@ -110,6 +117,17 @@ SETTINGS: tuple[Setting, ...] = (
       "parameters (by default, where tuning chose other values, the finals refit the defaults too, "
       "on the same seeds, so the report can say what tuning bought on the test set)", action="off",
       tuning=True),
+    S("cheap_finals", "bool", True, checks.flag, "do not refit the cheapest trial within one "
+      "standard error of the best on validation (by default the finals also refit it, where it is "
+      "not what the study chose, so the report can say what tuning saves in CPU at equal accuracy)",
+      action="off", tuning=True),
+    S("front_finals", "int", FRONT_FINALS, checks.whole_number, "also refit up to K configurations "
+      "of each study's Pareto front of validation accuracy against --cost (its cheapest, its most "
+      "accurate and between; default {default}; 0: none)", label="front finals per study",
+      metavar="K", arg=int, tuning=True),
+    S("cost", "str", "fit", checks.one_of(*COSTS), "what a trial costs for the one-standard-error "
+      "and front finals: fit (fit CPU-s, default) or predict (predict CPU ms per image)",
+      label="cost of a configuration (--cost)", tuning=True),
     S("sampler", "str", "tpe", checks.one_of(*OPTUNA_SAMPLERS), "Optuna sampler: tpe (default) or "
       "random", label="sampler", tuning=True),
     S("pruner", "str", "median", checks.one_of(*OPTUNA_PRUNERS), "Optuna pruner: median (default), "
@@ -117,7 +135,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("objectives", "tuple[str, ...]", (ACCURACY,), checks.objectives(*OBJECTIVES), "what the "
       "Optuna and random studies optimise: accuracy (default), or accuracy,fit-cpu or "
       "accuracy,predict-ms (two objectives: validation accuracy up and the trial's fit CPU-s or "
-      "predict ms per image down; a Pareto front, no pruning; not with keras-tuner)",
+      "predict ms per image down, which --cost then follows; no pruning; not with keras-tuner)",
       label="objectives", metavar="accuracy[,fit-cpu|predict-ms]", tuning=True),
     S("oracle", "str", "bayesian", checks.one_of(*KERAS_TUNER_ORACLES), "keras-tuner oracle: "
       "bayesian (default), random, hyperband", label="oracle", tuning=True),

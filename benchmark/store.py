@@ -91,6 +91,9 @@ SCHEMA: tuple[Column, ...] = (
     Column("seed", SEED, "finals: the final's seed; trials: their study's seed (--study-seeds)"),
     Column("train_size", NUMBER, "finals on a --train-sizes subset: its size (n_train); empty: the whole "
                                  "part"),
+    Column("refit_trial", NUMBER, "an extra final (the cheapest within one standard error, a front "
+                                  "point): the number of the study-0 trial it refits; empty on the "
+                                  "primary final and on trials"),
     Column("params", JSON, "JSON of the full parameter set"),
     Column("tuning", JSON, "JSON: tuner settings and budget; on final rows also what tuning used"),
     Column("val_accuracy", NUMBER, "empty where the model saw no validation set"),
@@ -150,7 +153,7 @@ JSON_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.type == JSON)
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 
 #: The fields that identify a job: a row with these values and status "ok" means the job is done.
-JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed", "train_size")
+JOB_KEY: tuple[str, ...] = ("dataset", "model", "tuner", "trial", "seed", "train_size", "refit_trial")
 
 
 def dataset_slug(spec: str) -> str:
@@ -174,8 +177,9 @@ def unique_slug(spec: str) -> str:
 FINAL = RowKind.FINAL
 
 #: A job's key as the code uses it: (dataset, model, tuner, trial number or None for a final, seed,
-#: training subset size or None for the whole training part).
-JobKey = tuple[str, str, str, int | None, int, int | None]
+#: training subset size or None for the whole training part, the trial an extra final refits or
+#: None for a trial or a primary final).
+JobKey = tuple[str, str, str, int | None, int, int | None, int | None]
 
 
 def trial_cell(number: int | None) -> str:
@@ -189,9 +193,14 @@ def trial_number(cell: Any) -> int | None:
 
 
 def job_key(row: Mapping[str, Any]) -> JobKey:
-    size = row.get("train_size")  # absent or empty in files written before learning curves
+    """The key of a row's job; ``train_size`` and ``refit_trial`` are absent or empty in files
+    written before learning curves and extra finals."""
     return (str(row["dataset"]), str(row["model"]), str(row["tuner"]), trial_number(row["trial"]),
-            int(row["seed"]), None if size is None or pd.isna(size) or size == "" else int(size))
+            int(row["seed"]), _optional_int(row.get("train_size")), _optional_int(row.get("refit_trial")))
+
+
+def _optional_int(cell: Any) -> int | None:
+    return None if cell is None or cell == "" or pd.isna(cell) else int(cell)
 
 
 def cut_torn_line(f: BinaryIO) -> int:
@@ -286,7 +295,7 @@ class ResultsStore:
         if frame is not None or self.exists():
             frame = self.load() if frame is None else frame
             for row in frame[frame["trial"] != FINAL].to_dict("records"):
-                dataset, model, tuner, number, seed, _ = job_key(row)
+                dataset, model, tuner, number, seed, *_ = job_key(row)
                 row["params"] = json.loads(row["params"]) if isinstance(row["params"], str) else {}
                 studies.setdefault((dataset, model, tuner, seed), {})[number] = row
         return studies

@@ -21,7 +21,7 @@ import pandas as pd
 from digitbench.reports.format import code, p_text, points
 from digitbench.reports.paired import Contender, Skip
 from digitbench.reports.section import DatasetScope, Section, has_finals
-from digitbench.reports.stats import ALPHA, PairedComparison, mean_interval
+from digitbench.reports.stats import ALPHA, PairedComparison, difference_interval
 from digitbench.reports.table import as_dict
 
 
@@ -174,7 +174,8 @@ def _comparisons_lines(found: Comparisons, scope: DatasetScope) -> list[str]:
         "points, with a 95% Wald interval for paired proportions (approximate: it can disagree "
         "with the exact test near the 5% boundary). These headline numbers use the first seed "
         "both models share; where they share several seeds, a sub-item gives the mean difference over "
-        "those seeds with a 95% Student-t interval over the per-seed differences (how much the "
+        "those seeds with a 95% Student-t interval over the per-seed differences, kept within ±100 "
+        "points (how much the "
         "difference moves from seed to seed) and each seed's own difference and McNemar p-value.",
         "",
     ]
@@ -228,13 +229,12 @@ def _line(title: str, found: Compared) -> list[str]:
              f"p = {p_text(first.p_value)} (b = {first.b:,} images only {name_a} got right, "
              f"c = {first.c:,} only {name_b} got right, n = {first.n:,}): {verdict}."]
     if len(results) > 1:
-        mean = mean_interval([r.difference for _, r in results])
-        half = mean.half_width or 0.0  # never None: there are at least two seeds
+        mean, low, high = difference_interval([r.difference for _, r in results])
         per_seed = ", ".join(f"seed {s} {points(r.difference)} (p = {p_text(r.p_value)})"
                              for s, r in results)
         lines.append(f"  - Over the {len(results)} seeds both share: mean {name_a} − {name_b} = "
-                     f"{points(mean.mean)} points (95% t-interval {points(mean.mean - half)} to "
-                     f"{points(mean.mean + half)}); per seed: {per_seed}.")
+                     f"{points(mean)} points (95% t-interval {points(low)} to "
+                     f"{points(high)}); per seed: {per_seed}.")
     return lines
 
 

@@ -14,8 +14,11 @@ cross-dataset       --              a final was tested on ``--test-on`` datasets
 robustness          robustness      a final was tested under ``--corruptions``
 comparisons         comparisons     always
 pareto              --              always
+budgets             budgets         two or more configurations finished (says nothing otherwise)
 tuning              --              always
 tunability          tunability      always (empty where nothing was tuned)
+cpu-saved           cpu-saved       always (empty where no final says its roles: nothing tuned,
+                                    or finals written before extra finals)
 tuning-curves       --              always
 hypervolume         --              always (no lines without a two-objective study)
 tuners              tuners          tuning trials ran
@@ -37,8 +40,10 @@ from __future__ import annotations
 from typing import Any
 
 from digitbench.reports.best_model import CONFUSION, GALLERY
+from digitbench.reports.budget_table import BUDGETS
 from digitbench.reports.budgets import TUNING
 from digitbench.reports.comparisons import COMPARISONS
+from digitbench.reports.cpu_saved import CPU_SAVED
 from digitbench.reports.cross_dataset import CROSS_DATASET
 from digitbench.reports.data_scaling import SCALING
 from digitbench.reports.figures import PARETO, TRAINING_CURVES, TUNING_CURVES
@@ -56,8 +61,8 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, TUNING, TUNABILITY, TUNING_CURVES, HYPERVOLUME, TUNERS, IMPORTANCE, SCALING, TRAINING_CURVES,
-    CONFUSION, GALLERY, DETAILS,
+    PARETO, BUDGETS, TUNING, TUNABILITY, CPU_SAVED, TUNING_CURVES, HYPERVOLUME, TUNERS, IMPORTANCE,
+    SCALING, TRAINING_CURVES, CONFUSION, GALLERY, DETAILS,
 )
 
 

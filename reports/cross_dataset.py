@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from digitbench.benchmark.payloads import tallies
-from digitbench.reports.format import code, md_table, natural_key, pct
+from digitbench.reports.format import code, md_table, natural_key, pct_interval
 from digitbench.reports.section import DatasetScope, Section
-from digitbench.reports.stats import accuracy_interval, mean_interval
+from digitbench.reports.stats import ACCURACY_RULE, seeds_accuracy_interval
 
 Interval = tuple[float, float, float]  # mean, low, high
 
@@ -60,19 +60,14 @@ def _cross_dataset(scope: DatasetScope) -> CrossDataset:
 
 
 def _interval(accuracies: list[float], n: int) -> Interval:
-    """The mean over seeds with the wider of the seed interval and the test-set interval over
-    ``n`` images."""
-    mean = mean_interval(accuracies)
-    low, high = accuracy_interval(round(mean.mean * n), n)
-    if mean.half_width is not None and mean.half_width > (high - low) / 2:
-        low, high = mean.low, mean.high
-    return mean.mean, low, high
+    """The mean over seeds with the report's interval over ``n`` test images."""
+    found = seeds_accuracy_interval(accuracies, n)
+    return found.mean, found.low, found.high
 
 
 def _shown(interval: Interval) -> str:
-    """``97.50% (97.10–97.90)``."""
-    mean, low, high = interval
-    return f"{pct(mean)} ({100 * low:.2f}–{100 * high:.2f})"
+    """``97.50% [97.10–97.90]``."""
+    return pct_interval(*interval)
 
 
 def _cross_dataset_lines(found: CrossDataset, scope: DatasetScope) -> list[str]:
@@ -86,10 +81,8 @@ def _cross_dataset_lines(found: CrossDataset, scope: DatasetScope) -> list[str]:
             *(f"- {code(spec)}: pictures {text}" for spec, text in sorted(found.prepared.items())),
             *([""] if found.prepared else []),
             "Each final model was trained on this dataset (never tuned on the others) and tested once "
-            "on the test part of each `--test-on` dataset. Accuracy is the mean over seeds with the "
-            "95% Student-t interval; with one seed, or seeds that agree more closely than the test "
-            "set's size allows, the 95% Wilson interval over its test images. The drop is own minus "
-            "other, in points.", ""]
+            "on the test part of each `--test-on` dataset. Accuracy is the mean over seeds with its "
+            f"{ACCURACY_RULE} (each test set's own images). The drop is own minus other, in points.", ""]
 
 
 CROSS_DATASET = Section("cross-dataset", _cross_dataset, _cross_dataset_lines, applies=tested_elsewhere)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from digitbench.benchmark.payloads import study_summary
+from digitbench.benchmark.results import extra_finals
 from digitbench.benchmark.store import Status
 from digitbench.reports import plots
 from digitbench.reports.format import DASH, code, contender_labels, count, md_table, num, p_text, pct
@@ -34,7 +35,13 @@ from digitbench.reports.scaling_fits import (
     fit_power_law,
 )
 from digitbench.reports.section import DatasetScope, Section
-from digitbench.reports.stats import ALPHA, PairedComparison, mean_interval
+from digitbench.reports.stats import (
+    ACCURACY_RULE,
+    ALPHA,
+    AccuracyInterval,
+    PairedComparison,
+    seeds_accuracy_interval,
+)
 from digitbench.reports.table import DEFAULTS, FINAL, SUBSET
 
 #: The costs fitted against n: column -> what the table and the figure call it.
@@ -46,7 +53,7 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
     """The learning curves' points of one dataset's typed rows: every ok final of the (model, tuner)
     pairs that have subset finals, with n (images trained on), accuracy, error and the costs."""
     finals = rows[rows["kind"].isin([FINAL, SUBSET]) & (rows["status"] == Status.OK)
-                  & rows["test_accuracy"].notna()]
+                  & rows["test_accuracy"].notna() & ~extra_finals(rows)]
     curved = finals.loc[finals["kind"] == SUBSET, ["model", "tuner"]].drop_duplicates()
     points = finals.merge(curved, on=["model", "tuner"])
     points = points.drop_duplicates(["model", "tuner", "seed", "n_train"], keep="last").copy()
@@ -74,10 +81,10 @@ class Curve:
     def largest(self) -> int:
         return int(self.sizes[-1])
 
-    def interval(self, n: int) -> tuple[float, float | None]:
-        values = self.points.loc[self.points["n"] == n, "test_accuracy"].to_numpy(float)
-        found = mean_interval(values)
-        return found.mean, found.half_width
+    def interval(self, n: int) -> AccuracyInterval:
+        """The mean accuracy at ``n`` images over the seeds, with the report's interval."""
+        at = self.points[self.points["n"] == n]
+        return seeds_accuracy_interval(at["test_accuracy"].to_numpy(float), float(at["n_test"].max()))
 
     def parameters_note(self) -> str:
         chosen = study_summary(self.points["tuning"].iloc[-1]).chosen_trial
@@ -179,7 +186,7 @@ def _scaling_lines(found: Scaling, scope: DatasetScope) -> list[str]:
 
 
 def _figures(curves: list[Curve], dataset: str, run_dir: Path, slug: str) -> list[str]:
-    accuracy = {c.label: _accuracy_series(c) for c in curves}
+    accuracy = {c.label: accuracy_series(c) for c in curves}
     cost = {f"{c.label} (e = {_exponent(c.costs['fit_cpu_s'])})":
             (c.sizes, [c.points.loc[c.points["n"] == n, "fit_cpu_s"].mean() for n in c.sizes],
              c.costs["fit_cpu_s"]) for c in curves}
@@ -188,13 +195,14 @@ def _figures(curves: list[Curve], dataset: str, run_dir: Path, slug: str) -> lis
     second = plots.cost_against_size(cost, f"Fit CPU-seconds against training-set size, {dataset}",
                                      run_dir / "figures" / f"{slug}-fit-cpu-vs-size.png")
     return [f"![Test accuracy against training-set size]({first.relative_to(run_dir).as_posix()})", "",
+            f"Mean test accuracy over seeds at each size; the band is its {ACCURACY_RULE}.", "",
             f"![Fit CPU-seconds against training-set size]({second.relative_to(run_dir).as_posix()})", ""]
 
 
-def _accuracy_series(c: Curve) -> tuple[list[int], list[float], list[float], PowerLaw | None]:
-    """(sizes, mean accuracy, half-width of its 95% interval over seeds (0 with one seed), the fit)."""
+def accuracy_series(c: Curve) -> tuple[list[int], list[float], list[float], list[float], PowerLaw | None]:
+    """(sizes, mean accuracy, the low and high ends of its interval (the report's rule), the fit)."""
     found = [c.interval(n) for n in c.sizes]
-    return c.sizes, [m for m, _ in found], [h or 0.0 for _, h in found], c.law
+    return c.sizes, [f.mean for f in found], [f.low for f in found], [f.high for f in found], c.law
 
 
 def _exponent(law: CostLaw | None) -> str:

@@ -75,6 +75,11 @@ def pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
 
 
+def pct_interval(mean: float, low: float, high: float) -> str:
+    """An accuracy with its interval, all fractions: ``97.10% [96.80–97.40]``."""
+    return f"{pct(mean)} [{100 * low:.2f}–{100 * high:.2f}]"
+
+
 def natural_key(value: Any) -> tuple[int, float, str]:
     """Sort key putting numbers (seeds, batch sizes, also as text) first by value, then other text."""
     try:

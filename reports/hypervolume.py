@@ -20,14 +20,12 @@ import numpy as np
 import pandas as pd
 
 from digitbench.benchmark.payloads import study_summary
-from digitbench.benchmark.settings import FIT_CPU
+from digitbench.benchmark.settings import FIT_CPU, OBJECTIVE_COSTS
 from digitbench.benchmark.store import Status
+from digitbench.benchmark.tuning.front import COST_LABELS
 from digitbench.reports import plots
 from digitbench.reports.format import natural_key, num
 from digitbench.reports.section import DatasetScope, Section, has_finals
-
-#: How each cost objective reads in the report.
-COST_LABELS = {FIT_CPU: "fit CPU-s", "predict-ms": "predict CPU ms per image"}
 
 
 def hypervolume(points: Iterable[tuple[float, float]], reference_cost: float) -> float:
@@ -84,7 +82,7 @@ def _hypervolumes(scope: DatasetScope) -> Hypervolumes:
             continue
         reference = float(finished["cost"].max())
         panel = f"{model} ({objective})" if several else model
-        references[panel] = (reference, COST_LABELS[objective])
+        references[panel] = (reference, COST_LABELS[OBJECTIVE_COSTS[objective]])
         for (tuner, _), study in sorted(group.groupby(["tuner", "seed"]),
                                         key=lambda item: (item[0][0], natural_key(item[0][1]))):
             study = study.sort_values("number", kind="stable")

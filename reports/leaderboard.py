@@ -16,7 +16,7 @@ import pandas as pd
 from digitbench.benchmark.payloads import StudySummary, study_summary
 from digitbench.reports.format import DASH, md_table, natural_key, num, pct
 from digitbench.reports.machine import distinct
-from digitbench.reports.stats import accuracy_interval, mean_interval
+from digitbench.reports.stats import AccuracyInterval, seeds_accuracy_interval
 
 #: The leaderboard's headers: at most nine, so that the table fits a screen.
 LEADERBOARD_COLUMNS = ("#", "model", "tuner", "test accuracy (95% CI)", "fit CPU-s",
@@ -27,7 +27,7 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, tuner): mean test accuracy with its 95% interval and mean costs."""
     rows = []
     for (model, tuner), group in final.groupby(["model", "tuner"], sort=False):
-        interval = mean_interval(group["test_accuracy"].to_numpy(dtype=float))
+        interval = accuracy_of(group)
         means = {c: group[c].mean()
                  for c in ("fit_cpu_s", "fit_wall_s", "predict_cpu_s", "latency_ms_b1",
                            "latency_ms_bN", "onnx_ms_b1_p50", "onnx_ms_b1_p99", "macs")}
@@ -36,8 +36,8 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
         tuning = study_summary(group["tuning"].iloc[-1])
         rows.append({"model": model, "tuner": tuner, "family": distinct(group["family"])[0],
                      "budget": _budget(tuner, tuning), "trials_run": tuning.trials_run,
-                     "seeds": interval.n, "accuracy": interval.mean,
-                     "half_width": interval.half_width, "test_interval": _test_interval(group), **means,
+                     "seeds": interval.seeds, "accuracy": interval.mean, "low": interval.low,
+                     "high": interval.high, **means,
                      "batch_N": distinct(group["batch_N"]), "params": params,
                      "onnx_mismatches": int(mismatches.max()) if len(mismatches) else None})
     board = pd.DataFrame(rows)
@@ -52,7 +52,8 @@ def leaderboard_table(board: pd.DataFrame) -> list[str]:
         model, acc = r["model"], pct(r["accuracy"])
         if rank == 0:
             model, acc = f"**{model}**", f"**{acc}**"
-        rows.append([rank + 1, model, r["tuner"], f"{acc} {_interval(r)}", num(r["fit_cpu_s"]),
+        interval = f"[{100 * r['low']:.2f}–{100 * r['high']:.2f}]"
+        rows.append([rank + 1, model, r["tuner"], f"{acc} {interval}", num(r["fit_cpu_s"]),
                      num(r["latency_ms_b1"]), _onnx(r), _cost(r)])
     return md_table(LEADERBOARD_COLUMNS, rows, "rllrrrrr")
 
@@ -74,18 +75,6 @@ def details_table(board: pd.DataFrame) -> list[str]:
                      num(r["fit_wall_s"]), num(r["predict_cpu_s"]), bn, _onnx(r, p99=True), _macs(r["macs"]),
                      _span(r["params"])])
     return md_table(headers, rows, "rllllrrrrrrrr")
-
-
-def _interval(r: pd.Series) -> str:
-    """The accuracy's 95% interval: over seeds, or over the test images where seeds cannot say."""
-    test_ci = ("({:.2f}–{:.2f}, test set)".format(*(100 * x for x in r["test_interval"]))
-               if r["test_interval"] is not None else None)
-    if r["half_width"] is None or pd.isna(r["half_width"]):
-        return test_ci or "(n=1, no interval)"
-    over_seeds = f"± {100 * r['half_width']:.2f}"
-    if test_ci and 2 * r["half_width"] < r["test_interval"][1] - r["test_interval"][0]:
-        return f"{over_seeds} over seeds {test_ci}"  # seeds that agree say nothing of the test set's size
-    return over_seeds
 
 
 def _onnx(r: pd.Series, p99: bool = False) -> str:
@@ -112,14 +101,12 @@ def _macs(value: Any) -> str:
     return f"{value / 1e6:.2f} M" if value >= 1e5 else f"{value:,.0f}"
 
 
-def _test_interval(group: pd.DataFrame) -> tuple[float, float] | None:
-    """Wilson interval of the (mean) accuracy over the test images: how far the test set's size
-    alone lets the accuracy be trusted; None where the test size is unknown."""
-    n_test = group["n_test"]
-    if n_test.isna().any() or int(n_test.iloc[0]) < 1:
-        return None
-    n = int(n_test.iloc[0])
-    return accuracy_interval(round(float(group["test_accuracy"].mean()) * n), n)
+def accuracy_of(group: pd.DataFrame) -> AccuracyInterval:
+    """The mean test accuracy of one configuration's final rows (one per seed) with the report's
+    interval (:func:`reports.stats.seeds_accuracy_interval`) over their test images."""
+    n_test = group["n_test"].dropna()
+    return seeds_accuracy_interval(group["test_accuracy"].to_numpy(dtype=float),
+                                   float(n_test.iloc[0]) if len(n_test) else None)
 
 
 def _budget(tuner: str, tuning: StudySummary) -> str:

@@ -12,6 +12,7 @@ from digitbench.reports.format import code, count
 from digitbench.reports.leaderboard import details_table, leaderboard_table
 from digitbench.reports.machine import distinct
 from digitbench.reports.section import DatasetScope, Section, always, has_finals
+from digitbench.reports.stats import ACCURACY_RULE
 from digitbench.reports.table import FINAL, as_dict
 
 # -- the heading -----------------------------------------------------------------------------
@@ -61,11 +62,9 @@ def _board(scope: DatasetScope) -> pd.DataFrame:
 
 def _leaderboard_lines(board: pd.DataFrame, scope: DatasetScope) -> list[str]:
     return ["### Leaderboard", ""] + leaderboard_table(board) + ["", (
-        "Test accuracy is the mean over seeds with its 95% interval: ± the Student-t half-width "
-        "of that mean, in percentage points (how much the accuracy moves from seed to seed); a model "
-        "with a single seed gets the 95% Wilson interval of its accuracy on the test images instead "
-        "(marked \"test set\": how much it could move on another test set of the same size), and so "
-        "does a model whose seeds agree more closely than the test set's size allows. "
+        f"Test accuracy is the mean over seeds with its {ACCURACY_RULE} (in percent: how far another "
+        "test set of the same size, or another seed, could move it; with one seed, the Wilson "
+        "interval alone). "
         "Costs are means over seeds: the fit's CPU-seconds, wall-clock milliseconds per image "
         "predicting one image at a time, the same in ONNX Runtime on one thread (median of 1,000 "
         "single-image calls; a note says when its labels differ from the model's own), and the "

@@ -28,15 +28,20 @@ class Skip(Exception):
 def compare_seeds(final: pd.DataFrame, run_dir: Path, a: Contender,
                   b: Contender) -> list[tuple[str, PairedComparison]]:
     """Paired comparisons of ``a`` and ``b`` (model, tuner) for every seed both have, in order."""
-    rows = [{r["seed"]: r for r in final[(final["model"] == m) & (final["tuner"] == t)]
-             .to_dict("records")} for m, t in (a, b)]
+    return compare_rows(run_dir, *(final[(final["model"] == m) & (final["tuner"] == t)] for m, t in (a, b)))
+
+
+def compare_rows(run_dir: Path, rows_a: pd.DataFrame,
+                 rows_b: pd.DataFrame) -> list[tuple[str, PairedComparison]]:
+    """Paired comparisons of two sets of final rows (one per seed each: two contenders, or two
+    configurations of one) for every seed both have, in order."""
+    rows = [{r["seed"]: r for r in frame.to_dict("records")} for frame in (rows_a, rows_b)]
     seeds = sorted(set(rows[0]) & set(rows[1]), key=natural_key)
     if not seeds:
         raise Skip("they share no seed")
     results = []
     for seed in seeds:
-        (y_true, pred_a), (y_b, pred_b) = (_load(run_dir, r[seed], m)
-                                           for r, m in zip(rows, (a[0], b[0]), strict=True))
+        (y_true, pred_a), (y_b, pred_b) = (_load(run_dir, r[seed], str(r[seed]["model"])) for r in rows)
         if y_true.size != y_b.size:
             raise Skip(f"their test sets differ in size ({count(y_true.size)} vs "
                        f"{count(y_b.size)} images, seed {seed})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,36 +59,53 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, title: str, path: P
     return save_png(fig, path)
 
 
-def pareto_front(labels: list[str], cpu_s: list[float], accuracy: list[float], optimal: list[bool],
-                 title: str, path: Path) -> Path:
-    """Mean test accuracy against mean fit CPU-seconds (log axis), one labelled point per
-    contender; the Pareto-optimal points marked and joined by a step line."""
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
-    x = np.maximum(np.asarray(cpu_s, dtype=float), 1e-3)
-    y = 100 * np.asarray(accuracy, dtype=float)
-    on = np.asarray(optimal, dtype=bool)
-    ax.scatter(x[~on], y[~on], s=36, color="0.55", zorder=3, label="dominated")
-    ax.scatter(x[on], y[on], s=60, color="tab:red", edgecolor="black", zorder=4,
-               label="Pareto-optimal")
-    order = np.argsort(x[on], kind="stable")
-    if on.sum() > 1:
-        ax.step(x[on][order], y[on][order], where="post", color="tab:red", lw=1.5, zorder=2)
-    pad = max(0.5, 0.08 * (y.max() - y.min()))
-    placed: list[tuple[float, float]] = []
-    for label, xi, yi in zip(labels, x, y, strict=True):
-        # Points (nearly) on top of each other get their labels stacked, not printed over each other.
-        near = sum(abs(np.log10(xi / px)) < 0.25 and abs(yi - py) < pad for px, py in placed)
-        placed.append((xi, yi))
-        ax.annotate(label, (xi, yi), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8)
-    ax.set_xscale("log")
-    lo, hi = x.min(), x.max()
-    ax.set_xlim(lo / 2, hi * 4)   # room for the labels on the right
-    ax.set_ylim(y.min() - pad, y.max() + pad)
-    ax.set_xlabel("Fit CPU-seconds (mean over seeds, log scale)")
-    ax.set_ylabel("Test accuracy, % (mean over seeds)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title)
+@dataclass(frozen=True)
+class FrontPanel:
+    """One panel of :func:`accuracy_fronts`: its x label; per contender its points ``(cost, mean
+    accuracy, low, high, primary)`` (fractions); and the envelope's points ``(cost, accuracy)``."""
+
+    xlabel: str
+    lines: dict[str, list[tuple[float, float, float, float, bool]]]
+    envelope: list[tuple[float, float]]
+
+
+def accuracy_fronts(panels: list[FrontPanel], title: str, path: Path) -> Path:
+    """Test accuracy against a cost (log axis), one panel per cost: each contender's points joined by
+    a line, cheapest first, with their interval bars (primary finals the larger markers, each line
+    labelled at its most accurate point), and the envelope across contenders as a dashed black step line."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False)
+    names = sorted({name for panel in panels for name in panel.lines})
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    for ax, panel in zip(axes.flat, panels, strict=True):
+        every = [p for points in panel.lines.values() for p in points]
+        x_all = np.maximum([p[0] for p in every], 1e-6)
+        pad = max(0.5, 0.08 * 100 * (max(p[1] for p in every) - min(p[1] for p in every)))
+        placed: list[tuple[float, float]] = []
+        for name, points in panel.lines.items():
+            cost, mean, low, high, primary = (np.asarray(v) for v in zip(*sorted(points), strict=True))
+            x, y = np.maximum(cost.astype(float), 1e-6), 100 * mean.astype(float)
+            ax.errorbar(x, y, yerr=[y - 100 * low.astype(float), 100 * high.astype(float) - y],
+                        color=colors[name], lw=1.2, elinewidth=0.8, capsize=2, zorder=3)
+            on = primary.astype(bool)
+            ax.scatter(x[on], y[on], s=40, color=colors[name], edgecolor="black", zorder=4)
+            ax.scatter(x[~on], y[~on], s=14, color=colors[name], zorder=4)
+            best = int(np.argmax(y))
+            # Labels of points (nearly) on top of each other are stacked, not printed over each other.
+            near = sum(abs(np.log10(x[best] / px)) < 0.25 and abs(y[best] - py) < pad for px, py in placed)
+            placed.append((x[best], y[best]))
+            ax.annotate(name, (x[best], y[best]), xytext=(5, 4 - 10 * near), textcoords="offset points",
+                        fontsize=8)
+        if len(panel.envelope) > 1:
+            ex, ey = zip(*sorted(panel.envelope), strict=True)
+            ax.step(np.maximum(ex, 1e-6), 100 * np.asarray(ey), where="post", color="black", ls="--",
+                    lw=1.2, alpha=0.7, zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlim(x_all.min() / 2, x_all.max() * 4)  # room for the labels on the right
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel("Test accuracy, % (mean over seeds, 95% bars)")
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
     return save_png(fig, path)
 
 
@@ -160,23 +178,24 @@ def learning_curves(curves: dict[str, list[float]], ylabel: str, title: str, pat
     return save_png(fig, path)
 
 
-def accuracy_against_size(curves: dict[str, tuple[list[int], list[float], list[float], Any]], title: str,
-                          path: Path) -> Path:
-    """Test accuracy against training-set size (log axis): per label (sizes, mean accuracy, half
-    width of its 95% interval over seeds, a fitted law with ``predict(n)`` of the error, or None),
-    the means with their band and the fitted curve dashed."""
+def accuracy_against_size(curves: dict[str, tuple[list[int], list[float], list[float], list[float], Any]],
+                          title: str, path: Path) -> Path:
+    """Test accuracy against training-set size (log axis): per label (sizes, mean accuracy, the low
+    and high ends of its 95% interval, a fitted law with ``predict(n)`` of the error, or None), the
+    means with their band and the fitted curve dashed."""
     fig, ax = plt.subplots(figsize=(6.8, 4.4))
-    for label, (sizes, means, halves, law) in curves.items():
-        n, mean, half = (np.asarray(v, dtype=float) for v in (sizes, means, halves))
+    for label, (sizes, means, lows, highs, law) in curves.items():
+        n, mean, low, high = (np.asarray(v, dtype=float) for v in (sizes, means, lows, highs))
         line, = ax.plot(n, 100 * mean, marker="o", ms=3, label=label)
-        ax.fill_between(n, 100 * (mean - half), 100 * (mean + half), color=line.get_color(), alpha=0.18)
+        ax.fill_between(n, 100 * low, 100 * high, color=line.get_color(), alpha=0.18)
         if law is not None:
             grid = np.geomspace(n.min(), n.max(), 100)
             ax.plot(grid, 100 * (1 - np.asarray(law.predict(grid))), ls="--", lw=1, color=line.get_color())
     _size_axis(ax, [n for sizes, *_ in curves.values() for n in sizes])
     ax.set_ylabel("Test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, title="mean over seeds, 95% band; dashed: a·n^-b + c", title_fontsize=7)
+    ax.legend(fontsize=8, title="mean over seeds, 95% band (see caption); dashed: a·n^-b + c",
+              title_fontsize=7)
     ax.set_title(title)
     return save_png(fig, path)
 

@@ -3,8 +3,8 @@
 From the final rows' ``corrupt_test`` (test images right under each corruption) and ``calibration``
 (ECE, NLL, Brier and reliability bins, clean and per corruption) columns:
 
-* a table per model: clean accuracy, the mean over corruptions with its 95% interval (over seeds;
-  with one seed the Wilson interval of all corrupted test images together), the drop from clean, the
+* a table per model: clean accuracy, the mean over corruptions with the report's 95% interval
+  (:func:`reports.stats.seeds_accuracy_interval` over a seed's corrupted images), the drop from clean, the
   worst corruption, and the mean corruption error (Hendrycks & Dietterich 2019: each corruption's
   error divided by the reference model's, averaged) against a reference model named in the text: the
   run's first model outside the family of the most accurate one (the networks, among the built-ins);
@@ -25,9 +25,9 @@ import pandas as pd
 from digitbench.benchmark.payloads import tallies
 from digitbench.benchmark.store import load_gallery
 from digitbench.reports import plots
-from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct
+from digitbench.reports.format import DASH, code, contender_labels, count, md_table, pct, pct_interval
 from digitbench.reports.section import DatasetScope, Section
-from digitbench.reports.stats import accuracy_interval, mean_interval
+from digitbench.reports.stats import ACCURACY_RULE, seeds_accuracy_interval
 from digitbench.reports.table import as_dict
 
 Key = tuple[str, str]  # (model, tuner)
@@ -37,13 +37,13 @@ Bins = tuple[np.ndarray, np.ndarray, np.ndarray]  # count, mean confidence, accu
 
 @dataclass(frozen=True)
 class Corrupted:
-    """One contender under the corruptions: the mean accuracy over them and its 95% interval
-    (``half_width`` over seeds; with one seed, or none, ``wilson`` over all corrupted test images
-    together), its worst corruption and its mean corruption error against the reference."""
+    """One contender under the corruptions: the mean accuracy over them and its 95% interval (the
+    report's rule over all corrupted test images of a seed), its worst corruption and its mean
+    corruption error against the reference."""
 
     mean: float
-    half_width: float | None
-    wilson: tuple[float, float] | None
+    low: float
+    high: float
     worst: str
     mce: float
 
@@ -123,16 +123,11 @@ def _reference(final: pd.DataFrame, keys: list[Key]) -> Key:
     return (others or keys)[0]
 
 
-def _mean_corrupted(group: pd.DataFrame, names: list[str]
-                    ) -> tuple[float, float | None, tuple[float, float] | None]:
-    per_seed = [np.mean([counts[n].accuracy for n in names])
-                for counts in map(tallies, group["corrupt_test"])]
-    found = mean_interval(per_seed)
-    if found.half_width is not None:
-        return found.mean, found.half_width, None
-    cell = tallies(group["corrupt_test"].iloc[0])
-    correct, n = sum(cell[x].correct for x in names), sum(cell[x].n_test for x in names)
-    return found.mean, None, accuracy_interval(correct, n)
+def _mean_corrupted(group: pd.DataFrame, names: list[str]) -> tuple[float, float, float]:
+    cells = list(map(tallies, group["corrupt_test"]))
+    per_seed = [np.mean([counts[n].accuracy for n in names]) for counts in cells]
+    found = seeds_accuracy_interval(per_seed, sum(cells[0][n].n_test for n in names))
+    return found.mean, found.low, found.high
 
 
 def _calibration(group: pd.DataFrame, names: list[str]) -> Calibration | None:
@@ -175,16 +170,13 @@ def _robustness_lines(found: Robustness, scope: DatasetScope) -> list[str]:
     body = []
     for key in keys:
         c, clean = found.corrupted[key], found.clean[key]
-        if c.half_width is not None:
-            interval = f"± {100 * c.half_width:.2f}"
-        else:
-            low, high = c.wilson or (np.nan, np.nan)
-            interval = f"[{pct(low)}, {pct(high)}] (test images)"
-        body.append([code(label[key]), pct(clean), f"{pct(c.mean)} {interval}",
+        body.append([code(label[key]), pct(clean), pct_interval(c.mean, c.low, c.high),
                      f"{100 * (c.mean - clean):+.2f}", f"{c.worst} ({pct(table[key][c.worst])})",
                      f"{c.mce:.2f}"])
     lines += md_table(["model", "clean", "mean under corruption [95%]", "drop (points)", "worst corruption",
-                       "mCE"], body) + [""]
+                       "mCE"], body) + ["", f"Mean under corruption: over the corruptions, then over "
+                                        f"seeds, with its {ACCURACY_RULE} (all corrupted test images "
+                                        "of a seed).", ""]
     lines += md_table(["corruption", *(code(label[k]) for k in keys)],
                       [[name, *(pct(table[k][name]) for k in keys)] for name in names]) + [""]
     heat = plots.heat_map(np.array([[100 * table[k][n] for n in names] for k in keys]),

@@ -35,7 +35,7 @@ import pandas as pd
 from digitbench.reports.leaderboard import leaderboard
 from digitbench.reports.paired import Contender, Skip, compare_seeds
 from digitbench.reports.stats import PairedComparison
-from digitbench.reports.table import SUBSET, TRIAL, dataset_slugs, final_rows, trial_rows
+from digitbench.reports.table import SUBSET, TRIAL, dataset_slugs, extra_final_rows, final_rows, trial_rows
 from digitbench.reports.tuner_stats import Block, dataset_blocks
 
 S = TypeVar("S", bound="Scope")
@@ -133,6 +133,12 @@ class DatasetScope(Scope):
     @property
     def has_finals(self) -> bool:
         return not self.final.empty
+
+    @cached_property
+    def extra(self) -> pd.DataFrame:
+        """The extra final ok rows (:func:`reports.table.extra_final_rows`): other trials of a
+        study than its choice, refit (the cheapest within one standard error, front points)."""
+        return extra_final_rows(self.rows)
 
     @cached_property
     def board(self) -> pd.DataFrame:

@@ -19,11 +19,11 @@ from digitbench.benchmark.store import load_predictions
 from digitbench.common.atomic import write_text
 from digitbench.common.errors import InputError
 from digitbench.reports import plots
-from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct
+from digitbench.reports.format import DASH, code, contender_labels, md_table, num, pct_interval
 from digitbench.reports.leaderboard import leaderboard
 from digitbench.reports.machine import environment
 from digitbench.reports.run_info import busy_wall_s, invocations
-from digitbench.reports.stats import ALPHA, paired_comparison
+from digitbench.reports.stats import ACCURACY_RULE, ALPHA, paired_comparison
 from digitbench.reports.table import as_dict, dataset_slugs, final_rows
 
 COMPARISON_FILE = "comparison.md"
@@ -129,8 +129,8 @@ def dataset_comparison(dataset: str, slug: str, run_dirs: list[Path], frames: li
                     _ratio(c["fit_cpu_s"], r["fit_cpu_s"]) if both else DASH]
         rows.append(row)
     lines += md_table(headers, rows, "ll" + "r" * (len(headers) - 2)) + [""]
-    lines += ["Accuracy is the mean test accuracy over seeds with its 95% Student-t half-width in "
-              f"points where there are several seeds; fit CPU-s the mean over seeds. The last columns "
+    lines += [f"Accuracy is the mean test accuracy over seeds with its {ACCURACY_RULE}; fit CPU-s "
+              f"the mean over seeds. The last columns "
               f"compare each run with the reference {code(labels[0])}: accuracy difference in "
               "percentage points and the ratio of fit CPU-seconds (below 1: cheaper).", ""]
     if ref is not None:
@@ -149,8 +149,7 @@ def _entry(board: pd.DataFrame | None, model: str, tuner: str) -> dict | None:
 def _accuracy(cell: dict | None) -> str:
     if cell is None:
         return DASH
-    half = cell["half_width"]
-    return pct(cell["accuracy"]) + ("" if half is None or pd.isna(half) else f" ± {100 * half:.2f}")
+    return pct_interval(cell["accuracy"], cell["low"], cell["high"])
 
 
 def _ratio(value: float, reference: float) -> str:

@@ -73,6 +73,66 @@ def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
+#: How every accuracy interval of the report is computed, in the words of its captions.
+ACCURACY_RULE = ("95% interval: the Wilson interval of the mean accuracy over the test images, "
+                 "widened to the lowest and highest seed where the seeds spread further")
+
+
+@dataclass(frozen=True)
+class AccuracyInterval:
+    """A contender's mean test accuracy over its seeds and its 95% interval (fractions), by the
+    report's one rule (:func:`seeds_accuracy_interval`); ``low <= mean <= high``, all in [0, 1]."""
+
+    mean: float
+    low: float
+    high: float
+    seeds: int
+    n_test: int | None
+
+
+def seeds_accuracy_interval(accuracies: Sequence[float], n_test: float | None,
+                            confidence: float = 0.95) -> AccuracyInterval:
+    """The report's one accuracy interval: the hull of two ranges, each inside [0, 1].
+
+    * the Wilson score interval (:func:`accuracy_interval`) of the mean accuracy over the ``n_test``
+      test images: how far the accuracy could move on another test set of that size. The seeds
+      share their test images, so they are not pooled into more of them;
+    * the seeds' range, lowest to highest accuracy: how far the training seed moved it.
+
+    A Student-t interval over two or three seeds is wide (t = 12.7 for two) and unbounded: with
+    accuracies 0.20 and 0.92 it runs from -3.6 to 1.16. The range of the seeds and the Wilson
+    interval say only what was measured and cannot leave [0, 1]. Without ``n_test`` (unknown) the
+    interval is the seeds' range alone (a point for one seed).
+
+    >>> found = seeds_accuracy_interval([0.20, 0.92], 100)
+    >>> (round(found.mean, 2), found.low, found.high)
+    (0.56, 0.2, 0.92)
+    >>> one = seeds_accuracy_interval([0.9], 100)
+    >>> (round(one.low, 4), round(one.high, 4))
+    (0.8256, 0.9448)
+    """
+    data = np.asarray(accuracies, dtype=float)
+    if data.size == 0 or not np.all((data >= 0.0) & (data <= 1.0)):
+        raise ValueError(f"seeds_accuracy_interval needs accuracies in [0, 1], got {list(data)}")
+    mean = float(data.mean())
+    low, high = float(data.min()), float(data.max())
+    n = int(n_test) if n_test is not None and math.isfinite(n_test) and n_test >= 1 else None
+    if n is not None:
+        wilson_low, wilson_high = accuracy_interval(round(mean * n), n, confidence)
+        low, high = min(low, wilson_low), max(high, wilson_high)
+    return AccuracyInterval(mean, low, high, int(data.size), n)
+
+
+def difference_interval(differences: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired accuracy differences (one per seed, fractions) with the Student-t interval of
+    :func:`mean_interval`, kept inside the differences' possible range [-1, 1] (the t interval of two
+    seeds can reach past it); with one difference, the point itself."""
+    found = mean_interval(differences, confidence)
+    if found.half_width is None:
+        return found.mean, found.mean, found.mean
+    return found.mean, max(-1.0, found.mean - found.half_width), min(1.0, found.mean + found.half_width)
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """Model A against model B on the same ``n`` test images.

@@ -20,6 +20,15 @@ import pandas as pd
 
 from digitbench.benchmark.payloads import study_summary
 from digitbench.reports.comparisons import COMPARISONS, Compared, Variants, best_of_families, compared
+from digitbench.reports.cpu_saved import (
+    ANCHOR,
+    CPU_SAVED,
+    CheapestWithinSE,
+    Saving,
+    cheapest_line,
+    cheapest_within_se,
+    saving_verdicts,
+)
 from digitbench.reports.format import code, num, p_text, pct, points
 from digitbench.reports.importance import IMPORTANCE, Importances, top_parameters
 from digitbench.reports.section import DatasetScope, RunScope, Section, has_rows
@@ -65,6 +74,8 @@ class DatasetSummary:
     tunability: tuple[Tunability, ...] = ()
     tuners: TunerComparison | None = None
     importances: Importances | None = None
+    savings: tuple[Saving, ...] = ()
+    cheapest: CheapestWithinSE | None = None
 
 
 def summarise(scope: DatasetScope) -> DatasetSummary:
@@ -73,7 +84,8 @@ def summarise(scope: DatasetScope) -> DatasetSummary:
         return DatasetSummary(scope)
     return DatasetSummary(scope, scope.board.iloc[0], tuple(_families(scope)), tuple(_variants(scope)),
                           tuple(scope.analysed(TUNABILITY)), scope.analysed(TUNERS),
-                          scope.analysed(IMPORTANCE))
+                          scope.analysed(IMPORTANCE), tuple(scope.analysed(CPU_SAVED)),
+                          cheapest_within_se(scope))
 
 
 def _families(scope: DatasetScope) -> list[FamilyGap]:
@@ -138,8 +150,8 @@ def dataset_lines(found: DatasetSummary) -> list[str]:
     best = found.best
     if best is None:
         return lines + ["- No model finished on this dataset.", ""]
-    spread = (f" ± {100 * best['half_width']:.2f} over {best['seeds']} seeds"
-              if best["half_width"] is not None and pd.notna(best["half_width"]) else "")
+    seeds = f"{best['seeds']} seed" + ("s" if best["seeds"] > 1 else "")
+    spread = f" [{100 * best['low']:.2f}–{100 * best['high']:.2f}] (95%, {seeds})"
     lines.append(f"- [Best model](#{scope.anchor('leaderboard')}): {code(best['model'])} (tuner "
                  f"{best['tuner']}), {pct(best['accuracy'])}{spread} on the test set, "
                  f"{num(best['fit_cpu_s'])} fit CPU-s.")
@@ -149,6 +161,13 @@ def dataset_lines(found: DatasetSummary) -> list[str]:
     if tuned:
         lines.append(f"- [What tuning bought](#{scope.anchor('tunability')}):")
         lines += [f"  - {line}" for line in tuned]
+    saved = saving_verdicts(list(found.savings))
+    if saved:
+        lines.append(f"- [What tuning saved at equal accuracy](#{scope.anchor(ANCHOR)}), the cheapest "
+                     "trial within one standard error of the best on validation against the defaults:")
+        lines += [f"  - {line}" for line in saved]
+    if found.cheapest is not None:
+        lines.append(cheapest_line(found.cheapest, scope.anchor(ANCHOR if found.savings else "leaderboard")))
     which = verdict(found.tuners) if found.tuners is not None else None
     if which:
         lines.append(f"- [Which tuner wins](#{scope.anchor('tuners')}) {which}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from digitbench.benchmark.results import SUBSET, TRIAL
+from digitbench.benchmark.results import SUBSET, TRIAL, extra_finals
 from digitbench.benchmark.store import FINAL, Status, dataset_slug
 
 DEFAULTS = "none"  # the tuner of the defaults' finals (untuned, or the defaults refit beside tuning)
@@ -19,9 +19,12 @@ def as_dict(cell: Any) -> dict[str, Any]:
 
 
 def trial_labels(frame: pd.DataFrame) -> pd.Series:
-    """The trial column as it is written on disk: the trial number, or FINAL."""
-    return pd.Series([FINAL if kind in (FINAL, SUBSET) else ("?" if pd.isna(n) else str(int(n)))
-                      for kind, n in zip(frame["kind"], frame["trial"], strict=True)],
+    """The trial column as it is written on disk: the trial number, or FINAL; an extra final's
+    says the trial it refits (``final (refits trial 3)``)."""
+    refits = frame["refit_trial"] if "refit_trial" in frame else pd.Series(pd.NA, index=frame.index)
+    return pd.Series([(FINAL if pd.isna(t) else f"{FINAL} (refits trial {int(t)})") if kind in (FINAL, SUBSET)
+                      else ("?" if pd.isna(n) else str(int(n)))
+                      for kind, n, t in zip(frame["kind"], frame["trial"], refits, strict=True)],
                      index=frame.index, dtype=object)
 
 
@@ -36,10 +39,21 @@ def trial_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Final ok rows of a typed frame with a test accuracy, the last row kept where a job was
-    recorded twice."""
-    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == Status.OK) & frame["test_accuracy"].notna()]
+    """The primary final ok rows of a typed frame with a test accuracy (each (model, tuner)'s
+    choice: the sections that compare models compare these), the last row kept where a job was
+    recorded twice; the extra finals are :func:`extra_final_rows`."""
+    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == Status.OK) & frame["test_accuracy"].notna()
+               & ~extra_finals(frame)]
     return ok.drop_duplicates(["dataset", "model", "tuner", "seed"], keep="last")
+
+
+def extra_final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The extra final ok rows (each refitting another trial of its study than the choice: the
+    cheapest within one standard error, a front point) with a test accuracy, the last row kept
+    where a job was recorded twice."""
+    ok = frame[(frame["kind"] == FINAL) & (frame["status"] == Status.OK) & frame["test_accuracy"].notna()
+               & extra_finals(frame)]
+    return ok.drop_duplicates(["dataset", "model", "tuner", "seed", "refit_trial"], keep="last")
 
 
 def dataset_slugs(datasets: pd.Series) -> dict[str, str]:

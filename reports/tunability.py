@@ -21,7 +21,7 @@ from digitbench.benchmark.store import Status
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
 from digitbench.reports.paired import Skip
 from digitbench.reports.section import DatasetScope, Section, has_finals
-from digitbench.reports.stats import ALPHA, mean_interval
+from digitbench.reports.stats import ALPHA, difference_interval
 from digitbench.reports.table import DEFAULTS, TRIAL
 
 
@@ -86,16 +86,15 @@ def tunabilities(scope: DatasetScope) -> list[Tunability]:
                                     interval=None, over_seeds=False, p_values=(), why=str(why)))
             continue
         seeds = [int(seed) for seed, _ in paired]
-        mean = mean_interval([c.difference for _, c in paired])
-        if mean.half_width is not None:
-            interval = (mean.mean - mean.half_width, mean.mean + mean.half_width)
-        else:  # one seed: the paired interval over the test images (Wald, as the comparisons)
-            interval = (paired[0][1].low, paired[0][1].high)
+        gain, low, high = difference_interval([c.difference for _, c in paired])
+        over_seeds = len(paired) > 1
+        # one seed: the paired interval over the test images (Wald, as the comparisons)
+        interval = (low, high) if over_seeds else (paired[0][1].low, paired[0][1].high)
         found.append(Tunability(
             **common,
             defaults_accuracy=defaults[defaults["seed"].isin(seeds)]["test_accuracy"].mean(),
             tuned_accuracy=group[group["seed"].isin(seeds)]["test_accuracy"].mean(),
-            gain=mean.mean, interval=interval, over_seeds=mean.half_width is not None,
+            gain=gain, interval=interval, over_seeds=over_seeds,
             p_values=tuple((int(seed), c.p_value) for seed, c in paired)))
     return found
 
@@ -147,8 +146,9 @@ def _tunability_lines(found: list[Tunability], scope: DatasetScope) -> list[str]
     lines += md_table(headers, table, "llrrrrlrrl") + [""]
     lines += ["Each tuned model against its own defaults, refit on the same seeds and data and tested "
               "on the same images: the gain is the mean over seeds of tuned minus defaults test "
-              "accuracy, with its 95% Student-t interval over seeds (with one seed: the 95% Wald "
-              "interval of the paired difference over the test images, marked \"test set\"), and "
+              "accuracy, with its 95% Student-t interval over seeds, kept within ±100 points (with "
+              "one seed: the 95% Wald interval of the paired difference over the test images, "
+              "marked \"test set\"), and "
               "McNemar's exact test per seed on the images one got right and the other wrong. Tuning "
               "CPU-s is what the study whose choice the finals refit spent (fit and predict of every "
               "trial); the gain per CPU-hour divides the gain by it. Where a study kept the defaults, "

@@ -17,7 +17,7 @@ import pandas as pd
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split, load_kaggle_test, load_kaggle_train
 from digitbench.benchmark.execution.policy import same_params
-from digitbench.benchmark.results import load_table
+from digitbench.benchmark.results import extra_finals, load_table
 from digitbench.benchmark.store import (
     RESULTS_FILE,
     ResultsStore,
@@ -87,7 +87,7 @@ def params_from_run(run_dir: Path, model: str, dataset: str) -> tuple[dict[str, 
     """
     path = Path(run_dir) / RESULTS_FILE
     frame = load_table(Path(run_dir))
-    final = frame[(frame["kind"] == RowKind.FINAL) & (frame["status"] == Status.OK)]
+    final = frame[(frame["kind"] == RowKind.FINAL) & (frame["status"] == Status.OK) & ~extra_finals(frame)]
     mine = final[final["model"] == model]
     if mine.empty:
         others = ", ".join(sorted(final["model"].unique())) or "none"

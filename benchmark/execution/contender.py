@@ -9,8 +9,11 @@ finals refit is set once, by :meth:`Contender.settle` taking the policy's :class
        '--> FAILED --> DONE               nothing to refit: its finals are recorded failed
     WAITING  --> FINALS | DONE            a defaults refit: run only where tuning changed the defaults
 
-A phase with no final left to start is skipped: the contender goes to DONE at once (a repeated
-study, which has no finals; a resumed run whose finals are all done; a defaults refit not needed).
+A study's finals refit its choice first, then the extra configurations the policy picked (the
+cheapest within one standard error, points of its Pareto front), each a final with its
+``refit_trial``. A phase with no final left to start is skipped: the contender goes to DONE at once
+(a repeated study, which has no finals; a resumed run whose finals are all done; a defaults refit
+not needed).
 """
 
 from __future__ import annotations
@@ -54,10 +57,21 @@ class IllegalTransition(RuntimeError):
 
 
 class FinalJob(NamedTuple):
-    """One final of a contender: its seed, and the size of its training subset (None: all of it)."""
+    """One final of a contender: its seed, the size of its training subset (None: all of it), and
+    for an extra final the study trial it refits (None: the primary final, the contender's choice)."""
 
     seed: int
     train_size: int | None = None
+    refit_trial: int | None = None
+
+
+class Extra(NamedTuple):
+    """A configuration an extra final refits (:mod:`.policy`): the study's trial, its full
+    parameters, and the final rows' ``tuning`` column."""
+
+    trial: int
+    params: dict[str, Any]
+    tuning: StudySummary
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class Choice:
     tuning: StudySummary           # the final rows' ``tuning`` column
     why: str | None = None         # why there is nothing to refit (phase FAILED)
     note: str | None = None        # a progress line that says what was decided, if any
+    extras: tuple[Extra, ...] = ()  # other configurations refit on the extra seeds (phase FINALS)
 
 
 @dataclass
@@ -83,10 +98,13 @@ class Contender:
     study_seed: int = 0             # the study's seed; its trial rows carry it in the seed column
     final_task: Callable[..., TaskResult] = run_final  # what its finals run (submit: run_submission)
     defaults_for: tuple[str, ...] = ()  # a defaults refit: the tuners whose choice decides if it runs
+    extra_seeds: tuple[int, ...] = ()   # the seeds of its extra finals, if it may have any
+    extras_done: frozenset[FinalJob] = frozenset()  # its extra finals already recorded
     phase: Phase = field(init=False)
     params: dict[str, Any] | None = field(default=None, init=False)  # what the finals refit, once chosen
     tuning: StudySummary = field(default_factory=StudySummary, init=False)  # the final rows' ``tuning``
     why: str | None = field(default=None, init=False)  # why there is nothing to refit (FAILED)
+    extras: dict[int, Extra] = field(default_factory=dict, init=False)  # refit trial -> its extra
 
     def __post_init__(self) -> None:
         self.phase = Phase.WAITING if self.defaults_for else Phase.CHOOSING
@@ -116,13 +134,27 @@ class Contender:
                                     f"{self.phase.value} -> {phase.value}")
         self.phase = phase
 
-    def settle(self, choice: Choice) -> list[FinalJob]:
-        """Take ``choice``: what the finals refit and the phase it leads to (DONE straight away
-        when no final is left to start); returns the finals it drops (a refit not needed)."""
+    def settle(self, choice: Choice) -> int:
+        """Take ``choice``: what the finals refit, its extra finals (on :attr:`extra_seeds`, less
+        those recorded) after the primary ones, and the phase it leads to (DONE straight away when
+        no final is left to start); returns the change in its finals to start: the extra ones
+        added, less the finals it drops (a refit not needed)."""
+        before = len(self.finals)
+        self.extras = {extra.trial: extra for extra in choice.extras}
+        self.finals = [] if choice.phase is Phase.DONE else self.finals + [
+            f for f in (FinalJob(seed, None, extra.trial) for extra in choice.extras
+                        for seed in self.extra_seeds) if f not in self.extras_done]
         self.advance(choice.phase if self.finals else Phase.DONE)
-        dropped, self.finals = (self.finals, []) if choice.phase is Phase.DONE else ([], self.finals)
         self.params, self.tuning, self.why = choice.params, choice.tuning, choice.why
-        return dropped
+        return len(self.finals) - before
+
+    def params_of(self, final: FinalJob) -> dict[str, Any] | None:
+        """What ``final`` refits: the choice, or for an extra final its trial's parameters."""
+        return self.params if final.refit_trial is None else self.extras[final.refit_trial].params
+
+    def tuning_of(self, refit_trial: int | None) -> StudySummary:
+        """The ``tuning`` column of a final refitting ``refit_trial`` (None: the primary final)."""
+        return self.tuning if refit_trial is None else self.extras[refit_trial].tuning
 
     def next_final(self) -> FinalJob:
         """The next final to start (or to record), taken off the list; DONE after the last."""

@@ -134,7 +134,7 @@ class Coordinator:
                     if not c.study.complete:
                         continue
                     self.progress.recount(-self.trials_counted.pop(id(c)))  # trials it did not run
-                self._settle(c, policy.choose(c))
+                self._settle(c, policy.choose(c, self.config))
                 for refit in self.contenders:  # decided now, so the progress counts right away
                     if refit.phase is Phase.WAITING:
                         self._settle(refit, policy.decide_refit(refit, self.contenders))
@@ -142,20 +142,19 @@ class Coordinator:
                 self._finish(c, self._job(c, {}, c.next_final()), TaskResult.failed(f"RuntimeError: {c.why}"))
             while (copied := self.twins.copy(c)) is not None:
                 final, tuner, result = copied
-                self._finish(c, self._job(c, c.params, final), result, copied_from=tuner)
+                self._finish(c, self._job(c, c.params_of(final), final), result, copied_from=tuner)
             final = self.twins.start(c)
             if final is not None:
-                return c, self._job(c, c.params, final)
+                return c, self._job(c, c.params_of(final), final)
         return None
 
     def _settle(self, c: Contender, choice: Choice | None) -> None:
-        """``c`` takes the policy's ``choice`` (None: not decided yet), and the progress says so."""
+        """``c`` takes the policy's ``choice`` (None: not decided yet), and the progress says so
+        (and counts the finals it drops or adds)."""
         if choice is not None:
-            dropped = c.settle(choice)
+            self.progress.recount(c.settle(choice))
             if choice.note is not None:
                 self.progress.log(choice.note)
-            if dropped:
-                self.progress.recount(-len(dropped))
 
     def _job(self, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
              trial: int | None = None) -> Job:
@@ -174,11 +173,12 @@ class Coordinator:
     def _finish(self, c: Contender, job: Job, result: TaskResult, copied_from: str | None = None) -> None:
         """A finished job: its row written by the recorder, then its trial told to the tuner.
         ``copied_from``: the tuner whose identical final ``result`` is (see :mod:`.policy`)."""
-        tuning = c.tuning if job.is_final or c.study is None else c.study.settings
+        tuning = c.tuning_of(job.refit_trial) if job.is_final or c.study is None else c.study.settings
         if copied_from is not None:
             tuning = tuning.with_(final_copied_from=copied_from)
         elif job.is_final:
-            self.twins.finished(c, FinalJob(job.seed, job.train_size), job.params, job.tuner, result)
+            self.twins.finished(c, FinalJob(job.seed, job.train_size, job.refit_trial), job.params, job.tuner,
+                                result)
         row = self.recorder.record(c.split, c.entry, job, result, tuning)
         if job.trial is None:
             self.failures += row["status"] != Status.OK

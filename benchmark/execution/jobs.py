@@ -32,6 +32,7 @@ class Job:
     seed: int
     params: dict[str, Any]           # the full parameter set, fixed ones included
     train_size: int | None = None    # finals: train on this nested stratified subset (--train-sizes)
+    refit_trial: int | None = None   # an extra final: the trial it refits (None: the primary final)
     epochs: int | None = None        # epochs of a model that trains in epochs, else None
     model_paths: tuple[str, ...] = ()  # --model-path plug-ins the worker must register
     cv: int = 1                      # trials: folds of models without epochs (1: the validation part)
@@ -50,6 +51,8 @@ class Job:
     def __post_init__(self) -> None:
         if (self.kind is Kind.FINAL) != (self.trial is None):
             raise ValueError(f"a {self.kind.name.lower()} job with trial number {self.trial!r}")
+        if self.refit_trial is not None and (self.kind is not Kind.FINAL or self.train_size is not None):
+            raise ValueError(f"a {self.kind.name.lower()} job refitting trial {self.refit_trial}")
 
     @property
     def is_final(self) -> bool:
@@ -60,6 +63,8 @@ class Job:
         what = f"final seed {self.seed}" if self.is_final else f"trial {self.trial}"
         if self.train_size is not None:
             what += f" on {self.train_size:,} images"
+        if self.refit_trial is not None:
+            what += f" refitting trial {self.refit_trial}"
         return f"{self.dataset} {self.model} {self.tuner} {what}"
 
 

@@ -14,6 +14,10 @@ parameters than the defaults (where all kept them, the tuned finals are the defa
 ``--no-refit-defaults`` leaves it out. Those rules are :mod:`.policy`'s; a contender's phases,
 :mod:`.contender`'s.
 
+Besides its choice, a study's finals refit other configurations of it: the cheapest within one
+standard error of the best and points of its Pareto front (:mod:`.policy`), known once the study
+is complete; their finals are planned then, on the whole-part seeds, less those already recorded.
+
 With ``--train-sizes`` every final seed also has finals on nested stratified subsets of the training
 part (:mod:`benchmark.data.train_sizes`), with the same parameters: the learning curves. They follow
 the whole-part finals, smallest size first. A model whose fit ignores the seed has one whole-part
@@ -86,8 +90,13 @@ def plan(config: RunConfig, splits: list[Split], entries: list[Entry], done: set
                           split: Split = split, entry: Entry = entry, index: int = index) -> Contender:
                 finals = [] if study_seed else [f for f in final_jobs(entry, config, split)
                                                 if (split.dataset, entry.name, tuner, None, *f) not in done]
+                extra = tuner != "none" and not study_seed and final_task is run_final
                 return Contender(split, f"split{index}", entry, tuner, pinned(entry, config), finals,
-                                 study_seed=study_seed, final_task=final_task, defaults_for=defaults_for)
+                                 study_seed=study_seed, final_task=final_task, defaults_for=defaults_for,
+                                 extra_seeds=tuple(final_seeds(entry, config)) if extra else (),
+                                 extras_done=frozenset(FinalJob(*key[4:]) for key in done if extra
+                                                       and key[:4] == (split.dataset, entry.name, tuner, None)
+                                                       and key[6] is not None))
 
             for tuner in config.tuners:
                 contenders.append(contender(tuner))
@@ -107,7 +116,9 @@ def describe(contenders: list[Contender], trials: int) -> str:
     return (f"to do: at most {trials} tuning trials, {finals} finals"
             + (f" ({subsets} of them on training subsets)" if subsets else "")
             + (f" and {refits} defaults refits (run only where tuning changes the defaults)"
-               if refits else ""))
+               if refits else "")
+            + ("; each study's extra finals (the cheapest within one standard error, front points) "
+               "are counted once it has chosen" if any(c.extra_seeds for c in contenders) else ""))
 
 
 def make_job(config: RunConfig, c: Contender, params: dict[str, Any], final: FinalJob | None = None,
@@ -121,6 +132,7 @@ def make_job(config: RunConfig, c: Contender, params: dict[str, Any], final: Fin
     return Job(dataset=c.split.dataset, model=c.entry.name, tuner=c.tuner,
                kind=Kind.FINAL if is_final else Kind.TRIAL, trial=trial,
                seed=final.seed if final is not None else c.study_seed, train_size=train_size,
+               refit_trial=final.refit_trial if final is not None else None,
                params=params, epochs=params.get("epochs") if epochs else None,
                **{s.name: getattr(config, s.name) for s in SETTINGS if s.job},  # as they are
                cv=c.study.cv if c.study is not None else 1,  # what depends on the job, below

@@ -7,6 +7,16 @@ again. The coordinator asks and schedules; it decides none of this itself.
   with the pinned parameters for tuner "none". A study that finished no trial leaves nothing to
   refit: its finals are recorded failed, with the reason. A repeated study (``--study-seeds``,
   seed > 0) is for the tuning curves only: it has no finals.
+- **Extra finals** (:func:`refits`): besides its choice, a study's finals refit the cheapest
+  finished trial within one standard error of the best on validation (unless
+  ``--no-cheap-finals``; the cost is ``--cost``: fit CPU-s, or predict ms per image) and up to
+  ``--front-finals K`` trials of its Pareto front of validation accuracy against that cost, spread
+  along it (:mod:`~benchmark.tuning.front`). Each has the roles it was refit for (``final_roles``
+  in its ``tuning`` column: ``chosen``, ``one-se-cheapest``, ``front``, the last for every refit
+  trial on the front); a configuration the choice (or an earlier trial) already refits is not
+  refit again, its roles go to that one. Extra finals are whole-part finals on the final seeds of a
+  study of ``digitbench run`` (:attr:`~.contender.Contender.extra_seeds`): none for tuner "none",
+  a defaults refit, a repeated study, a ``--train-sizes`` subset or a submission.
 - **The defaults refit** (:func:`defaults_refit_for`, :func:`decide_refit`): for every tuned model of
   a run without tuner "none", unless ``--no-refit-defaults``, a contender with tuner "none" waits
   until each tuned contender it stands for has chosen; its finals refit the defaults on the same
@@ -27,10 +37,12 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from digitbench.benchmark.execution.contender import Choice, Contender, FinalJob, Phase
+from digitbench.benchmark.config import RunConfig
+from digitbench.benchmark.execution.contender import Choice, Contender, Extra, FinalJob, Phase
 from digitbench.benchmark.execution.jobs import TaskResult
-from digitbench.benchmark.payloads import StudySummary
+from digitbench.benchmark.payloads import CHOSEN, FRONT, ONE_SE_CHEAPEST, StudySummary
 from digitbench.benchmark.store import Status
+from digitbench.benchmark.tuning.front import COST_KEYS, one_se_cheapest, pareto_front, spread
 
 
 def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -52,18 +64,59 @@ def defaults_refit_for(tuners: Sequence[str], refit_defaults: bool) -> tuple[str
     return tuned if tuned and "none" not in tuners and refit_defaults else ()
 
 
-def choose(c: Contender) -> Choice:
-    """What the finals of ``c`` (not a defaults refit) refit, once its study is complete."""
+def choose(c: Contender, config: RunConfig) -> Choice:
+    """What the finals of ``c`` (not a defaults refit) refit, once its study is complete: its
+    choice, and the extra configurations of :func:`refits`."""
     if c.study_seed:  # a repeated study, for the tuning curves only: no finals
         return Choice(Phase.DONE, None, {})
     if c.study is None:
         return Choice(Phase.FINALS, defaults(c), StudySummary(tuner="none"))
     tuning = c.study.summary()
     try:
-        return Choice(Phase.FINALS, c.study.best(), tuning)
+        chosen = c.study.choice()[0]
     except RuntimeError as exc:  # the study finished no trial
         return Choice(Phase.FAILED, None, tuning, why=str(exc),
                       note=f"    {c.entry.name} on {c.split.dataset}: {exc}")
+    roles = refits(c, config, chosen)
+    extras = tuple(Extra(n, c.study.records[n]["params"], _refit_tuning(c, config, tuning, n, r))
+                   for n, r in roles.items() if n != chosen) if c.extra_seeds else ()
+    note = (f"    {c.entry.name} on {c.split.dataset} ({c.tuner}): extra finals refit "
+            + ", ".join(f"trial {e.trial} ({', '.join(e.tuning.roles)})" for e in extras)) if extras else None
+    return Choice(Phase.FINALS, c.study.best(), _refit_tuning(c, config, tuning, chosen, roles[chosen]),
+                  note=note, extras=extras)
+
+
+def refits(c: Contender, config: RunConfig, chosen: int) -> dict[int, tuple[str, ...]]:
+    """The trials of ``c``'s study its finals refit, each with its roles: ``chosen`` (the study's
+    choice) first, then the cheapest trial within one standard error of the best (unless
+    ``--no-cheap-finals``) and ``--front-finals`` points spread along the Pareto front, in trial
+    order; a trial whose parameters an earlier one in that order has is merged into it."""
+    study, key = c.study, COST_KEYS[config.cost]
+    trials = study.costed(config.cost)
+    picked = {chosen: [CHOSEN]}
+    cheapest = one_se_cheapest(trials, study.best_standard_error(), key) if config.cheap_finals else None
+    if cheapest is not None:
+        picked.setdefault(cheapest.number, []).append(ONE_SE_CHEAPEST)
+    front = pareto_front(trials, key)
+    for point in spread(front, config.front_finals):
+        picked.setdefault(point.number, [])
+    on_front = {p.number for p in front} if config.front_finals else set()
+    merged: dict[int, list[str]] = {}
+    for number in [chosen, *sorted(n for n in picked if n != chosen)]:
+        into = next((m for m in merged if same_params(study.records[m]["params"],
+                                                      study.records[number]["params"])), number)
+        roles = merged.setdefault(into, [])
+        roles += [r for r in [*picked[number], *([FRONT] if number in on_front else [])] if r not in roles]
+    return {n: tuple(roles) for n, roles in merged.items()}
+
+
+def _refit_tuning(c: Contender, config: RunConfig, tuning: StudySummary, trial: int,
+                  roles: tuple[str, ...]) -> StudySummary:
+    """The ``tuning`` column of a final refitting ``trial`` of ``c``'s study for ``roles``."""
+    record = c.study.costed(config.cost)[trial]
+    cost = record.get(COST_KEYS[config.cost])
+    return tuning.with_(final_roles=roles, refit_val_accuracy=record["val_accuracy"],
+                        refit_cost=None if cost is None else round(cost, 6))
 
 
 def decide_refit(refit: Contender, contenders: Iterable[Contender]) -> Choice | None:
@@ -87,10 +140,10 @@ def decide_refit(refit: Contender, contenders: Iterable[Contender]) -> Choice | 
 
 
 def identity(c: Contender, final: FinalJob, params: dict[str, Any] | None = None) -> tuple:
-    """What a final of ``c`` trains (with ``c``'s chosen parameters, unless ``params``): two finals
-    with one identity train the same model."""
-    return (c.share, c.entry.name, c.final_task, *final,
-            json.dumps(c.params if params is None else params, sort_keys=True))
+    """What a final of ``c`` trains (with the parameters it refits, unless ``params``): two finals
+    with one identity train the same model, whichever trial they refit."""
+    return (c.share, c.entry.name, c.final_task, final.seed, final.train_size,
+            json.dumps(c.params_of(final) if params is None else params, sort_keys=True))
 
 
 class Twins:

@@ -70,6 +70,7 @@ class Recorder:
                "family": entry.family, "model_class": entry.class_path, "fixed": dict(entry.fixed),
                "tuner": job.tuner,
                "trial": trial_cell(job.trial), "seed": job.seed, "train_size": job.train_size,
+               "refit_trial": job.refit_trial,
                "params": job.params,
                "tuning": tuning.as_json(), **result.row_fields()}
         cross = row.get("cross_test")
@@ -78,7 +79,8 @@ class Recorder:
                 spec: replace(Tally.from_json(counts), preparation=self.cross[spec].preparation).as_json()
                 for spec, counts in cross.items()}
         stem = "__".join((unique_slug(split.dataset), entry.name, job.tuner, FINAL, f"seed{job.seed}",
-                          *([f"n{job.train_size}"] if job.train_size is not None else [])))
+                          *([f"n{job.train_size}"] if job.train_size is not None else []),
+                          *([f"trial{job.refit_trial}"] if job.refit_trial is not None else [])))
         if result.probabilities is not None:
             row["predictions"] = save_probabilities(self.store.run_dir, stem, result.probabilities)
         if result.predictions is not None:
@@ -98,7 +100,8 @@ class Recorder:
     def _write_model(self, split: Split, entry: Entry, job: Job, data: bytes, suffix: str) -> str:
         """RUN_DIR/models/<dataset>/<model>-<tuner>-seed<N>.<ext>, written atomically; its path."""
         size = f"-n{job.train_size}" if job.train_size is not None else ""
-        name = f"{entry.name}-{job.tuner}-seed{job.seed}{size}{suffix}"
+        refit = f"-trial{job.refit_trial}" if job.refit_trial is not None else ""
+        name = f"{entry.name}-{job.tuner}-seed{job.seed}{size}{refit}{suffix}"
         rel = f"{MODELS_DIR}/{unique_slug(split.dataset)}/{name}"
         write_bytes(self.store.run_dir / rel, data)
         return rel

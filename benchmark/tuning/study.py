@@ -11,16 +11,16 @@ k-fold cross-validation (:mod:`benchmark.tuning.folds`); the test set is never t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.payloads import StudySummary
-from digitbench.benchmark.settings import FIT_CPU
+from digitbench.benchmark.settings import OBJECTIVE_COSTS
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from digitbench.benchmark.tuning.folds import fold_sizes
+from digitbench.benchmark.tuning.front import COST_KEYS, PREDICT, as_number, standard_error
 from digitbench.benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
 from digitbench.benchmark.tuning.trial import Outcome, Value
 from digitbench.models.registry import Entry
@@ -171,13 +171,34 @@ class Study:
         best = min(ok, key=lambda n: (-ok[n]["val_accuracy"], n))
         if best == 0 or not self.starts_from_defaults or 0 not in ok:
             return best, f"best trial {best}"
-        gain, p = ok[best]["val_accuracy"] - ok[0]["val_accuracy"], ok[0]["val_accuracy"]
-        se = math.sqrt(p * (1 - p) / self.scored_images)
+        gain = ok[best]["val_accuracy"] - ok[0]["val_accuracy"]
+        se = standard_error(ok[0]["val_accuracy"], self.scored_images)
         if gain > se:
             return best, (f"best trial {best}: beats the defaults by {100 * gain:.2f} points, "
                           f"more than one standard error ({100 * se:.2f})")
         return 0, (f"defaults (trial 0) kept: the best trial, {best}, beats them by only "
                    f"{100 * gain:.2f} points, within one standard error ({100 * se:.2f})")
+
+    def costed(self, cost: str) -> dict[int, dict[str, Any]]:
+        """The trials' records, each with its cost on ``cost`` (``--cost``: fit or predict) under
+        :data:`~.front.COST_KEYS`' key: its fit CPU-s, or the ms of predict CPU an image it scored."""
+        return {n: {**r, COST_KEYS[PREDICT]: self.trial_cost(r, PREDICT)} if cost == PREDICT else r
+                for n, r in self.records.items()}
+
+    def trial_cost(self, record: dict[str, Any], cost: str) -> float | None:
+        """A trial's cost on ``cost`` (fit or predict): its fit CPU-s, or the ms of predict CPU an
+        image it scored (every fold's, under cross-validation); None where not measured."""
+        if cost != PREDICT:
+            return record.get("fit_cpu_s")
+        predict = record.get("predict_cpu_s")
+        return None if predict is None else 1000 * predict / self.scored_images
+
+    def best_standard_error(self) -> float | None:
+        """One standard error of the best finished trial's validation accuracy, sqrt(p(1-p)/n)
+        over the n scored images; None without a finished trial."""
+        scored = [r["val_accuracy"] for r in self.records.values()
+                  if r["status"] == Status.OK and r["val_accuracy"] is not None]
+        return standard_error(max(scored), self.scored_images) if scored else None
 
     def summary(self) -> StudySummary:
         """Settings plus what was used: the ``tuning`` column of the final rows."""
@@ -223,30 +244,15 @@ class Study:
         accuracy = record["val_accuracy"]
         if len(self.config.objectives) == 1 or accuracy is None:
             return accuracy
-        cost = self.cost(record, self.config.objectives[1])
+        cost = self.trial_cost(record, OBJECTIVE_COSTS[self.config.objectives[1]])
         return None if cost is None else (accuracy, cost)
-
-    def cost(self, record: dict[str, Any], objective: str) -> float | None:
-        """A trial's cost as objective ``objective`` measures it: its fit CPU-s (``fit-cpu``), or
-        the ms of predict CPU per image it scored (``predict-ms``)."""
-        if objective == FIT_CPU:
-            return record["fit_cpu_s"]
-        predict = record["predict_cpu_s"]
-        return None if predict is None else 1000 * predict / self.scored_images
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
     """What a study keeps of a trial row: status, validation accuracy, CPU spent (fit and predict,
     and each), parameters."""
-    fit, predict = _number(row.get("fit_cpu_s")), _number(row.get("predict_cpu_s"))
-    return {"status": row["status"], "val_accuracy": _number(row.get("val_accuracy")),
+    fit, predict = as_number(row.get("fit_cpu_s")), as_number(row.get("predict_cpu_s"))
+    return {"status": row["status"], "val_accuracy": as_number(row.get("val_accuracy")),
             "cpu_s": (fit or 0) + (predict or 0), "fit_cpu_s": fit, "predict_cpu_s": predict,
             "params": row["params"]}
 
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number

@@ -43,7 +43,8 @@ def test_rows_append_under_one_header_and_read_back_with_pandas(tmp_path: Path) 
     assert frame["seed"].tolist() == [0, 1]
     assert frame["error"].iloc[1] == "ValueError: boom, really"
     assert frame["params"].iloc[0] == '{"C": 0.1}'
-    assert store.done_jobs() == {("mnist-5k", "logreg", "none", None, 0, None)}, "a final: no trial number"
+    assert store.done_jobs() == {("mnist-5k", "logreg", "none", None, 0, None, None)}, \
+        "a final: no trial number, the primary one: no trial refit"
 
 
 def test_unknown_columns_are_refused(tmp_path: Path) -> None:
@@ -121,16 +122,19 @@ def test_files_of_older_versions_read_with_empty_new_columns(tmp_path: Path) -> 
 
 
 def test_a_file_written_before_learning_curves_keys_its_finals_on_the_whole_part(tmp_path: Path) -> None:
-    old_columns = [c for c in COLUMNS if c != "train_size"]
+    """... and on the primary final: it was written before extra finals too."""
+    old_columns = [c for c in COLUMNS if c not in ("train_size", "refit_trial")]
     rows = [{c: ROW.get(c) for c in old_columns}, {**{c: ROW.get(c) for c in old_columns}, "seed": 1}]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     store = ResultsStore(tmp_path)
-    assert store.done_jobs() == {("mnist-5k", "logreg", "none", None, 0, None),
-                                 ("mnist-5k", "logreg", "none", None, 1, None)}
+    assert store.done_jobs() == {("mnist-5k", "logreg", "none", None, 0, None, None),
+                                 ("mnist-5k", "logreg", "none", None, 1, None, None)}
     store.repair()  # --resume: upgraded in place, then appended to
     store.append({**ROW, "seed": 0, "train_size": 250})
-    assert ("mnist-5k", "logreg", "none", None, 0, 250) in store.done_jobs()
-    assert len(store.done_jobs()) == 3
+    assert ("mnist-5k", "logreg", "none", None, 0, 250, None) in store.done_jobs()
+    store.append({**ROW, "seed": 1, "refit_trial": 3})
+    assert ("mnist-5k", "logreg", "none", None, 1, None, 3) in store.done_jobs(), "an extra final"
+    assert len(store.done_jobs()) == 4
 
 
 def test_an_older_versions_file_is_upgraded_on_resume(tmp_path: Path) -> None:

@@ -73,8 +73,8 @@ def test_figures_exist_are_pngs_and_linked(tmp_path: Path) -> None:
 def test_figure_captions(tmp_path: Path) -> None:
     text = write_report(make_tuned_run(tmp_path)).read_text(encoding="utf-8")
     pareto = _subsection(text, "Accuracy against CPU time")
-    assert ("Pareto-optimal: logreg (90.00% for 1.00 CPU-s), lenet-relu (98.00% for 100 CPU-s).") in pareto
-    assert "lenet-tanh" not in pareto.split("Pareto-optimal:", 1)[1]
+    assert ("On fit CPU-s: logreg (90.00% for 1.00 CPU-s), lenet-relu (98.00% for 100 CPU-s).") in pareto
+    assert "lenet-tanh" not in pareto.split("On fit CPU-s:", 1)[1]
     tuning = _subsection(text, "Tuning curves")
     assert "one line per tuner (keras-tuner (hyperband), optuna (tpe, median pruner))" in tuning
     learning = _subsection(text, "Training curves by epoch")

@@ -33,5 +33,5 @@ def test_the_report_of_a_run_written_before_is_unchanged(tmp_path: Path) -> None
     assert regenerated.endswith("\n") and saved.count("\n") == regenerated.count("\n")
     anchors = {line.split('"')[1].rsplit("-idx-tiny")[0] for line in saved.splitlines()
                if line.startswith("<a id=")}
-    assert anchors == {"leaderboard", "robustness", "comparisons", "tunability", "tuners", "importance",
-                       "scaling", "details"}, "the fixture has every anchored section"
+    assert anchors == {"leaderboard", "robustness", "comparisons", "budgets", "tunability", "tuners",
+                       "importance", "scaling", "details"}, "the fixture has every anchored section"

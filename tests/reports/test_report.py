@@ -137,20 +137,28 @@ def test_report_content(tmp_path: Path) -> None:
     assert "## Dataset `mnist-5k`" in text and "## Dataset `idx:/abs/dir`" in text
     assert "3,200 train, 800 validation, 100 test" in text
     assert f"Test set: {SPLIT}" in text and "Test set: official test set" in text
-    # leaderboard: order, means, t intervals (t(0.975, 1) = 12.7062), costs
+    # leaderboard: order, means, intervals, costs. Each pair of seeds lies inside the Wilson interval
+    # of its mean over the 100 test images, so that is the interval (never the t interval of two
+    # seeds, t(0.975, 1) = 12.7, which would say ± 12.71 points for 97% and 99%)
     board = table(text, "mnist-5k", "Leaderboard")
     assert [r["model"] for r in board] == ["**lenet-relu**", "svm-rbf", "logreg"]
     accuracy, cost = "test accuracy (95% CI)", "multiply-adds/img (or params)"
-    assert board[0][accuracy] == "**98.00%** ± 12.71" and board[0]["fit CPU-s"] == "130"
+
+    def wilson(correct: int) -> str:
+        low, high = accuracy_interval(correct, 100)
+        assert low < (correct - 1) / 100 and high > (correct + 1) / 100, "wider than the seeds' range"
+        return f"[{100 * low:.2f}–{100 * high:.2f}]"
+
+    assert board[0][accuracy] == f"**98.00%** {wilson(98)}" and board[0]["fit CPU-s"] == "130"
     assert board[0][cost] == "431,080 params", "no multiply-adds recorded: the parameter count"
-    assert board[1][accuracy] == "95.50% ± 6.35" and board[1]["fit CPU-s"] == "11.0"
-    assert board[2][accuracy] == "91.00% ± 12.71" and board[2]["fit CPU-s"] == "1.25"
+    assert board[1][accuracy].startswith("95.50% [") and board[1]["fit CPU-s"] == "11.0"
+    assert board[2][accuracy] == f"91.00% {wilson(91)}" and board[2]["fit CPU-s"] == "1.25"
     assert [r["predict ms/img"] for r in board] == ["0.800"] * 3
     # one seed: the Wilson score interval of 94/100 test images, by hand with z = 1.959964:
     # centre (0.94 + z^2/200) / (1 + z^2/100) = 0.923723,
     # half-width z / (1 + z^2/100) * sqrt(0.94 * 0.06 / 100 + z^2 / 40000) = 0.048491
     [idx] = table(text, "idx:/abs/dir", "Leaderboard")
-    assert idx[accuracy] == "**94.00%** (87.52–97.22, test set)"
+    assert idx[accuracy] == "**94.00%** [87.52–97.22]"
     # the details: the same contenders in the same order, with what the leaderboard leaves out
     details = table(text, "mnist-5k", "Leaderboard details")
     assert [r["model"] for r in details] == ["lenet-relu", "svm-rbf", "logreg"]
@@ -306,7 +314,7 @@ def test_leaderboard_shows_onnx_latency_macs_and_the_test_interval_of_agreeing_s
     lenet, svm = table(text, "mnist-5k", "Leaderboard")
     low, high = accuracy_interval(90, 100)  # Wilson, for 90 of the 100 test images
     accuracy, cost = "test accuracy (95% CI)", "multiply-adds/img (or params)"
-    assert svm[accuracy] == f"90.00% ± 0.00 over seeds ({100 * low:.2f}–{100 * high:.2f}, test set)"
+    assert svm[accuracy] == f"90.00% [{100 * low:.2f}–{100 * high:.2f}]", "the seeds agree: the test set's"
     assert (svm["ONNX ms/img"], svm[cost]) == ("0.00800", "7,840")
     assert (lenet["ONNX ms/img"], lenet[cost]) == ("0.310, 3 labels differ", "3.52 M"), \
         "multiply-adds where known, not the parameter count; a warning where ONNX labels differ"

@@ -13,6 +13,7 @@ import pytest
 from digitbench.benchmark.execution.calibration import calibration_scores
 from digitbench.benchmark.store import ResultsStore, save_gallery
 from digitbench.reports.markdown import write_report
+from digitbench.reports.stats import accuracy_interval
 
 N_TEST = 1000
 NAMES = ("rotate", "fog")
@@ -66,7 +67,8 @@ def test_the_table_gives_clean_mean_drop_worst_and_mce_against_the_first_baselin
             for line in section.split("### Calibration")[0].splitlines() if line.startswith("| `")}
     cnn = rows["`lenet-relu`"]
     # seeds 0, 1: rotate 95.00%/94.90%, fog 90.00%/89.90% -> mean 92.45%, clean 99.00%
-    assert cnn[1] == "99.00%" and cnn[2].startswith("92.45% ± ") and cnn[3] == "-6.55"
+    low, high = accuracy_interval(round(0.9245 * 2 * N_TEST), 2 * N_TEST)  # Wilson over both corruptions
+    assert cnn[1] == "99.00%" and cnn[2] == f"92.45% [{100 * low:.2f}–{100 * high:.2f}]" and cnn[3] == "-6.55"
     assert cnn[4] == "fog (89.95%)"
     # mCE: (5.05 / 25.05 + 10.05 / 50.05) / 2
     assert float(cnn[5]) == pytest.approx((5.05 / 25.05 + 10.05 / 50.05) / 2, abs=0.005)

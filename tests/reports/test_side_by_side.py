@@ -13,6 +13,7 @@ from digitbench.benchmark.commands.main import main
 from digitbench.benchmark.store import ResultsStore
 from digitbench.common.errors import InputError
 from digitbench.reports.side_by_side import COMPARISON_FILE, default_out, write_comparison
+from digitbench.reports.stats import accuracy_interval
 
 
 def make_backend_run(run_dir: Path, backend: str, plan: dict[str, tuple[list[int], float]]) -> Path:
@@ -49,10 +50,13 @@ def test_side_by_side_table_and_paired_test(two_runs: tuple[Path, Path], tmp_pat
     assert "| keras " not in text and "| CPU-s | 100 | 100 |" in text
     table = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| lenet-relu")
              or ln.startswith("| logreg") or ln.startswith("| svm-rbf")}
-    # lenet-relu: tf 98.00% +- 12.71 (t(0.975, 1) * 1.4142 / sqrt(2)), torch 89.00% +- 25.41; 60/120 CPU
+    # lenet-relu: tf 97%, 99% -> 98.00% within the Wilson interval of 98/100; torch 87%, 91% -> 89.00%,
+    # Wilson of 89/100 (81.37-93.75) wider than the seeds; 60/120 CPU
     relu = table["lenet-relu"]
-    assert "98.00% ± 12.71" in relu and "89.00% ± 25.41" in relu and "-9.00" in relu and "0.50x" in relu
-    assert "91.00% ± 12.71" in table["logreg"] and table["logreg"].rstrip().endswith("— |")
+    low, high = accuracy_interval(98, 100)
+    assert f"98.00% [{100 * low:.2f}–{100 * high:.2f}]" in relu and "89.00% [81.37–93.75]" in relu
+    assert "-9.00" in relu and "0.50x" in relu
+    assert "91.00% [" in table["logreg"] and table["logreg"].rstrip().endswith("— |")
     assert "95.00%" in table["svm-rbf"]
     # seed 0: tf misses images 0-2, torch 0-12 -> b = 0 (only torch right), c = 10; p = 2 / 2^10
     # Wald se = sqrt(10 - 100/100) / 100 = 0.03, half-width 0.0588

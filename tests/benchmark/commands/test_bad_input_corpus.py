@@ -358,6 +358,9 @@ CORPUS: dict[str, Case] = {
     "two objectives for keras-tuner": Case(
         lambda tmp: ["--tuner", "optuna,keras-tuner", "--objectives", "accuracy,fit-cpu"],
         "--objectives accuracy,fit-cpu: keras-tuner optimises one objective"),
+    "a front cost other than the objective's": Case(
+        lambda tmp: ["--tuner", "optuna", "--objectives", "accuracy,predict-ms", "--cost", "fit"],
+        "--objectives accuracy,predict-ms: the front is of predict-ms, but --cost is fit"),
     "train size zero": Case(lambda tmp: ["--train-sizes", "0,500"],
                             "--train-sizes: expected auto or whole numbers of at least 1, got '0'"),
     "train size text": Case(lambda tmp: ["--train-sizes", "500,lots"], "got 'lots'"),

@@ -16,6 +16,7 @@ from digitbench.benchmark.execution.executors import Executor
 from digitbench.benchmark.execution.jobs import EpochReport, Job, Kind, TaskResult
 from digitbench.benchmark.execution.plan import plan
 from digitbench.benchmark.payloads import StudySummary
+from digitbench.benchmark.tuning.study import Study, record_of
 from digitbench.models import registry
 
 
@@ -56,7 +57,8 @@ class FakeExecutor(Executor):
 class FakeStudy:
     """Asks ``trials`` trials one at a time, prunes trial 1, chooses the params of its best trial."""
 
-    cv, finished, cpu_used, settings = 1, 0, 0.0, StudySummary(tuner="fake")
+    cv, finished, cpu_used, settings, scored_images = 1, 0, 0.0, StudySummary(tuner="fake"), 100
+    costed, best_standard_error = Study.costed, Study.best_standard_error  # the real study's
 
     def __init__(self, trials: int, events: list) -> None:
         self.trials, self.events, self.asked, self.told, self.running = trials, events, 0, {}, set()
@@ -89,9 +91,18 @@ class FakeStudy:
     def summary(self) -> StudySummary:
         return StudySummary(tuner="fake", chosen_trial=2)
 
-    def best(self) -> dict[str, Any]:
+    @property
+    def records(self) -> dict[int, dict[str, Any]]:
+        return {n: record_of(row) for n, row in self.told.items()}
+
+    def choice(self) -> tuple[int, str]:
+        """Trial 2, or the last trial told ok."""
         if not any(r["status"] == "ok" for r in self.told.values()):
             raise RuntimeError("tuning with fake finished no trial, so there is nothing to refit")
+        return (2 if 2 in self.told else max(self.told)), "fake"
+
+    def best(self) -> dict[str, Any]:
+        self.choice()
         return {"shrink": 0.2}
 
 
@@ -102,7 +113,8 @@ class FakeRecorder:
         self.events, self.rows = events, []
 
     def record(self, split: Any, entry: Any, job: Job, result: TaskResult, tuning: StudySummary) -> dict:
-        row = {"trial": job.trial, "seed": job.seed, "params": job.params, "tuning": tuning.as_json(),
+        row = {"trial": job.trial, "seed": job.seed, "refit_trial": job.refit_trial, "params": job.params,
+               "tuning": tuning.as_json(),
                **result.row_fields()}
         self.events.append(("row", job.label))
         self.rows.append(row)
@@ -113,7 +125,8 @@ class FakeRecorder:
 def setting(tmp_path: Path, tiny_idx: Path, plugin_path: Path):
     registry.load_model_path("tinyplugin:NearestCentroid")
     config = build_config({"datasets": f"idx:{tiny_idx}", "models": "nearest-centroid", "seeds": 2,
-                           "tuners": "optuna", "out": tmp_path / "run", "cache_dir": tmp_path / "cache"})
+                           "tuners": "optuna", "out": tmp_path / "run", "cache_dir": tmp_path / "cache",
+                           "cheap_finals": False, "front_finals": 0})  # extra finals: their own test
     split = load_split(config.datasets[0], cache_dir=config.cache_dir)
     return config, split
 
@@ -147,7 +160,8 @@ def test_trials_run_then_the_finals_refit_the_choice_and_each_trial_is_told_afte
     assert events[0] == ("open",) and executor.answers == [False, True, False], "trial 1 pruned"
     finals = [r for r in recorder.rows if r["trial"] is None][:2]
     assert [r["params"] for r in finals] == [{"shrink": 0.2}] * 2, "the study's choice, per seed"
-    assert all(r["tuning"] == {"tuner": "fake", "chosen_trial": 2} for r in finals)
+    assert all(r["tuning"] == {"tuner": "fake", "chosen_trial": 2, "final_roles": ["chosen"],
+                               "refit_val_accuracy": 0.9, "refit_cost": 1.0} for r in finals)
     assert [r["tuning"] for r in recorder.rows if r["trial"] is not None] == [{"tuner": "fake"}] * 3
     assert set(executor.shared) == {"split0"}
 
@@ -285,7 +299,7 @@ def test_the_plan_adds_a_defaults_refit_only_for_tuned_runs_without_tuner_none(s
     off = replace(**{**config.__dict__, "refit_defaults": False})
     assert [c.tuner for c in plan(off, [split], [entry], set())] == ["optuna"]
     tuners = replace(**{**config.__dict__, "tuners": ("optuna", "random"), "study_seeds": 2})
-    contenders = plan(tuners, [split], [entry], {(split.dataset, entry.name, "none", None, 0, None)})
+    contenders = plan(tuners, [split], [entry], {(split.dataset, entry.name, "none", None, 0, None, None)})
     assert [(c.tuner, c.study_seed) for c in contenders] == [("optuna", 0), ("optuna", 1), ("random", 0),
                                                              ("random", 1), ("none", 0)]
     refit = contenders[-1]
@@ -336,3 +350,38 @@ def test_a_final_waits_for_its_identical_twin_while_that_one_trains(setting) -> 
     assert Coordinator(config, [first, twin], executor, recorder, {}).run() == 0
     assert [j.tuner for j in executor.jobs] == ["none"], "the twin waited, then copied"
     assert [r["tuning"].get("final_copied_from") for r in recorder.rows] == [None, "none"]
+
+
+def test_extra_finals_follow_the_choice_and_a_twin_of_theirs_is_copied(setting, capsys) -> None:
+    """Trial 2 is chosen (96% on validation, 5 fit CPU-s); trial 0, the defaults, is within one
+    standard error (2 points on 100 images) at 3 CPU-s: its finals follow the chosen ones, with
+    their roles, and the defaults refit (the same parameters) copies them instead of training."""
+    config, split = setting
+    config = type(config)(**{**config.__dict__, "cheap_finals": True, "front_finals": 3})
+    scored = {0: (0.95, 3.0), 1: (0.99, 0.5), 2: (0.96, 5.0)}
+
+    def outcome(job: Job) -> TaskResult:
+        if job.is_final:
+            return ok(job)
+        accuracy, cpu = scored[job.trial]
+        return TaskResult("pruned" if job.trial == 1 else "ok", {"val_accuracy": accuracy, "fit_cpu_s": cpu})
+
+    capsys.readouterr()
+    code, events, executor, recorder = coordinate((config, split), outcome)
+    assert code == 0
+    finals = [j.label.split(" ", 3)[-1] for j in executor.jobs if j.is_final]
+    assert finals == ["final seed 0", "final seed 1", "final seed 0 refitting trial 0",
+                      "final seed 1 refitting trial 0"], "the defaults refit's finals are not trained"
+    rows = [r for r in recorder.rows if r["trial"] is None]
+    assert [(r["tuning"].get("tuner"), r["refit_trial"]) for r in rows] == [
+        ("fake", None), ("fake", None), ("fake", 0), ("fake", 0), ("none", None), ("none", None)]
+    assert rows[0]["tuning"]["final_roles"] == ["chosen", "front"] and rows[0]["params"] == {"shrink": 0.2}
+    extra = rows[2]["tuning"]
+    assert (extra["final_roles"], extra["refit_val_accuracy"], extra["refit_cost"]) == (
+        ["one-se-cheapest", "front"], 0.95, 3.0)
+    assert rows[2]["params"] == {"shrink": 0.0}
+    assert [r["tuning"].get("final_copied_from") for r in rows[4:]] == ["optuna", "optuna"]
+    err = capsys.readouterr().err
+    assert "extra finals refit trial 0 (one-se-cheapest, front)" in err
+    done, total = last_progress(err)
+    assert done == total == 3 + 2 + 2 + 2, "3 trials, 2 finals, 2 extra finals, 2 refits recorded"

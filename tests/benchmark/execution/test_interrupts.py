@@ -5,6 +5,7 @@ SIGKILL-and-resume test); a second run on a folder in use is refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -61,8 +62,9 @@ def resume_and_check(tmp_path: Path, tiny_idx: Path) -> pd.DataFrame:
     trials = frame[frame["trial"] != "final"]
     assert len(trials) == 5 and trials["trial"].is_unique
     finals = frame[frame["trial"] == "final"]
-    assert sorted(finals.loc[finals["tuner"] == "optuna", "seed"]) == ["0", "1"]
-    assert not finals.duplicated(["tuner", "seed"]).any(), "no final recorded twice"
+    primary = finals[finals["refit_trial"].isna()]
+    assert sorted(primary.loc[primary["tuner"] == "optuna", "seed"]) == ["0", "1"]
+    assert not finals.duplicated(["tuner", "seed", "refit_trial"]).any(), "no final recorded twice"
     assert set(finals["tuner"]) <= {"optuna", "none"}
     assert "RUNNING" not in trial_states(tmp_path)
     return frame
@@ -126,10 +128,51 @@ def test_sigkill_of_the_coordinator_ends_its_workers_and_the_run_resumes_at_once
     frame = resume_and_check(tmp_path, tiny_idx)
     assert frame.iloc[: len(before)][["trial", "status"]].equals(before[["trial", "status"]])
     assert (frame["status"] == "ok").all()
-    finals = int((frame["trial"] == "final").sum())
-    assert log.read_text().count("trial-start") == 5 - len(before) + finals, \
+    assert log.read_text().count("trial-start") == 5 - len(before) + fitted_finals(frame), \
         "the trials not finished before the kill, then the finals: nothing finished runs again"
     assert trial_states(tmp_path).count("COMPLETE") == 5
+
+
+def fitted_finals(frame: pd.DataFrame) -> int:
+    """The final rows of ``frame`` that trained (not recorded from an identical final)."""
+    finals = frame[frame["trial"] == "final"]
+    return sum("final_copied_from" not in json.loads(t) for t in finals["tuning"])
+
+
+def test_sigkill_among_the_extra_finals_and_the_resumed_run_redoes_none_of_them(
+        tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
+    """Killed once an extra final (refitting another trial than the choice) is written: the resumed
+    run plans the same extra finals, trains only those not recorded, and a second resume trains
+    nothing."""
+    log = tmp_path / "fits.log"
+    env = {**os.environ, "TINYPLUGIN_LOG": str(log)}
+    child = subprocess.Popen(command(tmp_path, tiny_idx, "--workers", "1"), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    csv, deadline = tmp_path / "run" / "results.csv", time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if csv.exists() and pd.read_csv(csv, usecols=["refit_trial"])["refit_trial"].notna().any():
+            break
+        time.sleep(0.02)
+    child.kill()
+    child.communicate(timeout=30)
+    before = pd.read_csv(csv, dtype={"trial": str, "seed": str})
+    extra = before["refit_trial"].notna()
+    assert extra.any() and (before["trial"] == "final").sum() > extra.sum(), "killed among the extras"
+    log.write_text("")
+    frame = resume_and_check(tmp_path, tiny_idx)
+    assert frame.iloc[: len(before)][["trial", "seed", "refit_trial"]].equals(
+        before[["trial", "seed", "refit_trial"]]), "every row written before the kill kept"
+    assert log.read_text().count("trial-start") == fitted_finals(frame.iloc[len(before):]), \
+        "only the finals not recorded before the kill are trained"
+    extras = frame[frame["refit_trial"].notna()]
+    tunings = [json.loads(t) for t in extras["tuning"]]
+    assert all(t["final_roles"] and "chosen" not in t["final_roles"] for t in tunings)
+    assert sorted(extras["seed"].unique()) == ["0", "1"], "the extra finals on both seeds"
+    log.write_text("")
+    again = subprocess.run(command(tmp_path, tiny_idx, "--resume"), capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert log.read_text().count("trial-start") == 0, "nothing left to train"
+    assert len(pd.read_csv(csv)) == len(frame)
 
 
 def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, tiny_idx: Path,

@@ -12,6 +12,7 @@ import pytest
 from digitbench.benchmark.config import RunConfig, build_config
 from digitbench.benchmark.data.datasets import Split, load_split
 from digitbench.benchmark.execution.plan import check_params, final_seeds, pinned, plan, study_name
+from digitbench.benchmark.execution.tasks import run_submission
 from digitbench.benchmark.store import unique_slug
 from digitbench.common.errors import InputError
 from digitbench.models import registry
@@ -27,19 +28,24 @@ def config_of(split: Split, **settings: Any) -> RunConfig:
 
 
 def test_the_plan_leaves_out_the_finals_already_done(split: Split) -> None:
-    """Only final keys ``(dataset, model, tuner, None, seed, None)`` count; a trial row with the same seed
-    does not stand for a final, and another model's or tuner's finals are its own."""
+    """Only final keys ``(dataset, model, tuner, None, seed, None, None)`` count; a trial row with the
+    same seed does not stand for a final, nor an extra final (refitting another trial) for the primary
+    one, and another model's or tuner's finals are its own. The recorded extra finals are kept for
+    when the study has chosen, with the seeds extra finals run on (a tuned contender's only)."""
     config = config_of(split, models="linear-svm,logreg", tuners="none,optuna", seeds=3)
-    done = {(split.dataset, "linear-svm", "none", None, 1, None),
-            (split.dataset, "linear-svm", "optuna", None, 0, None),
-            (split.dataset, "linear-svm", "optuna", 0, 2, None),  # trial 0 of study seed 2: not a final
-            ("another-dataset", "linear-svm", "none", None, 0, None)}
+    done = {(split.dataset, "linear-svm", "none", None, 1, None, None),
+            (split.dataset, "linear-svm", "optuna", None, 0, None, None),
+            (split.dataset, "linear-svm", "optuna", None, 1, None, 4),  # an extra final of seed 1
+            (split.dataset, "linear-svm", "optuna", 0, 2, None, None),  # trial 0 of study seed 2: not a final
+            ("another-dataset", "linear-svm", "none", None, 0, None, None)}
     entries = [registry.get("linear-svm")]
     contenders = plan(config, [split], entries, done)
     assert [(c.entry.name, c.tuner, seeds(c)) for c in contenders] == [
         ("linear-svm", "none", [0, 2]), ("linear-svm", "optuna", [1, 2])]
     assert all(c.share == "split0" and c.study is None and c.params is None for c in contenders)
-    everything = {(split.dataset, "linear-svm", t, None, s, None)
+    assert [(c.extra_seeds, c.extras_done) for c in contenders] == [
+        ((), frozenset()), ((0, 1, 2), frozenset({(1, None, 4)}))]
+    everything = {(split.dataset, "linear-svm", t, None, s, None, None)
                   for t in ("none", "optuna") for s in range(3)}
     assert [seeds(c) for c in plan(config, [split], entries, everything)] == [[], []], \
         "a finished run still has its contenders (their studies may resume), with no final to run"
@@ -58,10 +64,11 @@ def test_train_sizes_add_subset_finals_per_seed_after_the_whole_part_ones(split:
     seed-invariant model has one whole-part final but a subset final per seed (the seed draws it)."""
     config = config_of(split, models="svm-rbf,linear-svm", seeds=2, train_sizes="auto")
     entries = [registry.get("svm-rbf"), registry.get("linear-svm")]
-    done = {(split.dataset, "linear-svm", "none", None, 1, 250)}
+    done = {(split.dataset, "linear-svm", "none", None, 1, 250, None)}
     rbf, linear = plan(config, [split], entries, done)
-    assert rbf.finals == [(0, None), (0, 250), (1, 250), (0, 500), (1, 500)]
-    assert linear.finals == [(0, None), (1, None), (0, 250), (0, 500), (1, 500)], "done ones left out"
+    assert [f[:2] for f in rbf.finals] == [(0, None), (0, 250), (1, 250), (0, 500), (1, 500)]
+    assert [f[:2] for f in linear.finals] == [(0, None), (1, None), (0, 250), (0, 500), (1, 500)], \
+        "done ones left out"
     with pytest.raises(InputError, match="--train-sizes on idx:.*: 700 is larger than the training part"):
         plan(config_of(split, models="svm-rbf", train_sizes="200,700"), [split], entries[:1], set())
 
@@ -166,3 +173,14 @@ def test_a_value_the_models_own_check_refuses_is_refused_naming_model_parameter_
 def seeds(c) -> list[int]:
     """The seeds of a contender's finals still to run."""
     return [f.seed for f in c.finals]
+
+
+def test_extra_finals_only_for_a_study_0_of_a_run(split: Split) -> None:
+    """A study of `digitbench run` may refit extra configurations on its whole-part seeds; tuner
+    none, the defaults refit, a repeated study and a submission refit their one choice."""
+    config = config_of(split, models="linear-svm", tuners="optuna", seeds=2, study_seeds=2)
+    entries = [registry.get("linear-svm")]
+    assert [(c.tuner, c.study_seed, c.extra_seeds) for c in plan(config, [split], entries, set())] == [
+        ("optuna", 0, (0, 1)), ("optuna", 1, ()), ("none", 0, ())]
+    submission = plan(config, [split], entries, set(), final_task=run_submission)
+    assert all(c.extra_seeds == () for c in submission)

@@ -11,6 +11,7 @@ from digitbench.benchmark.config import build_config
 from digitbench.benchmark.data.datasets import load_split
 from digitbench.benchmark.execution.jobs import Job, Kind, TaskResult
 from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.payloads import StudySummary
 from digitbench.benchmark.store import ResultsStore, load_misclassified, load_results
 from digitbench.models import registry
 
@@ -33,7 +34,7 @@ def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp
                                "history": {"val_accuracy": [0.5, 0.6]}},
                         traceback="Traceback: something worth keeping", predictions=predicted,
                         model_bytes=b"model", onnx_bytes=b"onnx", worker="elsewhere:1", worker_cpu_s=7.0)
-    recorder.record(split, entry, job, result, {"tuner": "none"})
+    recorder.record(split, entry, job, result, StudySummary(tuner="none"))
 
     [row] = load_results(store.path).to_dict("records")
     assert (row["trial"], row["seed"], row["status"], row["test_accuracy"]) == ("final", "3", "ok", 0.975)
@@ -53,3 +54,29 @@ def test_a_final_becomes_a_row_with_its_predictions_model_file_and_traceback(tmp
     assert "something worth keeping" in (config.run_dir / "errors.log").read_text()
     assert not list(config.run_dir.rglob(".*.tmp*")), "no temporary file left"
     assert np.array_equal(np.load(config.run_dir / row["predictions"])["y_pred"], predicted)
+
+
+def test_an_extra_final_names_the_trial_it_refits_in_its_row_and_files(tmp_path: Path,
+                                                                       tiny_idx: Path) -> None:
+    config = build_config({"datasets": f"idx:{tiny_idx}", "out": tmp_path / "run", "save_models": True,
+                           "cache_dir": tmp_path / "cache"})
+    split = load_split(config.datasets[0], cache_dir=config.cache_dir)
+    config.run_dir.mkdir(parents=True)
+    store = ResultsStore(config.run_dir)
+    recorder = Recorder(config, "digitbench run ...", store, {})
+    entry = registry.get("logreg")
+    tuning = StudySummary(tuner="optuna", final_roles=("one-se-cheapest",), refit_val_accuracy=0.9,
+                          refit_cost=1.5)
+    for refit_trial in (None, 4):
+        job = Job(dataset=split.dataset, model=entry.name, tuner="optuna", kind=Kind.FINAL, trial=None,
+                  seed=0, params={"C": 1.0}, refit_trial=refit_trial)
+        result = TaskResult("ok", {"test_accuracy": 0.9}, predictions=split.test.labels.copy(),
+                            model_bytes=b"model")
+        recorder.record(split, entry, job, result, tuning)
+    primary, extra = load_results(store.path).to_dict("records")
+    assert np.isnan(primary["refit_trial"]) and extra["refit_trial"] == 4
+    assert json.loads(extra["tuning"])["final_roles"] == ["one-se-cheapest"]
+    assert extra["predictions"] != primary["predictions"] and "trial4" in extra["predictions"]
+    assert extra["model_file"].endswith("logreg-optuna-seed0-trial4.skops")
+    assert store.done_jobs() == {(split.dataset, "logreg", "optuna", None, 0, None, None),
+                                 (split.dataset, "logreg", "optuna", None, 0, None, 4)}

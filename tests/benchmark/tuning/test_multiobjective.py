@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from digitbench.benchmark.commands.main import main
+from digitbench.benchmark.config import build_config
 from digitbench.benchmark.tuning.optuna_driver import NO_PRUNING, check_objectives
 from digitbench.common.errors import InputError
 
@@ -54,7 +55,7 @@ def test_a_two_objective_study_is_told_accuracy_and_cost(tmp_path: Path, tiny_id
             1000 * row["predict_cpu_s"] / tuning["scored_images"]
         assert trial.values == pytest.approx([row["val_accuracy"], cost])
     assert study.trials[0].params == {"quality": 0.5, "epochs": 6}, "trial 0 is the defaults"
-    final = frame[(frame["trial"] == "final") & (frame["tuner"] == tuner)]
+    final = frame[(frame["trial"] == "final") & (frame["tuner"] == tuner) & frame["refit_trial"].isna()]
     chosen = json.loads(final["tuning"].iloc[0])["chosen_trial"]
     best = trials.loc[trials["val_accuracy"] == trials["val_accuracy"].max()].index
     assert chosen == 0 or chosen in best, "the primary final is still chosen on accuracy alone"
@@ -103,3 +104,10 @@ def test_a_study_kept_before_objectives_were_recorded_is_one_objective(tmp_path:
     with pytest.raises(InputError, match="study two was created with 2 objective"):
         check_objectives(storage, {"two"}, ("accuracy",))
     check_objectives(storage, {"another"}, ("accuracy", "fit-cpu"))  # other studies are not read
+
+
+@pytest.mark.parametrize(("objectives", "cost"), [("accuracy", "fit"), ("accuracy,fit-cpu", "fit"),
+                                                  ("accuracy,predict-ms", "predict")])
+def test_the_front_finals_cost_follows_the_second_objective(objectives: str, cost: str) -> None:
+    assert build_config({"objectives": objectives, "tuners": "optuna"}).cost == cost
+    assert build_config({"objectives": objectives, "tuners": "optuna", "cost": cost}).cost == cost

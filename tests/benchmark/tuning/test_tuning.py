@@ -95,7 +95,7 @@ def test_optuna_tunes_then_refits_the_best_trial(tmp_path: Path, tiny_idx: Path,
                    "--seeds", "2") == 0
     frame = results(tmp_path)
     trials = frame[frame["trial"] != "final"]
-    finals = frame[frame["trial"] == "final"]
+    finals = frame[(frame["trial"] == "final") & frame["refit_trial"].isna()]
     assert sorted(trials["trial"].astype(int)) == [0, 1, 2, 3, 4]
     assert (trials["status"] == "ok").all() and trials["test_accuracy"].isna().all()
     assert (trials["n_train"] == 480).all() and (trials["n_val"] == 120).all(), "5 folds of 600"
@@ -113,6 +113,30 @@ def test_optuna_tunes_then_refits_the_best_trial(tmp_path: Path, tiny_idx: Path,
     assert tuning["scoring"] == "5-fold cross-validation on the training part"
     shrinks = {json.loads(p)["shrink"] for p in trials["params"]}
     assert len(shrinks) == 5 and all(0 <= s <= 0.9 for s in shrinks)
+    check_extra_finals(frame, tuning)
+
+
+def check_extra_finals(frame: pd.DataFrame, chosen: dict) -> None:
+    """The extra finals of a study (the cheapest trial within one SE, its front's points) refit the
+    trial their ``refit_trial`` names, with its parameters, validation accuracy and fit CPU-s, on
+    the primary final's seeds; the primary final says its own roles."""
+    trials = frame[frame["trial"] != "final"]
+    trials = trials.set_index(trials["trial"].astype(int))
+    extra = frame[(frame["trial"] == "final") & frame["refit_trial"].notna()]
+    primary = frame[(frame["trial"] == "final") & frame["refit_trial"].isna()]
+    assert "chosen" in chosen["final_roles"] and chosen["refit_val_accuracy"] == \
+        trials.loc[chosen["chosen_trial"], "val_accuracy"]
+    roles = set(chosen["final_roles"])
+    for row in extra.itertuples():
+        tuning, trial = json.loads(row.tuning), trials.loc[int(row.refit_trial)]
+        assert int(row.refit_trial) != chosen["chosen_trial"] and "chosen" not in tuning["final_roles"]
+        assert json.loads(row.params) == json.loads(trial["params"]) != json.loads(primary["params"].iloc[0])
+        assert tuning["refit_val_accuracy"] == trial["val_accuracy"]
+        assert tuning["refit_cost"] == pytest.approx(trial["fit_cpu_s"])
+        roles |= set(tuning["final_roles"])
+    assert "one-se-cheapest" in roles, "the cheapest within one SE is refit, by the primary or an extra"
+    assert sorted(extra["seed"].unique()) == sorted(primary["seed"].unique()) or extra.empty
+    assert not extra.duplicated(["seed", "refit_trial"]).any()
 
 
 def test_hold_out_scoring_with_cv_1_and_for_models_with_epochs(tmp_path: Path, tiny_idx: Path,
@@ -180,7 +204,7 @@ def test_keras_tuner_and_optuna_tune_the_same_model_side_by_side(tmp_path: Path,
                    "--oracle", "random", "--trials", "4") == 0
     frame = results(tmp_path)
     for tuner in ("optuna", "keras-tuner"):
-        mine = frame[frame["tuner"] == tuner]
+        mine = frame[(frame["tuner"] == tuner) & frame["refit_trial"].isna()]
         assert sorted(mine["trial"]) == ["0", "1", "2", "3", "final"]
         assert (mine["status"] == "ok").all()
     tuning = json.loads(frame.query("tuner == 'keras-tuner' and trial == 'final'")["tuning"].iloc[0])
@@ -235,7 +259,8 @@ def test_study_seeds_repeat_each_study_and_random_search_is_a_tuner(tmp_path: Pa
             "--seeds", "2"]
     assert run_cli(tmp_path, tiny_idx, *args) == 0
     frame = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"trial": str, "seed": str})
-    trials, finals = frame[frame["trial"] != "final"], frame[frame["trial"] == "final"]
+    trials = frame[frame["trial"] != "final"]
+    finals = frame[(frame["trial"] == "final") & frame["refit_trial"].isna()]
     for tuner in ("optuna", "random"):
         mine = trials[trials["tuner"] == tuner]
         assert sorted(mine.groupby("seed").size().items()) == [("0", 5), ("1", 5), ("2", 5)]
