@@ -101,6 +101,23 @@ def names_of(*allowed: str) -> Check:
     return check
 
 
+def objectives(first: str, *costs: str) -> Check:
+    """A check of ``--objectives``: ``first`` (accuracy), then at most one of ``costs``, each once."""
+    def check(name: str, value: Any) -> tuple[str, ...]:
+        given = names(name, value)
+        for item in given:
+            one_of(first, *costs)(name, item)
+        if given[0] != first:
+            raise InputError(f"{name}: the first objective must be {first}, got {value!r}")
+        if len(set(given)) != len(given):
+            raise InputError(f"{name}: an objective is named twice in {value!r}")
+        if len(given) > 2:
+            raise InputError(f"{name}: expected {first} and at most one cost, got {value!r}")
+        return given
+
+    return check
+
+
 def parse_params(name: str, value: Any) -> dict:
     """A ``--params`` value (JSON text, or a TOML table) as a dict of parameter values."""
     if isinstance(value, str):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from digitbench.benchmark.presets import preset
-from digitbench.benchmark.settings import ALIASES, BY_NAME, SETTINGS
+from digitbench.benchmark.settings import ALIASES, BY_NAME, OBJECTIVE_COSTS, SETTINGS
 from digitbench.benchmark.store import dataset_slug
 from digitbench.common.errors import InputError
 from digitbench.common.runtime import KerasRuntime
@@ -111,7 +111,24 @@ def build_config(flags: dict[str, Any], config_file: Path | None = None) -> RunC
         raise InputError(f"{where('stop_at_target')}: needs a target accuracy (--target ACC)")
     if "target_checks" in checked and checked.get("target") is None:
         raise InputError(f"{where('target_checks')}: needs a target accuracy (--target ACC)")
+    _objectives(checked, where)
     return replace(RunConfig(), **checked)
+
+
+def _objectives(checked: dict[str, Any], where: Callable[[str], str]) -> None:
+    """Two objectives: not with keras-tuner (it optimises one); the front finals' ``--cost`` is the
+    second objective's unless given, and given, it must be that one."""
+    objectives = checked.get("objectives", ())
+    if len(objectives) < 2:
+        return
+    given = f"{where('objectives')} {','.join(objectives)}"
+    if "keras-tuner" in checked.get("tuners", ()):
+        raise InputError(f"{given}: keras-tuner optimises one objective; use --tuner optuna or "
+                         "random for two")
+    cost = OBJECTIVE_COSTS[objectives[1]]
+    if checked.setdefault("cost", cost) != cost:
+        raise InputError(f"{given}: the front is of {objectives[1]}, but {where('cost')} is "
+                         f"{checked['cost']}; give --cost {cost} or leave it out")
 
 
 def _processes(workers: int | None, threads: int | None) -> tuple[int, int]:

@@ -75,6 +75,7 @@ class StudySummary:
     pruner: str | None = None              # Optuna
     oracle: str | None = None              # keras-tuner
     first_trial: str | None = None         # "defaults" where trial 0 is the model's defaults
+    objectives: tuple[str, ...] | None = None  # Optuna with two objectives: accuracy and a cost
     # what the study used and chose (the final rows)
     trials_run: int | None = None
     pruned: int | None = None

@@ -27,11 +27,17 @@ TUNERS = ("none", "optuna", "keras-tuner", "random")
 OPTUNA_SAMPLERS = ("tpe", "random")
 OPTUNA_PRUNERS = ("none", "median", "hyperband")
 KERAS_TUNER_ORACLES = ("random", "bayesian", "hyperband")
+#: What an Optuna study optimises (--objectives): validation accuracy first, then optionally a cost:
+#: a trial's fit CPU-s, or its predict CPU ms per image scored.
+ACCURACY, FIT_CPU, PREDICT_MS = "accuracy", "fit-cpu", "predict-ms"
+OBJECTIVES = (ACCURACY, FIT_CPU, PREDICT_MS)
 #: Validation checks an epoch of a final timed to --target, unless ``--target-checks`` says (and
 #: what every run recorded before that setting existed was checked with).
 TARGET_CHECKS = 4
 #: What a configuration costs (--cost): its fit CPU-s, or its predict CPU ms per image.
 COSTS = ("fit", "predict")
+#: The cost each cost objective of --objectives minimises, as --cost names it.
+OBJECTIVE_COSTS = {FIT_CPU: COSTS[0], PREDICT_MS: COSTS[1]}
 #: Front finals per study unless --front-finals says: the front's cheapest, its most accurate, and
 #: one between.
 FRONT_FINALS = 3
@@ -126,6 +132,11 @@ SETTINGS: tuple[Setting, ...] = (
       "random", label="sampler", tuning=True),
     S("pruner", "str", "median", checks.one_of(*OPTUNA_PRUNERS), "Optuna pruner: median (default), "
       "hyperband or none", label="pruner", tuning=True),
+    S("objectives", "tuple[str, ...]", (ACCURACY,), checks.objectives(*OBJECTIVES), "what the "
+      "Optuna and random studies optimise: accuracy (default), or accuracy,fit-cpu or "
+      "accuracy,predict-ms (two objectives: validation accuracy up and the trial's fit CPU-s or "
+      "predict ms per image down, which --cost then follows; no pruning; not with keras-tuner)",
+      label="objectives", metavar="accuracy[,fit-cpu|predict-ms]", tuning=True),
     S("oracle", "str", "bayesian", checks.one_of(*KERAS_TUNER_ORACLES), "keras-tuner oracle: "
       "bayesian (default), random, hyperband", label="oracle", tuning=True),
     S("tune_subsample", "int | None", None, checks.positive_int, "tuning trials train on a "

@@ -41,6 +41,8 @@ def _budgets_lines(studies: Studies, scope: DatasetScope) -> list[str]:
     rows = []
     for (model, tuner), t in studies.items():
         method = t.sampler and f"{t.sampler}, {t.pruner} pruner" or t.oracle
+        if t.sampler and t.objectives and len(t.objectives) > 1:
+            method = f"{t.sampler}, objectives {' & '.join(t.objectives)}, not pruned"
         budget = f"{t.trials} trials" + (f", {num(t.budget_cpu_s)} CPU-s" if t.budget_cpu_s else "")
         scoring = (f"{_or_dash(t.scoring)}: trained on {count(t.tune_images)}, "
                    f"scored on {count(t.val_images)}")

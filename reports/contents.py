@@ -20,6 +20,7 @@ tunability          tunability      always (empty where nothing was tuned)
 cpu-saved           cpu-saved       always (empty where no final says its roles: nothing tuned,
                                     or finals written before extra finals)
 tuning-curves       --              always
+hypervolume         --              always (no lines without a two-objective study)
 tuners              tuners          tuning trials ran
 importance          importance      tuning trials ran
 scaling             scaling         finals ran on ``--train-sizes`` subsets
@@ -46,6 +47,7 @@ from digitbench.reports.cpu_saved import CPU_SAVED
 from digitbench.reports.cross_dataset import CROSS_DATASET
 from digitbench.reports.data_scaling import SCALING
 from digitbench.reports.figures import PARETO, TRAINING_CURVES, TUNING_CURVES
+from digitbench.reports.hypervolume import HYPERVOLUME
 from digitbench.reports.importance import IMPORTANCE
 from digitbench.reports.overview import DETAILS, HEADING, LEADERBOARD, SEED_INVARIANT
 from digitbench.reports.robustness import ROBUSTNESS
@@ -59,8 +61,8 @@ from digitbench.reports.tuner_comparison import TUNERS, TUNERS_ACROSS
 #: One dataset's part of the report, in order.
 DATASET_SECTIONS: tuple[Section[DatasetScope, Any], ...] = (
     HEADING, LEADERBOARD, SEED_INVARIANT, TIME_TO_TARGET, CROSS_DATASET, ROBUSTNESS, COMPARISONS,
-    PARETO, BUDGETS, TUNING, TUNABILITY, CPU_SAVED, TUNING_CURVES, TUNERS, IMPORTANCE, SCALING,
-    TRAINING_CURVES, CONFUSION, GALLERY, DETAILS,
+    PARETO, BUDGETS, TUNING, TUNABILITY, CPU_SAVED, TUNING_CURVES, HYPERVOLUME, TUNERS, IMPORTANCE,
+    SCALING, TRAINING_CURVES, CONFUSION, GALLERY, DETAILS,
 )
 
 

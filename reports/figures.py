@@ -129,8 +129,11 @@ def _tuning_curves(scope: DatasetScope) -> TuningCurves:
 
 
 def _method(cell: Any) -> str:
-    """How a study searched: ``tpe, median pruner`` (Optuna) or ``bayesian`` (keras-tuner oracle)."""
+    """How a study searched: ``tpe, median pruner`` (Optuna), ``tpe, accuracy & fit-cpu`` (Optuna
+    with two objectives, never pruned) or ``bayesian`` (keras-tuner oracle)."""
     tuning = study_summary(cell)
+    if tuning.sampler and tuning.objectives and len(tuning.objectives) > 1:
+        return f"{tuning.sampler}, {' & '.join(tuning.objectives)}"
     if tuning.sampler:
         pruner = tuning.pruner
         return tuning.sampler + (f", {pruner} pruner" if pruner and pruner != "none" else "")

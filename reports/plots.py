@@ -114,11 +114,11 @@ MIN_SPAN_POINTS = 3.0
 
 
 def tuning_curves(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]], title: str,
-                  path: Path) -> Path:
-    """Small multiples, one per model: best-so-far validation accuracy against cumulative tuning
-    CPU-seconds, one line per tuner. ``curves[model][tuner]`` holds one ``(cumulative_cpu_s,
-    best_so_far)`` per study: one study is drawn as its steps; several as their median with a band
-    from the lowest to the highest."""
+                  path: Path, ylabel: str = "Best val. accuracy so far, %") -> Path:
+    """Small multiples, one per model: best-so-far validation accuracy (or another rising fraction,
+    ``ylabel``: the hypervolume) against cumulative tuning CPU-seconds, one line per tuner.
+    ``curves[model][tuner]`` holds one ``(cumulative_cpu_s, best_so_far)`` per study: one study is
+    drawn as its steps; several as their median with a band from the lowest to the highest."""
     n = len(curves)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -142,11 +142,12 @@ def tuning_curves(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]
             ax.step(grid, middle, where="post", color=colors[tuner], lw=1.6)
         low, high = ax.get_ylim()
         if high - low < MIN_SPAN_POINTS:  # a 0.05-point step must not fill the panel like a jump
-            middle = (high + low) / 2
-            ax.set_ylim(middle - MIN_SPAN_POINTS / 2, middle + MIN_SPAN_POINTS / 2)
+            middle = (high + low) / 2  # the window kept within 0-100%, shifted where it crosses
+            bottom = min(max(middle - MIN_SPAN_POINTS / 2, 0.0), 100.0 - MIN_SPAN_POINTS)
+            ax.set_ylim(bottom, bottom + MIN_SPAN_POINTS)
         ax.set_title(model, fontsize=10)
         ax.set_xlabel("Cumulative tuning CPU-s", fontsize=8)
-        ax.set_ylabel("Best val. accuracy so far, %", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
     for ax in axes.flat[n:]:

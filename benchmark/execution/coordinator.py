@@ -59,6 +59,9 @@ class Coordinator:
         left = sum(self.trials_counted.values())
         self.progress = RunProgress(left + sum(len(c.finals) for c in contenders))
         self.progress.log(describe(contenders, left))
+        if len(config.objectives) > 1 and any(c.study is not None for c in contenders):
+            self.progress.log(f"objectives {', '.join(config.objectives)}: two-objective studies, "
+                              "which Optuna does not prune: every trial runs to its end")
         expected = cost_estimate.describe(contenders, config.target is not None, executor.slots)
         if expected is not None and any(f.train_size is not None for c in contenders for f in c.finals):
             self.progress.log(expected)

@@ -28,6 +28,7 @@ from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
 from digitbench.benchmark.tuning.folds import check_scoring as check_folds
 from digitbench.benchmark.tuning.study import Study, record_of
+from digitbench.benchmark.tuning.trial import OPTUNA_TUNERS
 from digitbench.common.errors import NO_SPACE, InputError, NoSpaceLeft, message_line
 from digitbench.models import registry
 from digitbench.models.base import Digits
@@ -214,21 +215,32 @@ def prepare_run_dir(config: RunConfig, datasets: list[str]) -> ResultsStore:
             store.repair()
     if config.overwrite and config.storage is not None:  # studies kept outside the run folder
         _delete_studies(config, datasets)
+    _check_objectives(config, datasets)
     store.run_dir.mkdir(parents=True, exist_ok=True)
     return store
+
+
+def _study_names(config: RunConfig, datasets: list[str], tuners: tuple[str, ...]) -> set[str]:
+    return {study_name(dataset, model, tuner, seed) for dataset in datasets for model in config.models
+            for tuner in tuners for seed in range(config.study_seeds)}
+
+
+def _check_objectives(config: RunConfig, datasets: list[str]) -> None:
+    """The run's Optuna studies that already exist were created with the run's ``--objectives``."""
+    tuners = tuple(t for t in config.tuners if t in OPTUNA_TUNERS)
+    if not tuners or (config.storage is None and not (config.run_dir / "optuna.db").exists()):
+        return
+    from digitbench.benchmark.tuning.optuna_driver import check_objectives
+
+    check_objectives(config.storage_url, _study_names(config, datasets, tuners), config.objectives)
 
 
 def _delete_studies(config: RunConfig, datasets: list[str]) -> None:
     import optuna
 
     names = set(optuna.get_all_study_names(config.storage_url))
-    for dataset in datasets:
-        for model in config.models:
-            for tuner in config.tuners:
-                for seed in range(config.study_seeds):
-                    name = study_name(dataset, model, tuner, seed)
-                    if name in names:
-                        optuna.delete_study(study_name=name, storage=config.storage_url)
+    for name in sorted(names & _study_names(config, datasets, config.tuners)):
+        optuna.delete_study(study_name=name, storage=config.storage_url)
 
 
 def open_contenders(config: RunConfig, store: ResultsStore, splits: list[Split], entries: list[Entry],

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from digitbench.benchmark.tuning.space import Space
-from digitbench.benchmark.tuning.trial import Recorded
+from digitbench.benchmark.tuning.trial import Recorded, Value
 
 #: tuner name -> "module:Class" of its driver (imported when a study of it opens).
 DRIVERS = {"optuna": "digitbench.benchmark.tuning.optuna_driver:OptunaDriver",
@@ -41,6 +41,7 @@ class StudySpec:
     pruner: str                                    # Optuna: --pruner
     oracle: str                                    # keras-tuner: --oracle
     folder: Path                                   # keras-tuner: the folder of its projects
+    objectives: tuple[str, ...] = ("accuracy",)    # Optuna: --objectives (accuracy, then a cost)
 
 
 class TunerDriver(ABC):
@@ -76,8 +77,9 @@ class TunerDriver(ABC):
         """An epoch's validation accuracy; True when the pruner stops the trial."""
 
     @abstractmethod
-    def tell(self, number: int, status: str, value: float | None) -> None:
-        """A trial's outcome (``ok``, ``pruned`` or ``error``); the tool's store holds it after."""
+    def tell(self, number: int, status: str, value: Value) -> None:
+        """A trial's outcome (``ok``, ``pruned`` or ``error``) and its value (the validation
+        accuracy; with two objectives, it and the trial's cost); the tool's store holds it after."""
 
     @abstractmethod
     def running(self) -> list[int]:

@@ -6,6 +6,13 @@ it) and tells the outcome once the trial's row is in the results store. Several 
 running at once: TPE then runs with ``constant_liar``, so that it does not propose the same spot
 twice. Everything here is Optuna's public API (``create_study``, ``ask``, ``tell`` with a trial
 number, ``Trial.report`` / ``should_prune``, ``get_trials``).
+
+With two objectives (``--objectives accuracy,fit-cpu`` or ``accuracy,predict-ms``) a study has two
+directions, maximise the validation accuracy and minimise the trial's cost, and is told both. TPE
+samples such a study as it is (Optuna's TPESampler is multi-objective: it splits the trials into
+good and bad by non-domination rank and hypervolume contribution), the random tuner with
+RandomSampler. Optuna has no pruning in multi-objective studies (``Trial.report`` raises there):
+such studies run every trial to its end, and record pruner ``none (multi-objective)``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from typing import Any
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver
 from digitbench.benchmark.tuning.space import OptunaSpace, Space
-from digitbench.benchmark.tuning.trial import Outcome, Recorded
+from digitbench.benchmark.tuning.trial import Outcome, Recorded, Value
+from digitbench.common.errors import InputError
+
+#: The pruner a multi-objective study records: Optuna prunes only single-objective studies.
+NO_PRUNING = "none (multi-objective)"
+#: The study's user attribute that records its ``--objectives``.
+OBJECTIVES_ATTR = "objectives"
 
 
 def _sampler(name: str, seed: int | None, max_trials: int) -> Any:
@@ -36,6 +49,31 @@ def _sampler(name: str, seed: int | None, max_trials: int) -> Any:
 
 def _sampler_name(spec: StudySpec) -> str:
     return "random" if spec.tuner == "random" else spec.sampler
+
+
+def directions(objectives: tuple[str, ...]) -> list[str]:
+    """The Optuna directions of ``--objectives``: maximise the accuracy, minimise a cost."""
+    return ["maximize"] + ["minimize"] * (len(objectives) - 1)
+
+
+def check_objectives(storage: str, names: set[str], objectives: tuple[str, ...]) -> None:
+    """Refuse, before any work, to continue a study of ``names`` kept in ``storage`` with other
+    objectives than it was created with (one line naming it): Optuna would fail on the first tell,
+    or mix two costs in one front. A study records its objectives in its user attribute
+    ``objectives``; one created before that setting existed optimised the accuracy alone."""
+    import optuna
+
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name not in names:
+            continue
+        kept = summary.user_attrs.get(OBJECTIVES_ATTR)
+        # without the attribute (created before it was recorded, or killed just then): directions
+        differ = len(summary.directions) != len(objectives) if kept is None else \
+            tuple(kept) != tuple(objectives)
+        if differ:
+            was = ",".join(kept) if kept else f"{len(summary.directions)} objective(s)"
+            raise InputError(f"--objectives {','.join(objectives)}: study {summary.study_name} was "
+                             f"created with {was}; resume with those objectives, or --overwrite")
 
 
 def _pruner(name: str, max_epochs: int | None) -> Any:
@@ -57,6 +95,8 @@ class OptunaDriver(TunerDriver):
 
     @classmethod
     def describe(cls, spec: StudySpec) -> dict[str, Any]:
+        if len(spec.objectives) > 1:
+            return {"sampler": _sampler_name(spec), "pruner": NO_PRUNING, "objectives": spec.objectives}
         return {"sampler": _sampler_name(spec), "pruner": spec.pruner}
 
     @classmethod
@@ -67,18 +107,24 @@ class OptunaDriver(TunerDriver):
     def open(cls, spec: StudySpec) -> OptunaDriver:
         return cls(search_space=spec.search_space, study_name=spec.name, storage=spec.storage,
                    sampler=_sampler_name(spec), pruner=spec.pruner, max_trials=spec.max_trials,
-                   seed=spec.seed, max_epochs=spec.max_epochs, first_trial=spec.first_trial)
+                   seed=spec.seed, max_epochs=spec.max_epochs, first_trial=spec.first_trial,
+                   objectives=spec.objectives)
 
     def __init__(self, *, search_space: Callable[[Space], dict[str, Any]], study_name: str,
                  storage: str, sampler: str, pruner: str, max_trials: int, seed: int,
-                 max_epochs: int | None, first_trial: dict[str, Any] | None = None) -> None:
+                 max_epochs: int | None, first_trial: dict[str, Any] | None = None,
+                 objectives: tuple[str, ...] = ("accuracy",)) -> None:
         import optuna
 
         optuna.logging.set_verbosity(logging.WARNING)
         self.search_space = search_space
+        self.prunes = len(objectives) == 1
         self.study = optuna.create_study(
-            study_name=study_name, storage=storage, load_if_exists=True, direction="maximize",
-            sampler=_sampler(sampler, seed, max_trials), pruner=_pruner(pruner, max_epochs))
+            study_name=study_name, storage=storage, load_if_exists=True,
+            directions=directions(objectives), sampler=_sampler(sampler, seed, max_trials),
+            pruner=_pruner(pruner if self.prunes else "none", max_epochs))
+        if not self.study.get_trials(deepcopy=False) and self.study.user_attrs.get(OBJECTIVES_ATTR) is None:
+            self.study.set_user_attr(OBJECTIVES_ATTR, list(objectives))
         if first_trial and not self.study.get_trials(deepcopy=False):
             self.study.enqueue_trial(first_trial)
         self._running: dict[int, Any] = {}
@@ -98,14 +144,17 @@ class OptunaDriver(TunerDriver):
         return trial.number, self.search_space(OptunaSpace(trial))
 
     def report(self, number: int, epoch: int, value: float) -> bool:
-        """Record an epoch's validation accuracy; True when the pruner stops the trial."""
+        """Record an epoch's validation accuracy; True when the pruner stops the trial (never in a
+        multi-objective study, which Optuna does not prune)."""
+        if not self.prunes:
+            return False
         trial = self._running[number]
         with warnings.catch_warnings():  # a retried task reports its epochs again: ignored
             warnings.simplefilter("ignore", UserWarning)
             trial.report(value, epoch)
         return trial.should_prune()
 
-    def tell(self, number: int, status: str, value: float | None) -> None:
+    def tell(self, number: int, status: str, value: Value) -> None:
         self._running.pop(number, None)
         self._tell(number, (status, value))
 

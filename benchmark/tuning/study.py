@@ -16,12 +16,13 @@ from typing import Any
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
 from digitbench.benchmark.payloads import StudySummary
+from digitbench.benchmark.settings import OBJECTIVE_COSTS
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
 from digitbench.benchmark.tuning.folds import fold_sizes
 from digitbench.benchmark.tuning.front import COST_KEYS, PREDICT, as_number, standard_error
 from digitbench.benchmark.tuning.space import Choice, Int, PinnedSpace, Space, dimensions
-from digitbench.benchmark.tuning.trial import Outcome
+from digitbench.benchmark.tuning.trial import Outcome, Value
 from digitbench.models.registry import Entry
 
 #: This many failed trials in a row end a study early (a model that cannot train with any values).
@@ -46,7 +47,7 @@ class Study:
             tuner=tuner, name=name, search_space=self._search_space, seed=seed,
             max_trials=config.trials, max_epochs=max_epochs, first_trial=self._defaults_in_space(),
             storage=config.storage_url, sampler=config.sampler, pruner=config.pruner,
-            oracle=config.oracle, folder=config.run_dir / "keras-tuner")
+            oracle=config.oracle, folder=config.run_dir / "keras-tuner", objectives=config.objectives)
         self.driver_class = driver_class(tuner)
         #: Whether trial 0 is the model's defaults, which the finals keep unless clearly beaten.
         self.starts_from_defaults = self.driver_class.starts_from_defaults(self.spec)
@@ -99,7 +100,7 @@ class Study:
     def record(self, number: int, row: dict[str, Any]) -> None:
         """A trial's row is in the store: remember it and tell the tuner."""
         self.records[number] = record_of(row)
-        self.driver.tell(number, row["status"], self.records[number]["val_accuracy"])
+        self.driver.tell(number, row["status"], self._value(self.records[number]))
         self.waiting = False
 
     def abandon(self) -> None:
@@ -181,9 +182,16 @@ class Study:
     def costed(self, cost: str) -> dict[int, dict[str, Any]]:
         """The trials' records, each with its cost on ``cost`` (``--cost``: fit or predict) under
         :data:`~.front.COST_KEYS`' key: its fit CPU-s, or the ms of predict CPU an image it scored."""
-        return {n: {**r, COST_KEYS[PREDICT]: None if r.get("predict_cpu_s") is None
-                    else 1000 * r["predict_cpu_s"] / self.scored_images} if cost == PREDICT else r
+        return {n: {**r, COST_KEYS[PREDICT]: self.trial_cost(r, PREDICT)} if cost == PREDICT else r
                 for n, r in self.records.items()}
+
+    def trial_cost(self, record: dict[str, Any], cost: str) -> float | None:
+        """A trial's cost on ``cost`` (fit or predict): its fit CPU-s, or the ms of predict CPU an
+        image it scored (every fold's, under cross-validation); None where not measured."""
+        if cost != PREDICT:
+            return record.get("fit_cpu_s")
+        predict = record.get("predict_cpu_s")
+        return None if predict is None else 1000 * predict / self.scored_images
 
     def best_standard_error(self) -> float | None:
         """One standard error of the best finished trial's validation accuracy, sqrt(p(1-p)/n)
@@ -228,7 +236,16 @@ class Study:
 
     def _recorded(self, number: int) -> Outcome | None:
         record = self.records.get(number)
-        return None if record is None else (record["status"], record["val_accuracy"])
+        return None if record is None else (record["status"], self._value(record))
+
+    def _value(self, record: dict[str, Any]) -> Value:
+        """What the tuner is told a trial scored: its validation accuracy; with two objectives
+        (``--objectives``), it and the trial's cost (None where either is missing)."""
+        accuracy = record["val_accuracy"]
+        if len(self.config.objectives) == 1 or accuracy is None:
+            return accuracy
+        cost = self.trial_cost(record, OBJECTIVE_COSTS[self.config.objectives[1]])
+        return None if cost is None else (accuracy, cost)
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:

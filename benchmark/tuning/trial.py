@@ -20,8 +20,11 @@ class TrialPruned(Exception):
         self.value = value
 
 
-#: ``(status, validation accuracy)``; status a :class:`~digitbench.benchmark.store.Status`.
-Outcome = tuple[str, float | None]
+#: What a trial scored: its validation accuracy, or, in a study of two objectives (``--objectives``),
+#: its validation accuracy and its cost; None where it has none.
+Value = float | tuple[float, ...] | None
+#: ``(status, value)``; status a :class:`~digitbench.benchmark.store.Status`.
+Outcome = tuple[str, Value]
 Recorded = Callable[[int], Outcome | None]
 
 #: The tuners that are Optuna studies (the tuners a run may name are :data:`~.settings.TUNERS`).

@@ -347,6 +347,20 @@ CORPUS: dict[str, Case] = {
                                            "--target-checks: needs a target accuracy (--target ACC)"),
     "non-integer trials": Case(lambda tmp: ["--trials", "many"], "--trials"),
     "unknown tuner": Case(lambda tmp: ["--tuner", "grid-search"], "grid-search"),
+    "unknown objective": Case(lambda tmp: ["--objectives", "accuracy,energy"], "--objectives: expected "
+                              "one of accuracy, fit-cpu, predict-ms, got 'energy'"),
+    "objective named twice": Case(lambda tmp: ["--objectives", "accuracy,accuracy"],
+                                  "--objectives: an objective is named twice"),
+    "first objective a cost": Case(lambda tmp: ["--objectives", "fit-cpu,accuracy"],
+                                   "--objectives: the first objective must be accuracy"),
+    "three objectives": Case(lambda tmp: ["--objectives", "accuracy,fit-cpu,predict-ms"],
+                             "--objectives: expected accuracy and at most one cost"),
+    "two objectives for keras-tuner": Case(
+        lambda tmp: ["--tuner", "optuna,keras-tuner", "--objectives", "accuracy,fit-cpu"],
+        "--objectives accuracy,fit-cpu: keras-tuner optimises one objective"),
+    "a front cost other than the objective's": Case(
+        lambda tmp: ["--tuner", "optuna", "--objectives", "accuracy,predict-ms", "--cost", "fit"],
+        "--objectives accuracy,predict-ms: the front is of predict-ms, but --cost is fit"),
     "train size zero": Case(lambda tmp: ["--train-sizes", "0,500"],
                             "--train-sizes: expected auto or whole numbers of at least 1, got '0'"),
     "train size text": Case(lambda tmp: ["--train-sizes", "500,lots"], "got 'lots'"),
