@@ -263,10 +263,10 @@ class EpochReporter:
         stop = bool(self.reached) and self.job.stop_at_target
         if epoch != int(epoch):  # a check within an epoch: for the target only
             return stop
-        for name, value in metrics.items():
-            self.history.setdefault(name, []).append(round(value, 5))
+        for name, number in metrics.items():
+            self.history.setdefault(name, []).append(round(number, 5))
         if self.channel.send(EpochReport(int(epoch), self.job.epochs, metrics)):
-            raise TrialPruned(value)
+            raise TrialPruned(metrics.get("val_accuracy"))
         return stop
 
     def recorded_history(self) -> dict[str, list[float]] | None:

@@ -78,7 +78,8 @@ class BusyCentroid(NearestCentroid):
 class EpochModel(NearestCentroid):
     """Trains in epochs and reports a validation accuracy that grows with ``quality``: for pruning.
 
-    Each epoch reports ``val_accuracy = quality * epoch / epochs`` (also at the fractions of an epoch
+    Each epoch reports ``val_accuracy = quality * epoch / epochs`` and ``val_loss = 2 - val_accuracy``
+    (also at the fractions of an epoch
     a report's ``checks_per_epoch`` asks for); the final predictions are the
     centroid model's. Logs ``trial-start <quality> <pid>`` lines to $TINYPLUGIN_LOG when set.
     """
@@ -102,8 +103,11 @@ class EpochModel(NearestCentroid):
             time.sleep(self.params["seconds_per_epoch"])
             for check in range(1, checks + 1) if report is not None else ():
                 at = epoch - 1 + check / checks
+                accuracy = self.params["quality"] * at / self.params["epochs"]
+                # a loss after the accuracy, as Keras reports them, and above 1: a pruned trial
+                # must record its accuracy, not the last metric reported
                 report(int(at) if check == checks else at,
-                       {"val_accuracy": self.params["quality"] * at / self.params["epochs"]})
+                       {"val_accuracy": accuracy, "val_loss": 2 - accuracy})
         return super().fit(train, val, seed=seed, **kw)
 
 
