@@ -55,6 +55,7 @@ class HandStudy:
     its costs and standard error are the real study's (:class:`~benchmark.tuning.study.Study`)."""
 
     costed = Study.costed
+    trial_cost = Study.trial_cost
     best_standard_error = Study.best_standard_error
 
     def __init__(self, tuner: str, best: dict[str, Any] | None, records: dict[int, dict] | None = None,
