@@ -172,3 +172,21 @@ def cluster(name: str, value: Any) -> str:
     if not isinstance(value, str) or "://" not in value:
         raise InputError(f"{name}: expected a Dask scheduler address such as tcp://HOST:8786, got {value!r}")
     return value
+
+
+def mlflow_target(name: str, value: Any) -> str:
+    """Where ``--mlflow`` logs: a URL MLflow knows (``http://HOST:PORT``, ``sqlite:///...``) as it
+    is, or a local folder as its absolute path; MLflow must be installed."""
+    import importlib.util
+
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name}: expected an MLflow tracking server URL (http://HOST:PORT) or a "
+                         f"folder, got {value!r}")
+    if importlib.util.find_spec("mlflow") is None:
+        raise InputError(f"{name} {value}: MLflow is not installed; pip install 'digitbench[mlflow]'")
+    if "://" in value or value == "databricks" or value.startswith("databricks://"):
+        return value
+    folder = Path(value).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{name} {value}: is a file, expected a folder or a tracking server URL")
+    return str(folder)

@@ -212,6 +212,12 @@ SETTINGS: tuple[Setting, ...] = (
       "Runtime", action="off"),
     S("save_models", "bool", False, checks.flag, "keep the final models in RUN_DIR/models/ (for "
       "`digitbench predict`)", action="on"),
+    S("mlflow", "str | None", None, checks.mlflow_target, "also log the run to MLflow: a tracking "
+      "server's URL (http://HOST:PORT) or a local folder (an MLflow database and artifacts there): "
+      "a parent run per run folder and a nested run per final, each logged once (pip install "
+      "'digitbench[mlflow]')", metavar="URL|FOLDER"),
+    S("mlflow_trials", "bool", False, checks.flag, "with --mlflow: also log every tuning trial as a "
+      "nested run", action="on"),
     S("params", "dict | None", None, checks.parse_params, "fixed parameter values as JSON, e.g. "
       "'{{\"epochs\": 5}}'", label="fixed params", tuning=True,
       submit="parameter values as JSON, e.g. '{{\"epochs\": 20}}'"),

@@ -10,7 +10,14 @@ Plug-in authors write ``from digitbench import DigitModel, Digits, register``; t
 ``digitbench.benchmark``, ``digitbench.models`` and ``digitbench.reports`` are the implementation.
 """
 
-from digitbench.benchmark.commands.api import RunStopped, load_results, run, show_versions, write_report
+from digitbench.benchmark.commands.api import (
+    RunStopped,
+    load_results,
+    log_to_mlflow,
+    run,
+    show_versions,
+    write_report,
+)
 from digitbench.benchmark.provenance import digitbench_version
 from digitbench.common.errors import InputError, NoSpaceLeft
 from digitbench.models.base import DigitModel, Digits, ReportCallback
@@ -19,4 +26,5 @@ from digitbench.models.registry import register
 __version__ = digitbench_version()
 
 __all__ = ["DigitModel", "Digits", "InputError", "NoSpaceLeft", "ReportCallback", "RunStopped",
-           "__version__", "load_results", "register", "run", "show_versions", "write_report"]
+           "__version__", "load_results", "log_to_mlflow", "register", "run", "show_versions",
+           "write_report"]

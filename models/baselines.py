@@ -130,12 +130,14 @@ class SklearnModel(DigitModel):
         """The fitted estimator through skl2onnx: float32 pixels in 0..1 in, labels first out."""
         from skl2onnx import to_onnx
 
-        estimator = self._onnx_estimator()
+        estimator = self.exported_estimator()
         options = {"zipmap": False} if hasattr(estimator, "predict_proba") else None  # arrays, not dicts
         graph = to_onnx(estimator, np.zeros((1, estimator.n_features_in_), np.float32), options=options)
         Path(path).write_bytes(graph.SerializeToString())
 
-    def _onnx_estimator(self) -> Any:
+    def exported_estimator(self) -> Any:
+        """The fitted scikit-learn estimator that takes :meth:`onnx_input`'s pixels and predicts
+        labels: what the ONNX export and MLflow's scikit-learn flavour hold."""
         return self.estimator_
 
     def macs_per_image(self) -> int:

@@ -61,7 +61,7 @@ class NystroemSVMModel(SklearnModel):
         z = self.features_.transform(pixels(images))
         return self.estimator_.predict(z).astype(np.int64)
 
-    def _onnx_estimator(self) -> Any:
+    def exported_estimator(self) -> Any:
         from sklearn.pipeline import make_pipeline
 
         return make_pipeline(self.features_, self.estimator_)

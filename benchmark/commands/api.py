@@ -52,7 +52,20 @@ def execute(config, command: str) -> int:
     from digitbench.benchmark.execution.session import open_executor
     from digitbench.benchmark.execution.session import run as run_session
 
-    code = run_session(config, command, functools.partial(open_executor, config))
+    tracker = None
+    if config.mlflow is not None:  # rows are logged as the recorder writes them (--mlflow)
+        from digitbench.reports.mlflow_sync import LiveLog
+
+        tracker = LiveLog(config.mlflow, config.run_dir, config.mlflow_trials, command)
+    code = run_session(config, command, functools.partial(open_executor, config),
+                       consumer=tracker.row_written if tracker is not None else None)
+    _write_run_report(config, code)
+    if tracker is not None:
+        tracker.finish(code)
+    return code
+
+
+def _write_run_report(config, code: int) -> None:
     if code in (0, 1):  # finished (some finals may have failed), not stopped by a signal
         try:
             write_report(config.run_dir)
@@ -63,7 +76,6 @@ def execute(config, command: str) -> int:
                               f"{exc.filename or config.run_dir}); every result is in "
                               f"{config.run_dir / 'results.csv'}: free some space, then write the "
                               f"report with: digitbench report {config.run_dir}") from exc
-    return code
 
 
 def run(config: str | Path | Mapping[str, Any] | None = None, /, **settings: Any) -> Path:
@@ -131,6 +143,28 @@ def write_report(run_dir: str | Path, *others: str | Path, out: str | Path | Non
 
     folders = [Path(run_dir), *map(Path, others)]
     return write_comparison(folders, Path(out) if out is not None else default_out(folders))
+
+
+def log_to_mlflow(run_dir: str | Path, target: str, trials: bool = False) -> str:
+    """Log a run folder to MLflow (``target``: a tracking server's URL or a local folder): a parent
+    run for the folder, a nested run per final (per trial too with ``trials``), the report and its
+    figures. Rows already logged there are not logged again. Returns the parent run's id.
+
+    The folder is locked meanwhile, so a run still writing it is refused (:class:`InputError`).
+    """
+    from digitbench.benchmark.checks import mlflow_target
+    from digitbench.benchmark.execution.locking import RunLock
+    from digitbench.benchmark.results import load_table
+
+    target = mlflow_target("--mlflow", target)
+    load_table(Path(run_dir))  # not a run folder: one line, before anything is sent
+    lock = RunLock(Path(run_dir)).acquire()
+    try:
+        from digitbench.reports.mlflow_sync import sync
+
+        return sync(target, Path(run_dir), trials)[1]
+    finally:
+        lock.release()
 
 
 def show_versions() -> None:

@@ -47,6 +47,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     report.add_argument("--out", type=Path, metavar="DIR",
                         help="where the side-by-side comparison.md goes (default: compare-A-vs-B "
                              "beside the first RUN_DIR); only with two or more RUN_DIRs")
+    add_flag(report, "mlflow")
+    add_flag(report, "mlflow_trials")
 
     listing = commands.add_parser("list", help="list models, datasets and presets")
     listing.add_argument("what", nargs="?", choices=["models", "datasets", "presets"])
@@ -80,11 +82,23 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     if args.out is not None and len(args.run_dirs) < 2:
         raise InputError("report: --out is for comparing two or more RUN_DIRs; "
                          "a single run's report is RUN_DIR/report.md")
+    if args.mlflow_trials and args.mlflow is None:
+        raise InputError("report: --mlflow-trials needs --mlflow URL|FOLDER")
+    if args.mlflow is not None:  # checked before any work: MLflow installed, a URL or a folder
+        from digitbench.benchmark.checks import mlflow_target
+
+        args.mlflow = mlflow_target("--mlflow", args.mlflow)
     first, *others = args.run_dirs
     written = write_report(first, *others, out=args.out)
     for run_dir in args.run_dirs if others else ():
         print(Path(run_dir) / "report.md")
     print(written)
+    if args.mlflow is not None:
+        from digitbench.benchmark.commands.api import log_to_mlflow
+
+        for run_dir in args.run_dirs:
+            parent = log_to_mlflow(run_dir, args.mlflow, bool(args.mlflow_trials))
+            print(f"mlflow:  {run_dir} is run {parent} at {args.mlflow}")
     return 0
 
 

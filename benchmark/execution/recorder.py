@@ -4,7 +4,8 @@ For each finished job it writes what the task sent back as values (the predictio
 the ONNX export, the traceback for ``errors.log``), then appends the row: the job's key and
 parameters, the contender's settings, the task's measured fields and the invocation's provenance.
 JSON-valued columns are serialised here, once. The coordinator calls it and tells a trial's tuner
-only after the row is written.
+only after the row is written. Whoever consumes rows as they are written (the MLflow log) is
+handed each one after it is in the store, never before.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,15 +37,20 @@ from digitbench.common.atomic import write_bytes, writing
 from digitbench.models.registry import Entry
 
 #: Settings of an invocation that say where things are, not what was measured: left out of rows.
-_NOT_SETTINGS = ("out", "data_dir", "cache_dir", "resume", "overwrite")
+#: (``mlflow`` too: a tracking server's URL may hold a password.)
+_NOT_SETTINGS = ("out", "data_dir", "cache_dir", "resume", "overwrite", "mlflow")
+
+#: What is told of each row once it is written (e.g. the MLflow log): the row as results.csv holds
+#: it. The consumer must not raise: the row is safe in the store whatever it does.
+RowConsumer = Callable[[dict[str, Any]], None]
 
 
 class Recorder:
     """Writes the rows and files of one invocation's finished jobs into its run folder."""
 
     def __init__(self, config: RunConfig, command: str, store: ResultsStore,
-                 cross: dict[str, Split]) -> None:
-        self.config, self.store = config, store
+                 cross: dict[str, Split], consumer: RowConsumer | None = None) -> None:
+        self.config, self.store, self.consumer = config, store, consumer
         self.run_id = uuid.uuid4().hex[:12]
         self.cross = cross  # --test-on spec -> its split, for how its images were prepared
         self.me = f"{socket.gethostname()}:{os.getpid()}"
@@ -94,7 +101,10 @@ class Recorder:
             row["onnx_file"] = self._write_model(split, entry, job, result.onnx_bytes, ".onnx")
         row["utc"] = datetime.now(UTC).isoformat(timespec="seconds")
         row["process_cpu_s"] = round(cpu_seconds() + sum(self.workers_cpu.values()), 2)
-        self.store.append({k: _cell(v) for k, v in row.items()})
+        cells = {k: _cell(v) for k, v in row.items()}
+        self.store.append(cells)
+        if self.consumer is not None:
+            self.consumer(cells)
         return row
 
     def _write_model(self, split: Split, entry: Entry, job: Job, data: bytes, suffix: str) -> str:

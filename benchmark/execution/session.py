@@ -23,7 +23,7 @@ from digitbench.benchmark.execution.executors import Executor
 from digitbench.benchmark.execution.jobs import TaskResult
 from digitbench.benchmark.execution.locking import RunLock
 from digitbench.benchmark.execution.plan import check_params, plan, subset_sizes
-from digitbench.benchmark.execution.recorder import Recorder
+from digitbench.benchmark.execution.recorder import Recorder, RowConsumer
 from digitbench.benchmark.execution.tasks import run_final
 from digitbench.benchmark.store import GALLERY_DIR, MODELS_DIR, PREDICTIONS_DIR, ResultsStore, save_gallery
 from digitbench.benchmark.tuning.folds import check_scoring as check_folds
@@ -42,13 +42,15 @@ Loader = Callable[[RunConfig, list[Entry]], tuple[list[Split], list[Split]]]
 
 
 def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor], *,
-        load: Loader | None = None, final_task: Callable[..., TaskResult] = run_final) -> int:
+        load: Loader | None = None, final_task: Callable[..., TaskResult] = run_final,
+        consumer: RowConsumer | None = None) -> int:
     """Run every unfinished trial and final of ``config``: 0 when all finals succeeded, 1 when some
     failed, 130/143 when a stop signal ended it (see :mod:`.signals`).
 
     ``executor_factory()`` opens the executor once the inputs are checked. ``load`` gives the
     datasets and the ``--test-on`` ones (default :func:`load_datasets`); ``final_task`` is what
-    each final runs (``submit``: :func:`~.tasks.run_submission`)."""
+    each final runs (``submit``: :func:`~.tasks.run_submission`); ``consumer`` is told each row
+    once it is written (the MLflow log)."""
     entries = check_inputs(config)
     splits, cross = (load or load_datasets)(config, entries)
     check_scoring(config, splits, entries)
@@ -63,7 +65,7 @@ def run(config: RunConfig, command: str, executor_factory: Callable[[], Executor
                 for split in splits:
                     if split.dataset in corrupted:
                         _save_gallery(store, split, corrupted[split.dataset])
-                recorder = Recorder(config, command, store, {s.dataset: s for s in cross})
+                recorder = Recorder(config, command, store, {s.dataset: s for s in cross}, consumer)
                 contenders = open_contenders(config, store, splits, entries, final_task)
                 return Coordinator(config, contenders, executor, recorder,
                                    {s.dataset: s for s in cross}, corrupted).run()
