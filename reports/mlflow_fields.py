@@ -114,6 +114,26 @@ def tags(row: pd.Series) -> dict[str, str]:
     return {k: str(_plain(v))[:PARAM_MAX] for k, v in found.items() if _plain(v) is not None}
 
 
+def verdicts(table: pd.DataFrame, run_dir: str) -> list[tuple[str, float, int]]:
+    """The parent run's metrics: what tuning bought each tuned (model, tuner) of each dataset, as
+    the report's Tunability section says it, ``tuning_bought/<dataset>/<model>/<tuner>/``: the gain
+    in test accuracy over the defaults refit on the same seeds (``gain``, with its 95% interval
+    ``gain_low`` and ``gain_high``), the McNemar p of each seed (``p_seed<N>``), and the CPU-s the
+    study spent (``tuning_cpu_s``)."""
+    from digitbench.reports.section import RunScope
+    from digitbench.reports.tunability import tunabilities
+
+    found = []
+    for scope in RunScope(table, run_dir).datasets:
+        for t in tunabilities(scope):
+            prefix = f"tuning_bought/{metric_name(scope.slug)}/{metric_name(t.model)}/{metric_name(t.tuner)}"
+            values = {"gain": t.gain, "tuning_cpu_s": t.tuning_cpu_s,
+                      **dict(zip(("gain_low", "gain_high"), t.interval or (), strict=False)),
+                      **{f"p_seed{seed}": p for seed, p in t.p_values}}
+            found += [(f"{prefix}/{k}", float(v), 0) for k, v in values.items() if finite(v)]
+    return found
+
+
 def run_params(row: pd.Series) -> dict[str, str]:
     """A parent run's params: the settings of the invocation that created it (its first row's)."""
     settings = row.get("settings") or {}

@@ -36,7 +36,7 @@ import pandas as pd
 
 from digitbench.benchmark.results import load_table, typed
 from digitbench.benchmark.store import RESULTS_FILE, RowKind, Status
-from digitbench.common.errors import message_line
+from digitbench.common.errors import InputError, message_line
 from digitbench.reports import mlflow_fields as fields
 from digitbench.reports.markdown import REPORT_FILE
 
@@ -106,10 +106,14 @@ class MlflowLog:
                 count += 1
         return count
 
-    def log_report(self) -> None:
-        """report.md and the figures it links, on the parent run (replacing earlier copies)."""
+    def log_report(self, table: pd.DataFrame) -> None:
+        """The paired verdicts of the whole ``table`` (what tuning bought) as the parent's metrics,
+        and report.md with the figures it links as its artifacts (replacing earlier ones)."""
+        if self.parent is None:
+            return
+        self._log(self.parent, {}, fields.verdicts(table, str(self.run_dir)))
         report = self.run_dir / REPORT_FILE
-        if self.parent is None or not report.exists():
+        if not report.exists():
             return
         self.client.log_artifact(self.parent, str(report))
         for link in dict.fromkeys(_FIGURE.findall(report.read_text(encoding="utf-8"))):
@@ -176,8 +180,8 @@ class MlflowLog:
             run_name=fields.run_name(row), tags={**fields.tags(row), "mlflow.parentRunId": self.parent})
         run_id = child.info.run_id
         self._log(run_id, fields.params(row), fields.metrics(row))
-        model_file = row.get("model_file")
-        if isinstance(model_file, str) and model_file not in ("", "nan") and row.get("status") == Status.OK:
+        model_file = row.get("model_file")  # NaN where no model was kept
+        if isinstance(model_file, str) and model_file and row.get("status") == Status.OK:
             self._log_model(run_id, self.run_dir / model_file, row.get("versions") or {})
         self.client.set_tag(run_id, fields.COMPLETE_TAG, "true")
         failed = row.get("status") == Status.ERROR
@@ -200,7 +204,10 @@ class MlflowLog:
 
         from digitbench.models import persist
 
-        model, meta = persist.load_model(path)
+        try:
+            model, meta = persist.load_model(path)
+        except InputError:  # a plug-in's model, its class not registered here: the file as it is
+            model, meta = None, {}
         size = tuple(meta.get("trained_on", {}).get("image_size", (28, 28)))
         flavour = _flavour(model)
         if flavour is None:
@@ -230,22 +237,24 @@ class LiveLog:
 
     def row_written(self, cells: dict[str, Any]) -> None:
         """The recorder's consumer: log the row it has just written."""
+        row = typed(pd.DataFrame([cells]))
+
         def log_row(log: MlflowLog) -> None:
             opened = log.parent is not None
-            log.log_rows(typed(pd.DataFrame([cells])), whole=False)
+            log.log_rows(row, whole=False)
             if not opened and log.parent is not None:
                 log.set_status("RUNNING")  # a resumed run's parent runs again
 
-        self._guarded(f"the row of {cells.get('model')} {cells.get('tuner')} trial {cells.get('trial')} "
-                      f"seed {cells.get('seed')}", log_row)
+        self._guarded(fields.run_name(row.iloc[0]), log_row)
 
     def finish(self, code: int) -> None:
         """The run has ended with ``code`` (its report written where it finished): the rows still
         missing, the report, and the parent's status."""
         if code in (0, 1):
             def rest(log: MlflowLog) -> None:
-                log.log_rows(load_table(self.run_dir))
-                log.log_report()
+                table = load_table(self.run_dir)
+                log.log_rows(table)
+                log.log_report(table)
                 log.set_status("FINISHED" if code == 0 else "FAILED")
                 if log.parent is not None:
                     print(f"mlflow:  run {log.parent} at {self.target}", file=sys.stderr, flush=True)
@@ -277,7 +286,7 @@ def sync(target: str, run_dir: Path, trials: bool = False) -> tuple[int, str]:
     count = log.log_rows(table)
     finals = table[table["kind"] != RowKind.TRIAL]
     if log.parent is not None:
-        log.log_report()
+        log.log_report(table)
         log.set_status("FAILED" if (finals["status"] == Status.ERROR).any() else "FINISHED")
     return count, log.parent or ""
 

@@ -189,22 +189,31 @@ def test_a_run_killed_after_its_first_logged_final_and_resumed_logs_each_final_o
 
 
 def test_a_server_that_is_down_costs_no_result_and_report_logs_the_rest_once(
-        server: str, tmp_path: Path, tiny_idx: Path) -> None:
+        server: str, tmp_path: Path, tiny_idx: Path, plugin_path: Path) -> None:
+    """Also: the paired verdict of what tuning bought is on the parent (poor-defaults: tuning always
+    changes its defaults, which are refit beside it on the same seed)."""
     run_dir = tmp_path / "run"
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    done = subprocess.run(run_command(run_dir, tiny_idx, down, "--models", "logreg,linear-svm"),
+    done = subprocess.run(run_command(run_dir, tiny_idx, down, "--model-path", "tinyplugin:PoorDefaults",
+                                      "--models", "poor-defaults", "--tuner", "optuna", "--trials", "3"),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     warnings = [line for line in done.stderr.splitlines() if "warning: MLflow" in line]
     assert len(warnings) == 1, done.stderr[-3000:]
     assert f"digitbench report {run_dir} --mlflow {down}" in warnings[0]
-    assert len(finals_of(run_dir)) == 2 and (run_dir / "report.md").exists()
+    finals = finals_of(run_dir)
+    assert set(finals["tuner"]) == {"optuna", "none"} and (run_dir / "report.md").exists()
     for _ in range(2):  # the second time logs nothing more
         assert main(["report", str(run_dir), "--mlflow", server]) == 0
         parents, nested = children(server, run_dir)
-        assert len(parents) == 1 and len(nested) == 2
+        assert len(parents) == 1 and len(nested) == len(finals)
         assert sorted(r.data.tags[fields.ROW_TAG] for r in nested) == \
-            sorted(fields.row_identity(r) for _, r in finals_of(run_dir).iterrows())
+            sorted(fields.row_identity(r) for _, r in finals.iterrows())
+    verdict = {k.rsplit("/", 1)[1]: v for k, v in parents[0].data.metrics.items()
+               if k.startswith("tuning_bought/") and "/poor-defaults/optuna/" in k}
+    primary = finals[finals["refit_trial"].isna()].set_index("tuner")["test_accuracy"]
+    assert verdict["gain"] == pytest.approx(primary["optuna"] - primary["none"])
+    assert 0 < verdict["p_seed0"] <= 1 and verdict["tuning_cpu_s"] > 0
 
 
 def test_a_nested_run_cut_short_is_logged_again(server: str, tmp_path: Path, tiny_idx: Path) -> None:
