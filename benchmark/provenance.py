@@ -1,9 +1,11 @@
-"""What a result row records about where it came from: package versions, machine, git revision."""
+"""What a result row records about where it came from: package versions, machine, git revision,
+the command (without the passwords of the URLs in it)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -84,3 +86,13 @@ def git_rev() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{rev}+dirty" if dirty else rev
+
+
+#: ``scheme://user:password@host``: the password of a URL given on the command line (``--mlflow``,
+#: ``--storage``, ``--cluster``).
+_PASSWORD = re.compile(r"(://[^/@\s:]+):[^@\s/]+@")
+
+
+def without_passwords(command: str) -> str:
+    """``command`` with each URL's password written ``***``, as rows and trackers record it."""
+    return _PASSWORD.sub(r"\1:***@", command)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from digitbench.benchmark.provenance import without_passwords
 from digitbench.benchmark.results import load_table, typed
 from digitbench.benchmark.store import RESULTS_FILE, RowKind, Status
 from digitbench.common.errors import InputError, message_line
@@ -230,8 +231,9 @@ class LiveLog:
     """``digitbench run --mlflow``: each row logged once the recorder has written it; at the end,
     the rows not logged yet (written by a run killed before it logged them) and the report."""
 
-    def __init__(self, target: str, run_dir: Path, trials: bool, command: str) -> None:
-        self.target, self.run_dir, self.trials, self.command = target, Path(run_dir), trials, command
+    def __init__(self, target: str, run_dir: Path, trials: bool) -> None:
+        self.target, self.run_dir, self.trials = target, Path(run_dir), trials
+        self.shown = without_passwords(target)  # as messages name it
         self.log: MlflowLog | None = None
         self.failed = False
 
@@ -257,7 +259,7 @@ class LiveLog:
                 log.log_report(table)
                 log.set_status("FINISHED" if code == 0 else "FAILED")
                 if log.parent is not None:
-                    print(f"mlflow:  run {log.parent} at {self.target}", file=sys.stderr, flush=True)
+                    print(f"mlflow:  run {log.parent} at {self.shown}", file=sys.stderr, flush=True)
 
             self._guarded("the run's report and the rows not logged yet", rest)
         elif self.log is not None and self.log.parent is not None:
@@ -272,10 +274,10 @@ class LiveLog:
             work(self.log)
         except Exception as exc:  # the tracker's failure is never the run's
             self.failed = True
-            print(f"digitbench: warning: MLflow at {self.target}: could not log {what} "
+            print(f"digitbench: warning: MLflow at {self.shown}: could not log {what} "
                   f"({type(exc).__name__}: {message_line(exc)}); every result is in "
                   f"{self.run_dir / RESULTS_FILE}; nothing more is sent this run; log it later with: "
-                  f"digitbench report {self.run_dir} --mlflow {self.target}", file=sys.stderr, flush=True)
+                  f"digitbench report {self.run_dir} --mlflow {self.shown}", file=sys.stderr, flush=True)
 
 
 def sync(target: str, run_dir: Path, trials: bool = False) -> tuple[int, str]:

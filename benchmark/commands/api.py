@@ -56,7 +56,7 @@ def execute(config, command: str) -> int:
     if config.mlflow is not None:  # rows are logged as the recorder writes them (--mlflow)
         from digitbench.reports.mlflow_sync import LiveLog
 
-        tracker = LiveLog(config.mlflow, config.run_dir, config.mlflow_trials, command)
+        tracker = LiveLog(config.mlflow, config.run_dir, config.mlflow_trials)
     code = run_session(config, command, functools.partial(open_executor, config),
                        consumer=tracker.row_written if tracker is not None else None)
     _write_run_report(config, code)

@@ -95,10 +95,11 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     print(written)
     if args.mlflow is not None:
         from digitbench.benchmark.commands.api import log_to_mlflow
+        from digitbench.benchmark.provenance import without_passwords
 
         for run_dir in args.run_dirs:
             parent = log_to_mlflow(run_dir, args.mlflow, bool(args.mlflow_trials))
-            print(f"mlflow:  {run_dir} is run {parent} at {args.mlflow}")
+            print(f"mlflow:  {run_dir} is run {parent} at {without_passwords(args.mlflow)}")
     return 0
 
 

@@ -55,12 +55,14 @@ class Recorder:
         self.cross = cross  # --test-on spec -> its split, for how its images were prepared
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         self.workers_cpu: dict[str, float] = {}  # worker -> its CPU-seconds so far
-        chosen = {k: v for k, v in asdict(config).items() if k not in _NOT_SETTINGS}
+        chosen = {k: provenance.without_passwords(v) if isinstance(v, str) else v
+                  for k, v in asdict(config).items() if k not in _NOT_SETTINGS}
         settings = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                     "run_dir": str(config.run_dir), **chosen}
         self.common = {"run_id": self.run_id, "threads": config.threads,
                        "versions": provenance.versions(), "machine": provenance.machine(),
-                       "git_rev": provenance.git_rev(), "command": command, "settings": settings}
+                       "git_rev": provenance.git_rev(), "command": provenance.without_passwords(command),
+                       "settings": settings}
 
     def record(self, split: Split, entry: Entry, job: Job, result: TaskResult,
                tuning: StudySummary) -> dict[str, Any]:

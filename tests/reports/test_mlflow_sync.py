@@ -232,23 +232,30 @@ def test_a_nested_run_cut_short_is_logged_again(server: str, tmp_path: Path, tin
     assert client.get_run(logged.info.run_id).info.lifecycle_stage == "deleted"
 
 
-def test_a_local_folder_is_a_store_without_a_server(tmp_path: Path, tiny_idx: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_local_folder_is_a_store_without_a_server_and_trials_are_logged_when_asked(
+        tmp_path: Path, tiny_idx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
-    done = subprocess.run(run_command(run_dir, tiny_idx, "./mlruns", "--models", "logreg,linear-svm",
-                                      "--save-models"), capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(run_command(run_dir, tiny_idx, "./mlruns", "--models", "logreg", "--tuner",
+                                      "optuna", "--trials", "2", "--mlflow-trials", "--save-models"),
+                          capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     store = str(tmp_path / "mlruns")
     assert (tmp_path / "mlruns" / mlflow_sync.DATABASE).exists()
+    import digitbench
+
+    rows = digitbench.load_results(run_dir)
     parents, nested = children(store, run_dir)
-    assert len(parents) == 1 and len(nested) == 2
+    assert len(parents) == 1 and (rows["kind"] == "trial").sum() == 2
+    assert sorted(r.data.tags[fields.ROW_TAG] for r in nested) == \
+        sorted(fields.row_identity(r) for _, r in rows.iterrows()), "every trial and final, once"
     assert main(["report", str(run_dir), "--mlflow", "mlruns"]) == 0
-    assert len(children(store, run_dir)[1]) == 2, "logged once"
+    assert len(children(store, run_dir)[1]) == len(rows), "logged once"
 
     from digitbench.models.baselines import pixels
 
-    model = load_model(mlflow_sync.tracking(store)[0], nested[0].data.tags[mlflow_sync.MODEL_TAG])
+    final = next(r for r in nested if r.data.tags["digitbench.kind"] == "final")
+    model = load_model(mlflow_sync.tracking(store)[0], final.data.tags[mlflow_sync.MODEL_TAG])
     labels = model.predict(pixels(np.zeros((3, 28, 28), np.uint8)))
     assert labels.shape == (3,) and set(labels) <= set(range(10)), "the scikit-learn flavour predicts digits"
 

@@ -80,3 +80,31 @@ def test_an_extra_final_names_the_trial_it_refits_in_its_row_and_files(tmp_path:
     assert extra["model_file"].endswith("logreg-optuna-seed0-trial4.skops")
     assert store.done_jobs() == {(split.dataset, "logreg", "optuna", None, 0, None, None),
                                  (split.dataset, "logreg", "optuna", None, 0, None, 4)}
+
+
+def test_a_row_is_handed_to_its_consumer_once_written_and_records_no_password(tmp_path: Path,
+                                                                              tiny_idx: Path) -> None:
+    """The MLflow log consumes rows: it is told each row after the store holds it, as written; a
+    password in a URL (--mlflow, --storage) reaches neither the row's command nor its settings."""
+    config = build_config({"datasets": f"idx:{tiny_idx}", "out": tmp_path / "run",
+                           "cache_dir": tmp_path / "cache", "storage": "postgresql://ann:s3cr3t@db/optuna"})
+    split = load_split(config.datasets[0], cache_dir=config.cache_dir)
+    config.run_dir.mkdir(parents=True)
+    store = ResultsStore(config.run_dir)
+    told = []
+
+    def consumer(cells: dict) -> None:
+        told.append((cells, load_results(store.path)))  # what the store holds when it is told
+
+    recorder = Recorder(config, "digitbench run --mlflow http://ann:s3cr3t@host:5000 --storage "
+                        "postgresql://ann:s3cr3t@db/optuna", store, {}, consumer)
+    job = Job(dataset=split.dataset, model="logreg", tuner="none", kind=Kind.FINAL, trial=None, seed=0,
+              params={})
+    recorder.record(split, registry.get("logreg"), job, TaskResult("ok", {"test_accuracy": 0.9}),
+                    StudySummary(tuner="none"))
+    [(cells, held)] = told
+    assert len(held) == 1 and held.iloc[0]["run_id"] == cells["run_id"] == recorder.run_id
+    assert cells["test_accuracy"] == 0.9 and cells["trial"] == "final"
+    written = (config.run_dir / "results.csv").read_text()
+    assert "s3cr3t" not in written and "ann:***@host:5000" in cells["command"]
+    assert json.loads(cells["settings"])["storage"] == "postgresql://ann:***@db/optuna"
