@@ -177,6 +177,19 @@ def _next(step: Step) -> str:
     return (f"{points(first.difference)} points (seed {seed}, McNemar exact p = {p_text(first.p_value)})")
 
 
+def _merged(steps: list[Step]) -> list[tuple[str, Step]]:
+    """Consecutive budgets with the same choice as one row: the budgets it covers (``24.5–56.3``)
+    and its last step, whose next budget up chooses something else."""
+    groups: list[list[Step]] = []
+    for step in steps:
+        if groups and groups[-1][-1].choice is step.choice:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return [(num(g[0].budget) if len(g) == 1 else f"{num(g[0].budget)}–{num(g[-1].budget)}", g[-1])
+            for g in groups]
+
+
 def _budgets_lines(found: Budgets, scope: DatasetScope) -> list[str]:
     if len(found.configurations) < 2:
         return []
@@ -185,10 +198,10 @@ def _budgets_lines(found: Budgets, scope: DatasetScope) -> list[str]:
         steps = [s for s in found.steps[measure] if s.choice is not None]
         if not steps:
             continue
-        rows = [[num(s.budget), code(s.choice.label),
+        rows = [[budget, code(s.choice.label),
                  pct(s.choice.val_accuracy) if s.choice.val_accuracy is not None else DASH,
                  num(s.choice.cost(measure)), f"{pct(s.choice.test.mean)} [{100 * s.choice.test.low:.2f}–"
-                 f"{100 * s.choice.test.high:.2f}]", _next(s)] for s in steps]
+                 f"{100 * s.choice.test.high:.2f}]", _next(s)] for budget, s in _merged(steps)]
         lines += md_table([f"{name} budget", "best on validation within it", "val accuracy", name,
                            "test accuracy [95%]", "the next budget up buys"], rows, "rlrrrl") + [""]
     return lines + [
@@ -199,7 +212,8 @@ def _budgets_lines(found: Budgets, scope: DatasetScope) -> list[str]:
         "(median over seeds: fit CPU-seconds; predict CPU-milliseconds per test image). Within each "
         "budget the choice is the configuration whose trial scored highest on validation (the "
         "defaults of tuner `none`: trial 0 of a study of the model, where one ran; with no "
-        "validation score, last); the test set was not used to choose, and each final was tested "
+        "validation score, last); a row covers the budgets (a–b) that choose the same; the test set "
+        "was not used to choose, and each final was tested "
         f"once. Test accuracy is the mean over seeds with its {ACCURACY_RULE}. The last column is "
         "the next budget's choice minus this one on the test images of the first seed both share, "
         "with McNemar's exact test.", ""]
