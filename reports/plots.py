@@ -71,16 +71,15 @@ class FrontPanel:
 
 def accuracy_fronts(panels: list[FrontPanel], title: str, path: Path) -> Path:
     """Test accuracy against a cost (log axis), one panel per cost: each contender's points joined by
-    a line, cheapest first, with their interval bars (primary finals the larger markers, each line
-    labelled at its most accurate point), and the envelope across contenders as a dashed black step line."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False)
+    a line, cheapest first, with their interval bars (primary finals the larger markers), and the
+    envelope across contenders as a dashed black step line. One legend above the panels names the
+    contenders: labels beside the points overlapped where contenders cost and scored alike."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False,
+                             layout="constrained")
     names = sorted({name for panel in panels for name in panel.lines})
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
     for ax, panel in zip(axes.flat, panels, strict=True):
-        every = [p for points in panel.lines.values() for p in points]
-        x_all = np.maximum([p[0] for p in every], 1e-6)
-        pad = max(0.5, 0.08 * 100 * (max(p[1] for p in every) - min(p[1] for p in every)))
-        placed: list[tuple[float, float]] = []
+        x_all = np.maximum([p[0] for points in panel.lines.values() for p in points], 1e-6)
         for name, points in panel.lines.items():
             cost, mean, low, high, primary = (np.asarray(v) for v in zip(*sorted(points), strict=True))
             x, y = np.maximum(cost.astype(float), 1e-6), 100 * mean.astype(float)
@@ -89,23 +88,22 @@ def accuracy_fronts(panels: list[FrontPanel], title: str, path: Path) -> Path:
             on = primary.astype(bool)
             ax.scatter(x[on], y[on], s=40, color=colors[name], edgecolor="black", zorder=4)
             ax.scatter(x[~on], y[~on], s=14, color=colors[name], zorder=4)
-            best = int(np.argmax(y))
-            # Labels of points (nearly) on top of each other are stacked, not printed over each other.
-            near = sum(abs(np.log10(x[best] / px)) < 0.25 and abs(y[best] - py) < pad for px, py in placed)
-            placed.append((x[best], y[best]))
-            ax.annotate(name, (x[best], y[best]), xytext=(5, 4 - 10 * near), textcoords="offset points",
-                        fontsize=8)
         if len(panel.envelope) > 1:
             ex, ey = zip(*sorted(panel.envelope), strict=True)
             ax.step(np.maximum(ex, 1e-6), 100 * np.asarray(ey), where="post", color="black", ls="--",
                     lw=1.2, alpha=0.7, zorder=2)
         ax.set_xscale("log")
-        ax.set_xlim(x_all.min() / 2, x_all.max() * 4)  # room for the labels on the right
+        ax.set_xlim(x_all.min() / 2, x_all.max() * 2)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel("Test accuracy, % (mean over seeds, 95% bars)")
         ax.grid(True, which="major", alpha=0.3)
+    handles = [matplotlib.lines.Line2D([], [], color=colors[n], marker="o", ms=5, lw=1.2, label=n)
+               for n in names]
+    handles.append(matplotlib.lines.Line2D([], [], color="black", ls="--", lw=1.2, alpha=0.7,
+                                           label="envelope across models"))
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8,
+               frameon=False)
     return save_png(fig, path)
 
 

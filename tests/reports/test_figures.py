@@ -153,3 +153,26 @@ def test_anytime_curves_take_the_median_and_range_of_repeated_studies(tmp_path: 
                               "93.00% (92.00%–94.00%)"]
     image = matplotlib.image.imread(tmp_path / "tuning-curves-mnist-5k.png")
     assert image.shape[0] > 100
+
+
+def test_the_front_figure_names_its_contenders_in_one_legend_clear_of_the_panels(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """Contenders that cost and score alike (the frontier preset's LeNets) once had their labels
+    printed over each other beside the points: the names are now one legend, outside the panels."""
+    from matplotlib.transforms import Bbox
+
+    from digitbench.reports import plots
+    kept = []
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: kept.append(fig) or path)
+    alike = [(100.0, 0.994, 0.992, 0.996, True), (200.0, 0.9945, 0.993, 0.996, False)]
+    lines = {"lenet-relu (none)": alike[:1], "lenet-relu (optuna)": alike, "lenet-tanh": alike,
+             "svm-rbf": [(280.0, 0.985, 0.983, 0.988, True)], "logreg": [(12.0, 0.925, 0.92, 0.93, True)]}
+    panel = plots.FrontPanel("fit CPU-s", lines, [(12.0, 0.925), (100.0, 0.994)])
+    plots.accuracy_fronts([panel, panel], "Accuracy against cost", tmp_path / "fronts.png")
+    (fig,) = kept
+    fig.canvas.draw()
+    assert all(not ax.texts for ax in fig.axes), "no label is printed beside the points"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [*sorted(lines), "envelope across models"]
+    box = legend.get_window_extent()
+    assert not any(Bbox.intersection(box, ax.get_window_extent()) for ax in fig.axes)
