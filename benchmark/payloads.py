@@ -48,6 +48,8 @@ def tallies(cell: Any) -> dict[str, Tally]:
 #: validation, and a trial on the study's Pareto front of validation accuracy against cost
 #: (:mod:`~.tuning.front`). One configuration may have several.
 CHOSEN, ONE_SE_CHEAPEST, FRONT = "chosen", "one-se-cheapest", "front"
+#: How a study scores its trials when it does not cross-validate: on the run's validation part.
+HOLDOUT_SCORING = "the validation part"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,19 @@ class StudySummary:
         give the validation part's size. None where neither is known."""
         images = self.scored_images if self.scored_images is not None else self.val_images
         return images if images is not None and images > 0 else None
+
+    @property
+    def scored_on(self) -> str | None:
+        """What scored the study's trials, in words that name the images: studies of one dataset
+        with the same words scored their trials on the same images (the validation part is the
+        run's; cross-validation folds are drawn by the study's seed). None where the row does not
+        say (rows written before ``scoring``)."""
+        if self.scoring is None:
+            return None
+        images = f"{self.images_scored:,} images" if self.images_scored else "images not recorded"
+        if self.scoring == HOLDOUT_SCORING:
+            return f"on {self.scoring} ({images})"
+        return f"by {self.scoring} ({images}, study seed {self.study_seed})"
 
     @property
     def from_defaults(self) -> bool:

@@ -5,9 +5,10 @@ best on validation (Breiman et al.'s one-standard-error rule, cost in the place 
 same seeds and tested on the same images: its fit CPU-s and predict time as a ratio of the
 defaults', and its test accuracy against theirs with McNemar's test per seed.
 
-And the one line of the summary it feeds: of every final whose trial was scored on validation,
+And the line of the summary it feeds: of every final whose trial was scored on validation,
 the cheapest whose trial was within one standard error of the best trial of the dataset, against
-that best one. Every choice is made on validation; the test set is read once per final.
+that best one; a line per set of images the trials were scored on, where there are several.
+Every choice is made on validation; the test set is read once per final.
 
 Finals written before extra finals existed carry no roles: for them the section says nothing.
 """
@@ -69,6 +70,7 @@ class CheapestWithinSE:
     cheap: tuple[str, str, int, float, float, float]
     best: tuple[str, str, int, float, float, float]
     se: float
+    scored_on: str | None = None    # the images their trials were scored on (StudySummary.scored_on)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -132,25 +134,31 @@ def _against_defaults(scope: DatasetScope, saving: Saving, cheap: pd.DataFrame, 
         p_values=tuple((int(seed), c.p_value) for seed, c in paired))
 
 
-def cheapest_within_se(scope: DatasetScope) -> CheapestWithinSE | None:
-    """The summary's line: the finals whose trial was scored on validation, by configuration
-    (model, tuner, trial), the cheapest within one standard error of the best; None where no final
-    says the validation accuracy of its trial."""
+def cheapest_within_se(scope: DatasetScope) -> list[CheapestWithinSE]:
+    """The summary's lines: the finals whose trial was scored on validation, by configuration
+    (model, tuner, trial), the cheapest within one standard error of the best, one line per set of
+    images that scored the trials (with ``--cv``, a LeNet's trials are scored on the validation part
+    and the other models' by folds of the training part: accuracies on different images are not
+    held to one standard error of each other); none where no final says the validation accuracy of
+    its trial."""
     rows = pd.concat([scope.final, scope.extra])
-    configs = []
+    configs: dict[str | None, list[tuple[tuple[str, str, int, float, float, float], int]]] = {}
     for _, group in rows[rows["tuner"] != DEFAULTS].groupby(["model", "tuner"], sort=False):
         for trial, finals in group.groupby(group.apply(_refit_trial, axis=1), sort=False):
             tuning = study_summary(finals["tuning"].iloc[-1])
             if tuning.refit_val_accuracy is not None and tuning.images_scored:
-                configs.append(((finals["model"].iloc[0], finals["tuner"].iloc[0], int(trial),
-                                 tuning.refit_val_accuracy, float(finals["test_accuracy"].mean()),
-                                 float(finals["fit_cpu_s"].mean())), tuning.images_scored))
-    if not configs:
-        return None
-    best, images = max(configs, key=lambda c: c[0][3])
-    se = standard_error(best[3], images)
-    within = [c for c, _ in configs if c[3] >= best[3] - se]
-    return CheapestWithinSE(min(within, key=lambda c: (c[5], -c[3])), best, se)
+                configs.setdefault(tuning.scored_on, []).append((
+                    (finals["model"].iloc[0], finals["tuner"].iloc[0], int(trial), tuning.refit_val_accuracy,
+                     float(finals["test_accuracy"].mean()), float(finals["fit_cpu_s"].mean())),
+                    tuning.images_scored))
+    found = []
+    for scored_on, scored in configs.items():
+        best, images = max(scored, key=lambda c: c[0][3])
+        se = standard_error(best[3], images)
+        within = [c for c, _ in scored if c[3] >= best[3] - se]
+        found.append(CheapestWithinSE(min(within, key=lambda c: (c[5], -c[3])), best, se,
+                                      scored_on if len(configs) > 1 else None))
+    return found
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -223,15 +231,18 @@ def saving_verdicts(found: list[Saving]) -> list[str]:
 
 
 def cheapest_line(found: CheapestWithinSE, anchor: str) -> str:
-    """The summary's line on the cheapest final within one SE of the best on validation."""
+    """The summary's line on the cheapest final within one SE of the best on validation (of the
+    studies scored on one set of images, where the dataset's studies were scored on several)."""
     (model, tuner, trial, val, test, fit), best = found.cheap, found.best
     same = found.cheap[:3] == best[:3]
     against = ("; it is also the best on validation" if same else
                f" against the best's {pct(best[3])} ({code(best[0])}, {best[1]}, trial {best[2]}); "
                f"on the test set {pct(test)} against {pct(best[4])}, at {num(fit)} fit CPU-s against "
                f"{num(best[5])}" + (f" ({fit / best[5]:.2f}x)" if best[5] else ""))
-    return (f"- [Cheapest within one SE of the best on validation](#{anchor}): {code(model)} ({tuner}, "
-            f"trial {trial}), {pct(val)} on validation (one SE: {100 * found.se:.2f} points){against}"
+    among = f", among the studies scored {found.scored_on}" if found.scored_on else ""
+    return (f"- [Cheapest within one SE of the best on validation](#{anchor}){among}: {code(model)} "
+            f"({tuner}, trial {trial}), {pct(val)} on validation (one SE: {100 * found.se:.2f} points)"
+            f"{against}"
             + (f"; test {pct(test)}, {num(fit)} fit CPU-s" if same else "") + ".")
 
 

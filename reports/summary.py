@@ -75,7 +75,7 @@ class DatasetSummary:
     tuners: TunerComparison | None = None
     importances: Importances | None = None
     savings: tuple[Saving, ...] = ()
-    cheapest: CheapestWithinSE | None = None
+    cheapest: tuple[CheapestWithinSE, ...] = ()
 
 
 def summarise(scope: DatasetScope) -> DatasetSummary:
@@ -85,7 +85,7 @@ def summarise(scope: DatasetScope) -> DatasetSummary:
     return DatasetSummary(scope, scope.board.iloc[0], tuple(_families(scope)), tuple(_variants(scope)),
                           tuple(scope.analysed(TUNABILITY)), scope.analysed(TUNERS),
                           scope.analysed(IMPORTANCE), tuple(scope.analysed(CPU_SAVED)),
-                          cheapest_within_se(scope))
+                          tuple(cheapest_within_se(scope)))
 
 
 def _families(scope: DatasetScope) -> list[FamilyGap]:
@@ -166,8 +166,8 @@ def dataset_lines(found: DatasetSummary) -> list[str]:
         lines.append(f"- [What tuning saved at equal accuracy](#{scope.anchor(ANCHOR)}), the cheapest "
                      "trial within one standard error of the best on validation against the defaults:")
         lines += [f"  - {line}" for line in saved]
-    if found.cheapest is not None:
-        lines.append(cheapest_line(found.cheapest, scope.anchor(ANCHOR if found.savings else "leaderboard")))
+    anchor = scope.anchor(ANCHOR if found.savings else "leaderboard")
+    lines += [cheapest_line(cheapest, anchor) for cheapest in found.cheapest]
     which = verdict(found.tuners) if found.tuners is not None else None
     if which:
         lines.append(f"- [Which tuner wins](#{scope.anchor('tuners')}) {which}")

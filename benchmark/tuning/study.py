@@ -15,7 +15,7 @@ from typing import Any
 
 from digitbench.benchmark.config import RunConfig
 from digitbench.benchmark.data.datasets import Split
-from digitbench.benchmark.payloads import StudySummary
+from digitbench.benchmark.payloads import HOLDOUT_SCORING, StudySummary
 from digitbench.benchmark.settings import OBJECTIVE_COSTS
 from digitbench.benchmark.store import Status
 from digitbench.benchmark.tuning.driver import StudySpec, TunerDriver, driver_class
@@ -54,7 +54,7 @@ class Study:
         self.settings = StudySummary(
             tuner=tuner, trials=config.trials, budget_cpu_s=config.budget,
             scoring=(f"{self.cv}-fold cross-validation on the training part"
-                     if self.cv > 1 else "the validation part"),
+                     if self.cv > 1 else HOLDOUT_SCORING),
             tune_images=tune_images, val_images=val_images, scored_images=self.scored_images,
             study_seed=seed, **self.driver_class.describe(self.spec),
             first_trial="defaults" if self.starts_from_defaults else None)

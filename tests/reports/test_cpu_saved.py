@@ -69,7 +69,8 @@ def test_the_cheapest_within_one_se_stands_against_the_defaults(run: Path) -> No
 
 
 def test_the_summary_picks_the_cheapest_within_one_se_on_validation_not_on_test(run: Path) -> None:
-    found = cheapest_within_se(DatasetScope(load_table(run), run))
+    (found,) = cheapest_within_se(DatasetScope(load_table(run), run))
+    assert found.scored_on is None, "one set of images scored every trial: the line does not name it"
     assert found.cheap[:3] == ("lenet-relu", "optuna", 2) and found.best[:3] == ("lenet-relu", "optuna", 5)
     assert found.se == pytest.approx(math.sqrt(0.97 * 0.03 / 800))
     assert found.cheap[5] == 4.0 and found.best[5] == 10.0
@@ -84,5 +85,34 @@ def test_rows_without_roles_say_nothing_of_it(run: Path, tmp_path: Path) -> None
     store = ResultsStore(tmp_path / "old")
     store.append(_final(store, "logreg", "optuna", 0, 0, 1.0, tuning={**STUDY, "chosen_trial": 0}))
     scope = DatasetScope(load_table(store.run_dir), store.run_dir)
-    assert savings(scope) == [] and cheapest_within_se(scope) is None
+    assert savings(scope) == [] and cheapest_within_se(scope) == []
     assert "cpu-saved" not in write_report(store.run_dir).read_text()
+
+
+
+def test_studies_scored_on_different_images_get_a_line_each(tmp_path: Path) -> None:
+    """With --cv, a LeNet's trials are scored on the validation part and svm-rbf's by folds of the
+    training part: their validation accuracies were measured on different images, so one standard
+    error of one says nothing of the other. The summary gives the cheapest within one SE per set;
+    before, svm-rbf's 99.0% on its folds set the bar the LeNet's 97.0% on the validation part missed."""
+    store = ResultsStore(tmp_path)
+    holdout = {"scoring": "the validation part"}
+    cv = {"scoring": "5-fold cross-validation on the training part", "scored_images": 4000, "study_seed": 0}
+    for trial, val, fit, roles in [(None, 0.97, 10.0, ["chosen"]), (2, 0.965, 4.0, ["one-se-cheapest"])]:
+        store.append(_final(store, "lenet-relu", "optuna", 0, 2, fit, refit_trial=trial,
+                            tuning=_study(roles, val, **holdout)))
+    for trial, val, fit, roles in [(None, 0.99, 3.0, ["chosen"]), (1, 0.989, 2.0, ["one-se-cheapest"])]:
+        store.append(_final(store, "svm-rbf", "optuna", 0, 1, fit, refit_trial=trial,
+                            tuning=_study(roles, val, chosen_trial=0, best_val_accuracy=0.99, **cv)))
+    found = cheapest_within_se(DatasetScope(load_table(tmp_path), tmp_path))
+    assert [f.scored_on for f in found] == [
+        "on the validation part (800 images)",
+        "by 5-fold cross-validation on the training part (4,000 images, study seed 0)"]
+    assert found[0].cheap[:3] == ("lenet-relu", "optuna", 2)
+    assert found[0].best[:3] == ("lenet-relu", "optuna", 5)
+    assert found[1].cheap[:3] == ("svm-rbf", "optuna", 1) and found[1].best[:3] == ("svm-rbf", "optuna", 0)
+    summary = write_report(tmp_path).read_text().split("## Dataset", 1)[0]
+    assert ("- [Cheapest within one SE of the best on validation](#cpu-saved-mnist-5k), among the studies "
+            "scored on the validation part (800 images): `lenet-relu` (optuna, trial 2)") in summary
+    assert ("among the studies scored by 5-fold cross-validation on the training part (4,000 images, "
+            "study seed 0): `svm-rbf` (optuna, trial 1)") in summary
