@@ -22,7 +22,7 @@ import pandas as pd
 from digitbench.benchmark.payloads import ONE_SE_CHEAPEST, study_summary
 from digitbench.benchmark.tuning.front import standard_error
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
-from digitbench.reports.paired import Skip, compare_seeds
+from digitbench.reports.paired import MeanDifference, Skip, compare_seeds, mean_difference
 from digitbench.reports.section import DatasetScope, Section, has_finals
 from digitbench.reports.stats import ALPHA
 from digitbench.reports.table import DEFAULTS
@@ -46,6 +46,8 @@ class Saving:
     defaults_predict_ms: float | None = None
     defaults_accuracy: float | None = None
     p_values: tuple[tuple[int, float], ...] = ()  # (seed, McNemar exact p)
+    difference: MeanDifference | None = None  # its test accuracy minus the defaults', 95% interval
+    fit_ratio_range: tuple[float, float] | None = None  # lowest and highest per-seed fit CPU ratio
     why: str | None = None          # why there is no test-set comparison
 
     @property
@@ -131,7 +133,18 @@ def _against_defaults(scope: DatasetScope, saving: Saving, cheap: pd.DataFrame, 
     seeds = [seed for seed, _ in paired]
     return replace(saving, **{**costs, "defaults_accuracy": float(
         defaults[defaults["seed"].isin(seeds)]["test_accuracy"].mean())},
-        p_values=tuple((int(seed), c.p_value) for seed, c in paired))
+        p_values=tuple((int(seed), c.p_value) for seed, c in paired), difference=mean_difference(paired),
+        fit_ratio_range=_ratio_range(cheap, defaults, seeds))
+
+
+def _ratio_range(cheap: pd.DataFrame, defaults: pd.DataFrame, seeds: list) -> tuple[float, float] | None:
+    """The lowest and highest ratio of the cheap final's fit CPU-s to the defaults' over the seeds
+    both have (how far the timing moved from seed to seed); None with fewer than two seeds."""
+    if len(seeds) < 2:
+        return None
+    fits = [frame.groupby("seed")["fit_cpu_s"].mean() for frame in (cheap, defaults)]
+    ratios = [fits[0][seed] / fits[1][seed] for seed in seeds if fits[1][seed] > 0]
+    return (min(ratios), max(ratios)) if len(ratios) > 1 else None
 
 
 def cheapest_within_se(scope: DatasetScope) -> list[CheapestWithinSE]:
@@ -167,23 +180,31 @@ def _savings_lines(found: list[Saving], scope: DatasetScope) -> list[str]:
     if not found:
         return []
     table = [[s.model, s.tuner, f"trial {s.trial}" + (" (the defaults)" if s.is_defaults else ""),
-              _validation(s), f"{num(s.fit_cpu_s)} ({num(s.defaults_fit_cpu_s)})", _times(s.fit_ratio),
+              _validation(s), f"{num(s.fit_cpu_s)} ({num(s.defaults_fit_cpu_s)})",
+              _times(s.fit_ratio) + (f" ({_range(s.fit_ratio_range)})" if s.fit_ratio_range else ""),
               f"{num(s.predict_ms)} ({num(s.defaults_predict_ms)})", _times(s.predict_ratio),
               f"{pct(s.accuracy)} ({pct(s.defaults_accuracy) if s.defaults_accuracy is not None else DASH})",
+              DASH if s.difference is None else
+              f"{points(s.difference.mean)} ({s.difference.interval_text})",
               ", ".join(f"seed {seed}: {p_text(p)}" for seed, p in s.p_values) or DASH, _verdict(s)]
              for s in found]
     headers = ["model", "tuner", "cheapest within one SE", "validation: it, best (± one SE)",
-               "fit CPU-s (defaults)", "fit CPU vs defaults", "predict ms an image (defaults)",
-               "predict vs defaults", "test accuracy (defaults)", "McNemar p per seed", "verdict"]
+               "fit CPU-s (defaults)", "fit CPU vs defaults (per seed)", "predict ms an image (defaults)",
+               "predict vs defaults", "test accuracy (defaults)", "difference, points (95% CI)",
+               "McNemar p per seed", "verdict"]
     return [scope.anchor_line(ANCHOR), "### What tuning saved at equal accuracy", "",
-            *md_table(headers, table, "lllrrrrrrll"), "",
+            *md_table(headers, table, "lllrrrrrrrll"), "",
             "Each study's cheapest trial (by the run's `--cost`) whose validation accuracy was within "
             "one standard error, sqrt(p(1-p)/n) of the best trial's over the n images that scored "
             "it, refit on the final seeds and tested once, against the model's defaults refit on "
             "the same seeds (where the study kept the defaults, its own finals): mean fit CPU-s and "
-            "predict CPU ms per test image over seeds, their ratio to the defaults', and McNemar's "
-            "exact test per seed on the images one got right and the other wrong. It was chosen on "
-            "validation; the test set only measures it.", ""]
+            "predict CPU ms per test image over seeds, their ratio to the defaults' (with several "
+            "seeds, the lowest and highest ratio of one seed's fits), the difference in test "
+            "accuracy with its 95% interval (over seeds, Student-t; with one seed, the paired Wald "
+            "interval over the test images, \"test set\"), and McNemar's exact test per seed on the "
+            "images one got right and the other wrong. \"Equal accuracy\" is the test's verdict at "
+            f"{ALPHA:g}; the interval says how much accuracy the cheaper trial could cost. It was "
+            "chosen on validation; the test set only measures it.", ""]
 
 
 def _validation(s: Saving) -> str:
@@ -195,6 +216,17 @@ def _validation(s: Saving) -> str:
 
 def _times(ratio: float | None) -> str:
     return DASH if ratio is None else f"{ratio:.2f}x"
+
+
+def _range(ratios: tuple[float, float]) -> str:
+    return f"{ratios[0]:.2f}–{ratios[1]:.2f}x"
+
+
+def _difference(s: Saving) -> str:
+    """Its test accuracy minus the defaults', in points, with the 95% interval where compared."""
+    if s.difference is None:
+        return f"{points(s.accuracy - s.defaults_accuracy)} points"
+    return f"{points(s.difference.mean)} points, 95% CI {s.difference.interval_text}"
 
 
 def _verdict(s: Saving) -> str:
@@ -223,10 +255,11 @@ def saving_verdicts(found: list[Saving]) -> list[str]:
                        f"with the defaults ({s.why or 'no defaults finals'}).")
         else:
             ps = ", ".join(p_text(p) for _, p in s.p_values) or DASH
+            spread = f"; {_range(s.fit_ratio_range)} per seed" if s.fit_ratio_range else ""
             out.append(f"{name}: {_times(s.fit_ratio)} the defaults' fit CPU-s ({num(s.fit_cpu_s)} vs "
-                       f"{num(s.defaults_fit_cpu_s)}), {_times(s.predict_ratio)} their predict time; "
-                       f"test {pct(s.accuracy)} vs {pct(s.defaults_accuracy)} "
-                       f"({points(s.accuracy - s.defaults_accuracy)} points, McNemar p {ps}).")
+                       f"{num(s.defaults_fit_cpu_s)}{spread}), {_times(s.predict_ratio)} their predict time; "
+                       f"test {pct(s.accuracy)} vs {pct(s.defaults_accuracy)} ({_difference(s)}; "
+                       f"McNemar p {ps}).")
     return out
 
 

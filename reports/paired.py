@@ -9,20 +9,47 @@ curves' crossovers all compare through here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from digitbench.benchmark.store import load_predictions
-from digitbench.reports.format import code, count, natural_key
-from digitbench.reports.stats import PairedComparison, paired_comparison
+from digitbench.reports.format import code, count, natural_key, points
+from digitbench.reports.stats import PairedComparison, difference_interval, paired_comparison
 
 Contender = tuple[str, str]  # (model, tuner)
 
 
 class Skip(Exception):
     """A comparison that cannot be made; the message says why, in words for the report."""
+
+
+@dataclass(frozen=True)
+class MeanDifference:
+    """A's test accuracy minus B's over the seeds both have (fractions): the mean with its 95%
+    interval, the Student-t interval over the per-seed differences (kept within ±1), or with one
+    seed the paired Wald interval over the test images."""
+
+    mean: float
+    low: float
+    high: float
+    over_seeds: bool
+
+    @property
+    def interval_text(self) -> str:
+        """``-0.12 to +0.16, test set`` (points)."""
+        return f"{points(self.low)} to {points(self.high)}, {'over seeds' if self.over_seeds else 'test set'}"
+
+
+def mean_difference(paired: Sequence[tuple[str, PairedComparison]]) -> MeanDifference:
+    """The :class:`MeanDifference` of :func:`compare_rows`' comparisons (at least one)."""
+    mean, low, high = difference_interval([c.difference for _, c in paired])
+    if len(paired) == 1:
+        low, high = paired[0][1].low, paired[0][1].high
+    return MeanDifference(mean, low, high, len(paired) > 1)
 
 
 def compare_seeds(final: pd.DataFrame, run_dir: Path, a: Contender,

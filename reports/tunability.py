@@ -19,9 +19,9 @@ import pandas as pd
 from digitbench.benchmark.payloads import study_summary
 from digitbench.benchmark.store import Status
 from digitbench.reports.format import DASH, code, md_table, num, p_text, pct, points
-from digitbench.reports.paired import Skip
+from digitbench.reports.paired import MeanDifference, Skip, mean_difference
 from digitbench.reports.section import DatasetScope, Section, has_finals
-from digitbench.reports.stats import ALPHA, difference_interval
+from digitbench.reports.stats import ALPHA
 from digitbench.reports.table import DEFAULTS, TRIAL
 
 
@@ -86,15 +86,12 @@ def tunabilities(scope: DatasetScope) -> list[Tunability]:
                                     interval=None, over_seeds=False, p_values=(), why=str(why)))
             continue
         seeds = [int(seed) for seed, _ in paired]
-        gain, low, high = difference_interval([c.difference for _, c in paired])
-        over_seeds = len(paired) > 1
-        # one seed: the paired interval over the test images (Wald, as the comparisons)
-        interval = (low, high) if over_seeds else (paired[0][1].low, paired[0][1].high)
+        gain = mean_difference(paired)
         found.append(Tunability(
             **common,
             defaults_accuracy=defaults[defaults["seed"].isin(seeds)]["test_accuracy"].mean(),
             tuned_accuracy=group[group["seed"].isin(seeds)]["test_accuracy"].mean(),
-            gain=gain, interval=interval, over_seeds=over_seeds,
+            gain=gain.mean, interval=(gain.low, gain.high), over_seeds=gain.over_seeds,
             p_values=tuple((int(seed), c.p_value) for seed, c in paired)))
     return found
 
@@ -181,8 +178,7 @@ def verdicts(found: list[Tunability]) -> list[str]:
 def _interval(t: Tunability) -> str | None:
     if t.interval is None:
         return None
-    where = "over seeds" if t.over_seeds else "test set"
-    return f"{points(t.interval[0])} to {points(t.interval[1])}, {where}"
+    return MeanDifference(t.gain, *t.interval, t.over_seeds).interval_text
 
 
 #: Its anchor is written wherever a model finished, even with nothing tuned (the section is then

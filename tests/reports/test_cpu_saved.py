@@ -64,6 +64,10 @@ def test_the_cheapest_within_one_se_stands_against_the_defaults(run: Path) -> No
     assert [s for s, _ in relu.p_values] == [0, 1, 2]
     assert all(p == pytest.approx(2 * 0.5 ** 17) for _, p in relu.p_values)
     assert relu.differs_on_a_seed, "the cheap final beats the defaults on the test set here"
+    # the same 17 images each seed: the difference does not move from seed to seed, nor the ratio
+    assert relu.difference.mean == pytest.approx(0.17) and relu.difference.over_seeds
+    assert (relu.difference.low, relu.difference.high) == pytest.approx((0.17, 0.17))
+    assert relu.fit_ratio_range == pytest.approx((0.4, 0.4))
     assert (logreg.trial, logreg.is_defaults, logreg.fit_ratio) == (0, True, 1.0), \
         "its own finals are the defaults"
 
@@ -78,7 +82,8 @@ def test_the_summary_picks_the_cheapest_within_one_se_on_validation_not_on_test(
     assert "### What tuning saved at equal accuracy" in report and '<a id="cpu-saved-mnist-5k"></a>' in report
     assert ("- [Cheapest within one SE of the best on validation](#cpu-saved-mnist-5k): `lenet-relu` "
             "(optuna, trial 2), 96.50% on validation") in report
-    assert "0.40x the defaults' fit CPU-s (4.00 vs 10.0)" in report
+    assert ("0.40x the defaults' fit CPU-s (4.00 vs 10.0; 0.40–0.40x per seed), 1.00x their predict time; "
+            "test 97.00% vs 80.00% (+17.00 points, 95% CI +17.00 to +17.00, over seeds; McNemar p") in report
 
 
 def test_rows_without_roles_say_nothing_of_it(run: Path, tmp_path: Path) -> None:
@@ -116,3 +121,18 @@ def test_studies_scored_on_different_images_get_a_line_each(tmp_path: Path) -> N
             "scored on the validation part (800 images): `lenet-relu` (optuna, trial 2)") in summary
     assert ("among the studies scored by 5-fold cross-validation on the training part (4,000 images, "
             "study seed 0): `svm-rbf` (optuna, trial 1)") in summary
+
+
+def test_one_seed_gives_the_test_sets_interval_and_no_ratio_range(tmp_path: Path) -> None:
+    """With one seed the difference's interval is the paired Wald interval over the test images
+    (as the paired comparisons), and there is no spread of the fit ratio to show."""
+    store = ResultsStore(tmp_path)
+    store.append(_final(store, "logreg", "optuna", 0, 5, 3.0, tuning=_study(["chosen"], 0.97)))
+    store.append(_final(store, "logreg", "optuna", 0, 6, 2.0, refit_trial=2,
+                        tuning=_study(["one-se-cheapest"], 0.968)))
+    store.append(_final(store, "logreg", "none", 0, 5, 3.0, tuning={"tuner": "none"}))
+    (cheap,) = savings(DatasetScope(load_table(tmp_path), tmp_path))
+    assert cheap.fit_ratio == pytest.approx(2 / 3) and cheap.fit_ratio_range is None
+    assert not cheap.difference.over_seeds and cheap.difference.mean == pytest.approx(-0.01)
+    assert cheap.difference.low < -0.01 < cheap.difference.high, "the Wald interval around it"
+    assert "(-1.00 points, 95% CI " in write_report(tmp_path).read_text()
