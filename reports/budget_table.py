@@ -55,6 +55,7 @@ class Configuration:
     fit_cpu_s: float | None         # median over seeds
     predict_ms: float | None        # median over seeds, CPU milliseconds per test image
     test: AccuracyInterval
+    scored_on: str | None = None    # the images its validation score was measured on
 
     def cost(self, measure: str) -> float | None:
         return getattr(self, measure)
@@ -97,8 +98,9 @@ def final_configurations(rows: pd.DataFrame) -> list[Configuration]:
             trial = None
         val = tuning.refit_val_accuracy if tuning.refit_val_accuracy is not None else (
             None if extra else tuning.chosen_val_accuracy)
+        scored_on = tuning.scored_on if val is not None else None
         if tuner == DEFAULTS and val is None:
-            val = _defaults_score(rows, model)
+            val, scored_on = _defaults_score(rows, model)
         n_test = group["n_test"].dropna()
         predict = 1000 * group["predict_cpu_s"] / group["n_test"]
         found.append(Configuration(
@@ -106,7 +108,7 @@ def final_configurations(rows: pd.DataFrame) -> list[Configuration]:
             tuner, trial, extra, group,
             val, _median(group["fit_cpu_s"]), _median(predict),
             seeds_accuracy_interval(group["test_accuracy"].to_numpy(float),
-                                    float(n_test.iloc[0]) if len(n_test) else None)))
+                                    float(n_test.iloc[0]) if len(n_test) else None), scored_on))
     return found
 
 
@@ -115,15 +117,33 @@ def _median(values: pd.Series) -> float | None:
     return float(values.median()) if len(values) else None
 
 
-def _defaults_score(rows: pd.DataFrame, model: str) -> float | None:
+def _defaults_score(rows: pd.DataFrame, model: str) -> tuple[float | None, str | None]:
     """The validation accuracy of trial 0 of a study of ``model`` that started from its defaults
-    (the first such study in the rows, study seed 0 first), None where none ran."""
+    (the first such study in the rows, study seed 0 first) and the images that scored it; None
+    where none ran."""
     trials = rows[(rows["kind"] == TRIAL) & (rows["model"] == model) & (rows["status"] == Status.OK)
                   & rows["val_accuracy"].notna()]
     for _, row in trials.sort_values("seed", kind="stable").iterrows():
-        if int(row["trial"]) == 0 and study_summary(row["tuning"]).from_defaults:
-            return float(row["val_accuracy"])
-    return None
+        study = study_summary(row["tuning"])
+        if int(row["trial"]) == 0 and study.from_defaults:
+            return float(row["val_accuracy"]), study.scored_on
+    return None, None
+
+
+def _scoring_note(configurations: list[Configuration]) -> str:
+    """A sentence where the validation scores compared were measured on different images (with
+    ``--cv``, the LeNets' on the validation part and the other models' by folds); else nothing."""
+    models: dict[str, list[str]] = {}
+    for c in configurations:
+        if c.scored_on is not None and c.model not in models.setdefault(c.scored_on, []):
+            models[c.scored_on].append(c.model)
+    if len(models) < 2:
+        return ""
+    sets = "; ".join(f"{', '.join(code(m) for m in names)} {where}" for where, names in models.items())
+    return (f" The validation scores compared were measured on different images ({sets}): each "
+            "estimates the same accuracy with its own error and they are not paired, so read close "
+            "scores from different sets as a tie; the last column's test on the test images tells "
+            "such choices apart.")
 
 
 def budgets_of(measure: str, configurations: list[Configuration]) -> list[float]:
@@ -216,7 +236,7 @@ def _budgets_lines(found: Budgets, scope: DatasetScope) -> list[str]:
         "was not used to choose, and each final was tested "
         f"once. Test accuracy is the mean over seeds with its {ACCURACY_RULE}. The last column is "
         "the next budget's choice minus this one on the test images of the first seed both share, "
-        "with McNemar's exact test.", ""]
+        f"with McNemar's exact test.{_scoring_note(found.configurations)}", ""]
 
 
 BUDGETS = Section("budgets", _budgets, _budgets_lines, anchor="budgets", applies=has_finals)

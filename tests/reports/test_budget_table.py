@@ -163,3 +163,27 @@ def test_the_rule_by_hand() -> None:
     assert (spread.mean, spread.low, spread.high) == (0.5, 0.0, 1.0)
     unknown = seeds_accuracy_interval([0.7, 0.8], None)
     assert (unknown.low, unknown.high, unknown.n_test) == (0.7, 0.8, None)
+
+
+def test_scores_measured_on_different_images_are_said_to_be(tmp_path: Path) -> None:
+    """With --cv the baselines' trials are scored by folds and the LeNets' on the validation part:
+    the caption says which scores came from which images; one set of images says nothing more.
+    The defaults of tuner none take the images of the study whose trial 0 scored them."""
+    folds = {"scoring": "5-fold cross-validation on the training part", "scored_images": 4000,
+             "study_seed": 0}
+    store = ResultsStore(tmp_path)
+    _final(store, "svm-rbf", "optuna", 0, 8, 10.0, {"chosen_trial": 2, "chosen_val_accuracy": 0.97, **folds})
+    store.append(_row(store, "mnist-5k", "lenet-relu", "x", 0, 0, 0.9, tuner="optuna", trial=0,
+                      val_accuracy=0.98, test_accuracy=None, predictions=None,
+                      tuning=json.dumps({"first_trial": "defaults", "scoring": "the validation part",
+                                         "val_images": 400})))
+    _final(store, "lenet-relu", "none", 0, 2, 20.0, {"tuner": "none"})
+    found = {c.model: c.scored_on for c in final_configurations(load_table(tmp_path))}
+    assert found == {
+        "svm-rbf": "by 5-fold cross-validation on the training part (4,000 images, study seed 0)",
+        "lenet-relu": "on the validation part (400 images)"}
+    report = write_report(tmp_path).read_text()
+    assert ("The validation scores compared were measured on different images (`svm-rbf` by 5-fold "
+            "cross-validation on the training part (4,000 images, study seed 0); `lenet-relu` on the "
+            "validation part (400 images))") in report
+    assert "measured on different images" not in write_report(make_fronts(tmp_path / "one")).read_text()
